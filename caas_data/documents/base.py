@@ -1,0 +1,180 @@
+"""Document bases: Beanie declarations whose collection is resolved per call, plus the mixins
+that carry the schema index's standard fields. The mixins are plain pydantic models, not
+Documents: Beanie skips initialising a class with two Document bases.
+
+Beanie 2 sends every operation through `Document.get_pymongo_collection()`; `BaseDocument`
+answers it from the running scope, so `User.find(...)`, `user.insert()` and `User.aggregate()`
+reach the scope's tenant and nobody rebinds classes per request.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Self
+
+from beanie import Document, PydanticObjectId
+from pydantic import BaseModel, ConfigDict, Field
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from caas_data.errors import TenantContextMissing
+from caas_data.tenancy.context import current_scope
+
+__all__ = [
+    "Area",
+    "BaseDocument",
+    "CreatedAtMixin",
+    "PlatformDocument",
+    "SoftDeleteMixin",
+    "TenantDocument",
+    "TenantMixin",
+    "TenantOwnedDocument",
+    "TimestampMixin",
+    "VersionMixin",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC, at the millisecond precision BSON stores."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _tenant_from_scope() -> str:
+    scope = current_scope()
+    if scope is None or scope.tenant_id is None:
+        raise TenantContextMissing(
+            "tenant_id not given and no tenant scope is active: "
+            "use `async with caas_data.tenant_scope(tenant_id)`"
+        )
+    return scope.tenant_id
+
+
+class Area(StrEnum):
+    """Which database a collection lives in; TENANT follows the tenant's placement."""
+
+    TENANT = "tenant"
+    PLATFORM = "platform"
+    BILLING = "billing"
+    ANALYTICS = "analytics"
+
+
+class BaseDocument(Document):
+    """Beanie document routed per call; subclasses pick an area and mixins."""
+
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
+
+    caas_area: ClassVar[Area] = Area.PLATFORM
+
+    schema_version: int = Field(default=1, description="Shape version, for migrations.")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Beanie's __init__ asks for the collection to fail early when Beanie is not set up;
+        # ours depends on the scope, and building a document is no I/O, so skip that check.
+        super(Document, self).__init__(*args, **kwargs)
+
+    @classmethod
+    def get_pymongo_collection(cls) -> Any:
+        """The collection this call must use, resolved from the running scope."""
+        from caas_data.engine.routing import collection_for
+
+        return collection_for(cls)
+
+    # -- Beanie's instance writes, made version-safe -------------------------------------
+
+    async def insert(  # type: ignore[override]
+        self,
+        *,
+        session: AsyncClientSession | None = None,
+        **_: Any,
+    ) -> Self:
+        """Insert this document; timestamps, version and tenant are stamped by the layer."""
+        from caas_data.engine.writes import insert_document
+
+        await insert_document(self, session=session)
+        return self
+
+    async def create(self, session: AsyncClientSession | None = None) -> Self:  # type: ignore[override]
+        """Same as `insert()`."""
+        return await self.insert(session=session)
+
+    async def replace(  # type: ignore[override]
+        self,
+        ignore_revision: bool = False,
+        session: AsyncClientSession | None = None,
+        **_: Any,
+    ) -> Self:
+        """Replace the stored document, only if nobody wrote it since it was read.
+
+        Raises:
+            VersionConflict: the stored `__v` differs from this object's.
+            NotFoundError: the document does not exist (or is soft-deleted).
+        """
+        from caas_data.engine.writes import replace_document
+
+        await replace_document(self, session=session, upsert=False)
+        return self
+
+    async def save(  # type: ignore[override]
+        self,
+        session: AsyncClientSession | None = None,
+        **_: Any,
+    ) -> Self:
+        """Insert a new document, or replace a stored one if its version is unchanged."""
+        from caas_data.engine.writes import replace_document
+
+        await replace_document(self, session=session, upsert=True)
+        return self
+
+
+class CreatedAtMixin(BaseModel):
+    """`created_at`: when the layer first stored the document."""
+
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class TimestampMixin(CreatedAtMixin):
+    """`created_at` and `updated_at`, both set by the layer on every write path."""
+
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class VersionMixin(BaseModel):
+    """`__v`: the optimistic-locking version every write path increments."""
+
+    version: int = Field(default=0, alias="__v", ge=0)
+
+
+class SoftDeleteMixin(BaseModel):
+    """`deleted_at`/`deleted_by`: reads skip deleted documents unless asked for them."""
+
+    deleted_at: datetime | None = None
+    deleted_by: PydanticObjectId | str | None = None
+
+    @property
+    def is_deleted(self) -> bool:
+        """True once soft-deleted."""
+        return self.deleted_at is not None
+
+
+class TenantMixin(BaseModel):
+    """`tenant_id`: taken from the scope when not given; the guard rejects any other."""
+
+    tenant_id: str = Field(default_factory=_tenant_from_scope)
+
+
+class TenantDocument(TenantMixin, VersionMixin, TimestampMixin, BaseDocument):
+    """Per-tenant chat data; lives where the tenant's placement says (shared, set, database)."""
+
+    caas_area: ClassVar[Area] = Area.TENANT
+
+
+class TenantOwnedDocument(TenantMixin, VersionMixin, TimestampMixin, BaseDocument):
+    """A tenant's row in a platform-wide collection (api keys, invoices...): filtered by the
+    tenant scope; visible across tenants only in `system_scope()`."""
+
+
+class PlatformDocument(VersionMixin, TimestampMixin, BaseDocument):
+    """Platform data that belongs to no tenant (plans, platform admins...)."""
+

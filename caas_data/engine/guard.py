@@ -1,0 +1,393 @@
+"""`GuardedCollection`: the one depth at which the tenant boundary is enforced.
+
+Every path into the database (Beanie's query API, the repositories, bulk writers, change
+streams) asks `get_pymongo_collection()` for a collection and gets this proxy. It knows the
+operations of PyMongo's `AsyncCollection` one by one; any attribute it does not know raises
+`UnsafeOperation` instead of reaching the driver (fail closed). It also injects the ambient
+transaction session and translates driver errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.cursor import AsyncCursor
+
+from caas_data.documents.base import utcnow
+from caas_data.engine.rules import (
+    CollectionRules,
+    LookupTarget,
+    guard_filter,
+    guard_new_document,
+    guard_pipeline,
+    guard_replacement,
+    guard_update,
+)
+from caas_data.engine.sessions import current_session
+from caas_data.errors import UnsafeOperation, translate_driver_errors
+
+__all__ = ["GuardedCollection"]
+
+_SAFE_ATTRIBUTES = frozenset(
+    {"name", "full_name", "codec_options", "read_preference", "write_concern", "read_concern"}
+)
+_WATCH_STAGES = frozenset({"$match", "$project", "$addFields", "$set", "$unset"})
+
+
+def _split_filter(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
+    if "filter" in kwargs:
+        return kwargs.pop("filter"), args
+    if args:
+        return args[0], args[1:]
+    return None, args
+
+
+class GuardedCollection:
+    """A tenant-safe stand-in for one `AsyncCollection` within one scope."""
+
+    __slots__ = (
+        "_collection",
+        "_document_type",
+        "_include_deleted",
+        "_resolve",
+        "_rules",
+        "_shared",
+    )
+
+    def __init__(
+        self,
+        collection: AsyncCollection[Any],
+        rules: CollectionRules,
+        *,
+        resolve: Callable[[str], LookupTarget],
+        shared: bool,
+        document_type: type[Any] | None = None,
+        include_deleted: bool = False,
+    ) -> None:
+        self._collection = collection
+        self._rules = rules
+        self._resolve = resolve
+        self._shared = shared
+        self._document_type = document_type
+        self._include_deleted = include_deleted
+
+    # -- introspection ----------------------------------------------------------------
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _SAFE_ATTRIBUTES:
+            return getattr(self._collection, name)
+        raise UnsafeOperation(
+            f"collection method {name!r} is not known to the tenant guard; refused",
+            tenant_id=self._rules.tenant_id,
+            document_type=self._document_type,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"GuardedCollection({self._collection.full_name!r}, "
+            f"tenant={self._rules.tenant_id!r})"
+        )
+
+    @property
+    def rules(self) -> CollectionRules:
+        """What this proxy enforces."""
+        return self._rules
+
+    @property
+    def physical(self) -> AsyncCollection[Any]:
+        """The collection behind the proxy, for the layer's own provisioning code."""
+        return self._collection
+
+    def including_deleted(self) -> GuardedCollection:
+        """The same proxy, but reads also see soft-deleted documents."""
+        return GuardedCollection(
+            self._collection,
+            self._rules,
+            resolve=self._resolve,
+            shared=self._shared,
+            document_type=self._document_type,
+            include_deleted=True,
+        )
+
+    def with_options(self, **options: Any) -> GuardedCollection:
+        """`AsyncCollection.with_options`, still guarded."""
+        return GuardedCollection(
+            self._collection.with_options(**options),
+            self._rules,
+            resolve=self._resolve,
+            shared=self._shared,
+            document_type=self._document_type,
+            include_deleted=self._include_deleted,
+        )
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _filter(self, query: Any) -> dict[str, Any]:
+        if query is not None and not isinstance(query, Mapping):
+            query = {"_id": query}  # PyMongo accepts a bare _id for find_one
+        return guard_filter(query, self._rules, include_deleted=self._include_deleted)
+
+    def _errors(self) -> Any:
+        return translate_driver_errors(
+            tenant_id=self._rules.tenant_id, document_type=self._document_type
+        )
+
+    @staticmethod
+    def _session(kwargs: dict[str, Any]) -> dict[str, Any]:
+        if kwargs.get("session") is None:
+            kwargs["session"] = current_session()
+        return kwargs
+
+    # -- reads ------------------------------------------------------------------------
+
+    def find(self, *args: Any, **kwargs: Any) -> AsyncCursor[Any]:
+        """`find`, restricted to the scope's tenant (and to live documents)."""
+        query, rest = _split_filter(args, kwargs)
+        return self._collection.find(self._filter(query), *rest, **self._session(kwargs))
+
+    async def find_one(self, filter: Any = None, *args: Any, **kwargs: Any) -> Any:  # noqa: A002
+        """`find_one`, restricted like `find`."""
+        with self._errors():
+            return await self._collection.find_one(
+                self._filter(filter), *args, **self._session(kwargs)
+            )
+
+    async def count_documents(self, filter: Any = None, **kwargs: Any) -> int:  # noqa: A002
+        """`count_documents`, restricted like `find`."""
+        with self._errors():
+            return await self._collection.count_documents(
+                self._filter(filter), **self._session(kwargs)
+            )
+
+    async def estimated_document_count(self, **kwargs: Any) -> int:
+        """Exact count of the scope's documents (the estimate would count every tenant)."""
+        return await self.count_documents({}, **kwargs)
+
+    async def distinct(self, key: str, filter: Any = None, **kwargs: Any) -> list[Any]:  # noqa: A002
+        """`distinct`, over the scope's documents only."""
+        with self._errors():
+            return await self._collection.distinct(
+                key, self._filter(filter), **self._session(kwargs)
+            )
+
+    async def aggregate(self, pipeline: Sequence[Any], **kwargs: Any) -> Any:
+        """`aggregate`, with every stage (joins included) restricted to the tenant."""
+        guarded = guard_pipeline(
+            pipeline, self._rules, self._resolve, include_deleted=self._include_deleted
+        )
+        with self._errors():
+            return await self._collection.aggregate(guarded, **self._session(kwargs))
+
+    # -- writes -------------------------------------------------------------------------
+
+    async def insert_one(self, document: Any, **kwargs: Any) -> Any:
+        """`insert_one`, with the tenant stamped (or checked) on the document."""
+        new = guard_new_document(document, self._rules, now=utcnow())
+        with self._errors():
+            result = await self._collection.insert_one(new, **self._session(kwargs))
+        if isinstance(document, dict) and "_id" not in document:
+            document["_id"] = result.inserted_id  # as PyMongo does
+        return result
+
+    async def insert_many(self, documents: Any, **kwargs: Any) -> Any:
+        """`insert_many`, with the tenant stamped (or checked) on every document."""
+        now = utcnow()
+        news = [guard_new_document(d, self._rules, now=now) for d in documents]
+        with self._errors():
+            return await self._collection.insert_many(news, **self._session(kwargs))
+
+    async def update_one(
+        self,
+        filter: Any,  # noqa: A002
+        update: Any,
+        *,
+        stamp_time: datetime | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """`update_one` within the tenant; bumps `__v` and `updated_at`."""
+        guarded = guard_update(
+            update, self._rules, now=stamp_time or utcnow(), upsert=bool(kwargs.get("upsert"))
+        )
+        with self._errors():
+            return await self._collection.update_one(
+                self._filter(filter), guarded, **self._session(kwargs)
+            )
+
+    async def update_many(self, filter: Any, update: Any, **kwargs: Any) -> Any:  # noqa: A002
+        """`update_many` within the tenant; bumps `__v` and `updated_at` on every match."""
+        guarded = guard_update(
+            update, self._rules, now=utcnow(), upsert=bool(kwargs.get("upsert"))
+        )
+        with self._errors():
+            return await self._collection.update_many(
+                self._filter(filter), guarded, **self._session(kwargs)
+            )
+
+    async def replace_one(
+        self,
+        filter: Any,  # noqa: A002
+        replacement: Any,
+        *,
+        stamp_time: datetime | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """`replace_one`, conditional on the `__v` the replacement carries.
+
+        `stamp_time` lets the layer's own writes know the `updated_at` that was stored.
+        """
+        query, new = guard_replacement(
+            self._filter(filter), replacement, self._rules, now=stamp_time or utcnow()
+        )
+        with self._errors():
+            return await self._collection.replace_one(query, new, **self._session(kwargs))
+
+    async def delete_one(self, filter: Any, **kwargs: Any) -> Any:  # noqa: A002
+        """`delete_one` (a hard delete) within the tenant; soft-deleted documents included."""
+        with self._errors():
+            return await self._collection.delete_one(
+                guard_filter(filter, self._rules, include_deleted=True), **self._session(kwargs)
+            )
+
+    async def delete_many(self, filter: Any, **kwargs: Any) -> Any:  # noqa: A002
+        """`delete_many` (a hard delete) within the tenant; soft-deleted documents included."""
+        with self._errors():
+            return await self._collection.delete_many(
+                guard_filter(filter, self._rules, include_deleted=True), **self._session(kwargs)
+            )
+
+    async def find_one_and_update(self, filter: Any, update: Any, **kwargs: Any) -> Any:  # noqa: A002
+        """`find_one_and_update` within the tenant; bumps `__v` and `updated_at`."""
+        guarded = guard_update(
+            update, self._rules, now=utcnow(), upsert=bool(kwargs.get("upsert"))
+        )
+        with self._errors():
+            return await self._collection.find_one_and_update(
+                self._filter(filter), guarded, **self._session(kwargs)
+            )
+
+    async def find_one_and_replace(self, filter: Any, replacement: Any, **kwargs: Any) -> Any:  # noqa: A002
+        """`find_one_and_replace`, conditional on the `__v` the replacement carries."""
+        query, new = guard_replacement(
+            self._filter(filter), replacement, self._rules, now=utcnow()
+        )
+        with self._errors():
+            return await self._collection.find_one_and_replace(
+                query, new, **self._session(kwargs)
+            )
+
+    async def find_one_and_delete(self, filter: Any, **kwargs: Any) -> Any:  # noqa: A002
+        """`find_one_and_delete` (a hard delete) within the tenant."""
+        with self._errors():
+            return await self._collection.find_one_and_delete(
+                guard_filter(filter, self._rules, include_deleted=True), **self._session(kwargs)
+            )
+
+    async def bulk_write(self, requests: Sequence[Any], **kwargs: Any) -> Any:
+        """`bulk_write`, each request guarded as its single-operation twin would be."""
+        now = utcnow()
+        guarded = [self._guard_request(request, now) for request in requests]
+        with self._errors():
+            return await self._collection.bulk_write(guarded, **self._session(kwargs))
+
+    def _guard_request(self, request: Any, now: Any) -> Any:
+        # PyMongo's request classes keep their arguments in private slots; reading them here,
+        # in one place, is the price of guarding Beanie's BulkWriter.
+        kind = type(request)
+        if kind is InsertOne:
+            return InsertOne(guard_new_document(request._doc, self._rules, now=now))
+        if kind in (UpdateOne, UpdateMany):
+            upsert = bool(request._upsert)
+            return kind(
+                self._filter(request._filter),
+                guard_update(request._doc, self._rules, now=now, upsert=upsert),
+                upsert=request._upsert,
+                collation=request._collation,
+                array_filters=request._array_filters,
+                hint=request._hint,
+            )
+        if kind is ReplaceOne:
+            query, new = guard_replacement(
+                self._filter(request._filter), request._doc, self._rules, now=now
+            )
+            return ReplaceOne(
+                query, new, upsert=request._upsert, collation=request._collation,
+                hint=request._hint,
+            )  # fmt: skip
+        if kind in (DeleteOne, DeleteMany):
+            return kind(
+                guard_filter(request._filter, self._rules, include_deleted=True),
+                collation=request._collation,
+                hint=request._hint,
+            )
+        raise UnsafeOperation(
+            f"bulk request {kind.__name__} is not known to the tenant guard",
+            tenant_id=self._rules.tenant_id,
+            document_type=self._document_type,
+        )
+
+    # -- change streams ---------------------------------------------------------------
+
+    async def watch(self, pipeline: Sequence[Any] | None = None, **kwargs: Any) -> Any:
+        """A change stream that delivers only this tenant's events.
+
+        On a collection shared between tenants, deletes carry only `_id`, so the stream
+        filters on the document's pre-image: the collection must record pre-images
+        (provisioning turns them on); without them `watch` is refused.
+        """
+        stages = list(pipeline or [])
+        for stage in stages:
+            if not isinstance(stage, Mapping) or len(stage) != 1:
+                raise UnsafeOperation("a change-stream stage must be a one-key mapping")
+            (name,) = stage
+            if name not in _WATCH_STAGES:
+                raise UnsafeOperation(f"change-stream stage {name} is not supported")
+        if self._shared and self._rules.filters_tenant:
+            if not await self._records_pre_images():
+                raise UnsafeOperation(
+                    f"watch() on the shared collection {self._collection.full_name} needs "
+                    "change-stream pre-images (changeStreamPreAndPostImages), which it lacks",
+                    tenant_id=self._rules.tenant_id,
+                    document_type=self._document_type,
+                )
+            tenant = self._rules.tenant_id
+            kwargs.setdefault("full_document", "updateLookup")
+            kwargs.setdefault("full_document_before_change", "whenAvailable")
+            stages.insert(
+                0,
+                {
+                    "$match": {
+                        "$or": [
+                            {"fullDocument.tenant_id": tenant},
+                            {"fullDocumentBeforeChange.tenant_id": tenant},
+                        ]
+                    }
+                },
+            )
+        with self._errors():
+            return await self._collection.watch(stages, **self._session(kwargs))
+
+    async def _records_pre_images(self) -> bool:
+        database = self._collection.database
+        with self._errors():
+            infos = await (
+                await database.list_collections(filter={"name": self._collection.name})
+            ).to_list()
+        options = infos[0].get("options", {}) if infos else {}
+        setting = options.get("changeStreamPreAndPostImages") or {}
+        return bool(setting.get("enabled"))
+
+    # -- metadata ---------------------------------------------------------------------
+
+    async def index_information(self, **kwargs: Any) -> Any:
+        """Index metadata: names and keys, no documents."""
+        with self._errors():
+            return await self._collection.index_information(**self._session(kwargs))
+
+    async def list_indexes(self, **kwargs: Any) -> Any:
+        """Index metadata: names and keys, no documents."""
+        with self._errors():
+            return await self._collection.list_indexes(**self._session(kwargs))

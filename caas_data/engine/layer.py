@@ -1,0 +1,328 @@
+"""`connect()` and `DataLayer`: one client, its documents, the resolver and transactions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+from beanie import init_beanie
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+
+from caas_data.config import Settings
+from caas_data.documents.base import Area, BaseDocument
+from caas_data.engine.guard import GuardedCollection
+from caas_data.engine.indexes import ensure_collection
+from caas_data.engine.registry import DocumentRegistry, spec_of
+from caas_data.engine.routing import route
+from caas_data.engine.sessions import session_var
+from caas_data.errors import (
+    CaasDataError,
+    ConfigurationError,
+    RetryableError,
+    translate_driver_errors,
+)
+from caas_data.tenancy.context import Scope, current_scope, system_scope, tenant_scope
+from caas_data.tenancy.provisioning import TenantService
+from caas_data.tenancy.resolver import TenantResolver
+
+if TYPE_CHECKING:
+    from caas_data.repositories.base import Repository
+
+__all__ = ["DataLayer", "UnitOfWork", "active_layer", "connect"]
+
+T = TypeVar("T")
+R = TypeVar("R", bound="Repository[Any]")
+
+_active: list[DataLayer] = []
+
+
+def active_layer() -> DataLayer | None:
+    """The most recently connected layer that is still open."""
+    return _active[-1] if _active else None
+
+
+def default_documents() -> list[type[BaseDocument]]:
+    """Every document class that ships with caas_data."""
+    from caas_data.documents import ALL_DOCUMENTS
+
+    return list(ALL_DOCUMENTS)
+
+
+@dataclass(frozen=True, slots=True)
+class UnitOfWork:
+    """The running transaction: repository and Beanie calls inside join it by themselves."""
+
+    session: AsyncClientSession
+
+
+_TRANSACTION_DEADLINE_SECONDS = 120.0  # PyMongo's with_transaction uses the same limit
+
+
+def _has_label(error: BaseException, label: str) -> bool:
+    driver = error.driver_error if isinstance(error, CaasDataError) else error
+    return isinstance(driver, PyMongoError) and driver.has_error_label(label)
+
+
+class DataLayer:
+    """A connected data layer. Get one with `await caas_data.connect()`."""
+
+    def __init__(
+        self,
+        client: AsyncMongoClient[dict[str, Any]],
+        settings: Settings,
+        documents: Iterable[type[BaseDocument]],
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.registry = DocumentRegistry(documents)
+        self.resolver = TenantResolver(self, ttl=settings.tenant_cache_ttl_seconds)
+        self.tenants = TenantService(self)
+        self._databases: dict[str, AsyncDatabase[dict[str, Any]]] = {}
+        self._collections: dict[tuple[str, str], AsyncCollection[dict[str, Any]]] = {}
+        self._closed = False
+
+    # -- naming and routing ------------------------------------------------------------
+
+    @property
+    def prefix(self) -> str:
+        """The database prefix: `{prefix}_platform`, `{prefix}_shared`, `{prefix}_{tenant}`."""
+        return self.settings.database_prefix
+
+    def database_name(self, area: Area) -> str:
+        """The database of a non-tenant area (security collections live in platform)."""
+        if area is Area.TENANT:
+            raise ConfigurationError("tenant data has no fixed database: it follows placement")
+        return f"{self.prefix}_{area.value}"
+
+    def database(self, name: str) -> AsyncDatabase[dict[str, Any]]:
+        """A database of this layer's client (cached handle)."""
+        database = self._databases.get(name)
+        if database is None:
+            database = self._databases[name] = self.client[name]
+        return database
+
+    def physical_collection(self, database: str, name: str) -> AsyncCollection[dict[str, Any]]:
+        """A raw collection handle (cached); only the layer's own code uses these."""
+        key = (database, name)
+        collection = self._collections.get(key)
+        if collection is None:
+            if len(self._collections) > 50_000:  # many tenants: keep the cache bounded
+                self._collections.clear()
+            collection = self._collections[key] = self.database(database)[name]
+        return collection
+
+    def platform_collection(
+        self, document_type: type[BaseDocument]
+    ) -> AsyncCollection[dict[str, Any]]:
+        """The raw collection of a non-tenant document class (for the layer's internals)."""
+        spec = spec_of(document_type)
+        return self.physical_collection(self.database_name(spec.area), spec.name)
+
+    def collection(
+        self, document_type: type[BaseDocument], *, include_deleted: bool = False
+    ) -> GuardedCollection:
+        """The guarded collection of `document_type` in the running scope."""
+        self._check_open()
+        return route(self, document_type, self._scope(), include_deleted=include_deleted)
+
+    def _scope(self) -> Scope | None:
+        scope = current_scope()
+        if scope is not None and scope.layer is not self:
+            raise ConfigurationError("the running scope belongs to another layer")
+        return scope
+
+    # -- scopes and repositories -------------------------------------------------------
+
+    def tenant_scope(self, tenant_id: str) -> AbstractAsyncContextManager[Scope]:
+        """`caas_data.tenant_scope` bound to this layer."""
+        return tenant_scope(tenant_id, layer=self)
+
+    def system_scope(self) -> AbstractAsyncContextManager[Scope]:
+        """`caas_data.system_scope` bound to this layer."""
+        return system_scope(layer=self)
+
+    def repo(self, repository_type: type[R]) -> R:
+        """A repository of this layer: `layer.repo(UserRepository)`."""
+        self._check_open()
+        return repository_type(self)
+
+    # -- transactions ------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        """Run the block in one transaction; commit on exit, abort on error.
+
+        The commit is retried on `UnknownTransactionCommitResult` and transient errors, as
+        PyMongo's `with_transaction` does. The block itself runs once: a transient error inside
+        it aborts and raises `RetryableError`; `run_transaction()` re-runs a whole callback.
+        Nested units of work join the outer transaction.
+        """
+        self._check_open()
+        outer = session_var.get()
+        if outer is not None and outer.in_transaction:
+            yield UnitOfWork(outer)
+            return
+        async with self.client.start_session() as session:
+            await session.start_transaction()
+            token = session_var.set(session)
+            try:
+                yield UnitOfWork(session)
+            except BaseException:
+                session_var.reset(token)
+                if session.in_transaction:
+                    try:
+                        await session.abort_transaction()
+                    except PyMongoError:
+                        pass  # the server aborts on its own; the original error matters
+                raise
+            session_var.reset(token)
+            await self._commit(session)
+
+    async def _commit(self, session: AsyncClientSession) -> None:
+        deadline = time.monotonic() + _TRANSACTION_DEADLINE_SECONDS
+        while True:
+            try:
+                with translate_driver_errors():
+                    await session.commit_transaction()
+                return
+            except RetryableError as exc:
+                retry = _has_label(exc, "UnknownTransactionCommitResult") and not (
+                    isinstance(exc.driver_error, OperationFailure)
+                    and exc.driver_error.code == 50  # MaxTimeMSExpired: do not retry
+                )
+                if not retry or time.monotonic() > deadline:
+                    raise
+
+    async def run_transaction(
+        self, callback: Callable[[], Awaitable[T]], *, max_attempts: int = 10
+    ) -> T:
+        """Run `callback` in a unit of work, re-running it on transient transaction errors."""
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        deadline = time.monotonic() + _TRANSACTION_DEADLINE_SECONDS
+        for attempt in range(1, max_attempts + 1):
+            try:
+                async with self.unit_of_work():
+                    return await callback()
+            except CaasDataError as exc:
+                transient = _has_label(exc, "TransientTransactionError")
+                if not transient or attempt == max_attempts or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(min(0.005 * 2**attempt, 0.5))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        try:
+            with translate_driver_errors():
+                await self.client.admin.command("ping")
+            platform_db = self.database(self.database_name(Area.PLATFORM))
+            await init_beanie(
+                database=platform_db, document_models=self.registry.all(), skip_indexes=True
+            )
+            if self.settings.create_platform_indexes:
+                await self.ensure_platform_collections()
+        except BaseException:
+            await self.client.close()
+            raise
+        _active.append(self)
+
+    async def ensure_platform_collections(self) -> None:
+        """Create the platform, billing and analytics collections and their indexes."""
+        for area in (Area.PLATFORM, Area.BILLING, Area.ANALYTICS):
+            database = self.database(self.database_name(area))
+            for document_type in self.registry.in_area(area):
+                await ensure_collection(
+                    database,
+                    spec_of(document_type).name,
+                    document_type,
+                    pre_images=spec_of(document_type).tenant_keyed,
+                )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigurationError("this layer is closed")
+
+    async def close(self) -> None:
+        """Close the client; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self in _active:
+            _active.remove(self)
+        await self.client.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def connect(
+    uri: str | None = None,
+    *,
+    database_prefix: str | None = None,
+    documents: Iterable[type[BaseDocument]] | None = None,
+    operation_timeout_ms: int | None = None,
+) -> DataLayer:
+    """Connect to the cluster and initialise the documents; never starts a server.
+
+    Args:
+        uri: connection string; defaults to `CAAS_MONGODB_URI`.
+        database_prefix: defaults to `CAAS_DATABASE_PREFIX`, then `caas`.
+        documents: extra document classes to register beside the built-in ones.
+        operation_timeout_ms: per-operation timeout; defaults to the setting.
+
+    Raises:
+        ConfigurationError: no uri given nor set in the environment.
+        RetryableError: the server did not answer.
+    """
+    overrides: dict[str, Any] = {}
+    if uri is not None:
+        overrides["mongodb_uri"] = uri
+    if database_prefix is not None:
+        overrides["database_prefix"] = database_prefix
+    if operation_timeout_ms is not None:
+        overrides["operation_timeout_ms"] = operation_timeout_ms
+    try:
+        settings = Settings(**overrides)
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid settings: {exc}") from exc
+    if not settings.mongodb_uri:
+        raise ConfigurationError(
+            "no MongoDB URI: pass connect(uri=...) or set CAAS_MONGODB_URI"
+        )
+    all_documents = default_documents() + [
+        d for d in (documents or []) if d not in default_documents()
+    ]
+    try:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            settings.mongodb_uri,
+            tz_aware=True,
+            timeoutMS=settings.operation_timeout_ms,
+            uuidRepresentation="standard",
+        )
+    except (PyMongoError, ValueError) as exc:
+        raise ConfigurationError(f"invalid MongoDB URI: {exc}") from exc
+    layer = DataLayer(client, settings, all_documents)
+    try:
+        await layer._start()
+    except ConnectionFailure as exc:  # pragma: no cover - translated above
+        raise RetryableError(f"cannot reach MongoDB: {exc}") from exc
+    return layer

@@ -1,0 +1,95 @@
+"""Which document classes the layer knows, and what the guard enforces on each.
+
+The registry is also the list of names a pipeline may join: a `$lookup` naming a collection
+that is not registered in the same area is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+
+from caas_data.documents.base import (
+    Area,
+    BaseDocument,
+    SoftDeleteMixin,
+    TenantMixin,
+    TimestampMixin,
+    VersionMixin,
+)
+from caas_data.errors import ConfigurationError
+
+__all__ = ["CollectionSpec", "DocumentRegistry", "spec_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionSpec:
+    """The facts about one document class that routing and the guard need."""
+
+    name: str
+    area: Area
+    tenant_keyed: bool
+    versioned: bool
+    timestamps: bool
+    soft_delete: bool
+
+
+@cache
+def spec_of(document_type: type[BaseDocument]) -> CollectionSpec:
+    """Read a document class once: its collection name and which mixins it carries."""
+    settings = getattr(document_type, "Settings", None)
+    name = getattr(settings, "name", None)
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(
+            f"{document_type.__name__} needs `class Settings: name = ...`",
+            document_type=document_type,
+        )
+    return CollectionSpec(
+        name=name,
+        area=document_type.caas_area,
+        tenant_keyed=issubclass(document_type, TenantMixin),
+        versioned=issubclass(document_type, VersionMixin),
+        timestamps=issubclass(document_type, TimestampMixin),
+        soft_delete=issubclass(document_type, SoftDeleteMixin),
+    )
+
+
+class DocumentRegistry:
+    """The document classes of one layer, by area and collection name."""
+
+    def __init__(self, documents: Iterable[type[BaseDocument]] = ()) -> None:
+        self._by_key: dict[tuple[Area, str], type[BaseDocument]] = {}
+        for document_type in documents:
+            self.register(document_type)
+
+    def register(self, document_type: type[BaseDocument]) -> None:
+        """Add a class; two classes may not share a collection."""
+        spec = spec_of(document_type)
+        if spec.area is Area.TENANT and not spec.tenant_keyed:
+            raise ConfigurationError(
+                "tenant-area documents must carry tenant_id", document_type=document_type
+            )
+        key = (spec.area, spec.name)
+        known = self._by_key.get(key)
+        if known is not None and known is not document_type:
+            raise ConfigurationError(
+                f"{document_type.__name__} and {known.__name__} both claim "
+                f"{spec.area}.{spec.name}"
+            )
+        self._by_key[key] = document_type
+
+    def get(self, area: Area, name: str) -> type[BaseDocument] | None:
+        """The class stored in `name` within `area`, if registered."""
+        return self._by_key.get((area, name))
+
+    def in_area(self, area: Area) -> list[type[BaseDocument]]:
+        """Every class of one area, in registration order."""
+        return [cls for (a, _), cls in self._by_key.items() if a is area]
+
+    def all(self) -> list[type[BaseDocument]]:
+        """Every registered class."""
+        return list(self._by_key.values())
+
+    def __contains__(self, document_type: object) -> bool:
+        return document_type in self._by_key.values()

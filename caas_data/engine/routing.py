@@ -1,0 +1,118 @@
+"""Per-call routing: which physical collection a document class means in the running scope."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from caas_data.documents.base import Area, BaseDocument
+from caas_data.engine.guard import GuardedCollection
+from caas_data.engine.registry import CollectionSpec, spec_of
+from caas_data.engine.rules import CollectionRules, LookupTarget
+from caas_data.errors import ConfigurationError, TenantContextMissing, UnsafeOperation
+from caas_data.tenancy.context import Scope, current_scope
+from caas_data.tenancy.tiers import IsolationModel, Placement
+
+if TYPE_CHECKING:
+    from caas_data.engine.layer import DataLayer
+
+__all__ = ["collection_for", "route"]
+
+
+def _rules(spec: CollectionSpec, tenant_id: str | None) -> CollectionRules:
+    return CollectionRules(
+        tenant_id=tenant_id if spec.tenant_keyed else None,
+        versioned=spec.versioned,
+        timestamps=spec.timestamps,
+        soft_delete=spec.soft_delete,
+        tenant_keyed=spec.tenant_keyed,
+    )
+
+
+def _missing_scope(document_type: type[Any]) -> TenantContextMissing:
+    return TenantContextMissing(
+        f"{document_type.__name__} is tenant data: use "
+        "`async with caas_data.tenant_scope(tenant_id)` (or `system_scope()` for "
+        "platform-wide work on tenant-owned rows)",
+        document_type=document_type,
+    )
+
+
+def route(
+    layer: DataLayer,
+    document_type: type[BaseDocument],
+    scope: Scope | None,
+    *,
+    include_deleted: bool = False,
+) -> GuardedCollection:
+    """The guarded collection of `document_type` for `scope` (None: outside any scope)."""
+    spec = spec_of(document_type)
+    tenant_id = scope.tenant_id if scope is not None else None
+    if spec.area is Area.TENANT:
+        if tenant_id is None:
+            raise _missing_scope(document_type)
+        assert scope is not None
+        placement = scope.require_placement()
+        database = placement.database
+        physical = placement.collection_name(spec.name)
+        shared = placement.isolation is IsolationModel.SHARED
+
+        def resolve(name: str) -> LookupTarget:
+            return _tenant_target(layer, placement, name)
+
+    else:
+        if spec.tenant_keyed and scope is None:
+            raise _missing_scope(document_type)
+        database = layer.database_name(spec.area)
+        physical = spec.name
+        shared = True
+        area = spec.area
+
+        def resolve(name: str) -> LookupTarget:
+            return _area_target(layer, area, tenant_id, name)
+
+    return GuardedCollection(
+        layer.physical_collection(database, physical),
+        _rules(spec, tenant_id),
+        resolve=resolve,
+        shared=shared,
+        document_type=document_type,
+        include_deleted=include_deleted,
+    )
+
+
+def _unknown(name: str, where: str) -> UnsafeOperation:
+    return UnsafeOperation(f"pipeline names collection {name!r}, unknown in {where}")
+
+
+def _tenant_target(layer: DataLayer, placement: Placement, name: str) -> LookupTarget:
+    target = layer.registry.get(Area.TENANT, name)
+    if target is None:
+        raise _unknown(name, "the tenant collections")
+    return LookupTarget(
+        placement.collection_name(name), _rules(spec_of(target), placement.tenant_id)
+    )
+
+
+def _area_target(layer: DataLayer, area: Area, tenant_id: str | None, name: str) -> LookupTarget:
+    target = layer.registry.get(area, name)
+    if target is None:
+        raise _unknown(name, f"the {area} collections")
+    return LookupTarget(name, _rules(spec_of(target), tenant_id))
+
+
+def collection_for(document_type: type[BaseDocument]) -> GuardedCollection:
+    """Beanie's `get_pymongo_collection()`, answered from the running scope."""
+    scope = current_scope()
+    if scope is not None:
+        layer = scope.layer
+    else:
+        from caas_data.engine.layer import active_layer
+
+        found = active_layer()
+        if found is None:
+            raise ConfigurationError(
+                "no connected layer: call `await caas_data.connect()` first",
+                document_type=document_type,
+            )
+        layer = found
+    return route(layer, document_type, scope)

@@ -1,0 +1,135 @@
+"""Version-safe writes of document instances, shared by Beanie's instance methods and the
+repositories, straight to the routed collection (no Beanie encoder, no findAndModify)."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn, TypeVar
+
+from beanie import PydanticObjectId
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from caas_data.documents.base import (
+    BaseDocument,
+    SoftDeleteMixin,
+    TimestampMixin,
+    VersionMixin,
+    utcnow,
+)
+from caas_data.engine.guard import GuardedCollection
+from caas_data.engine.routing import collection_for
+from caas_data.errors import DuplicateError, NotFoundError, VersionConflict
+
+__all__ = [
+    "dump_document",
+    "insert_document",
+    "raise_write_miss",
+    "replace_document",
+    "stamp_new",
+]
+
+D = TypeVar("D", bound=BaseDocument)
+
+
+def dump_document(document: BaseDocument) -> dict[str, Any]:
+    """The BSON-ready dict of a document (aliases: `_id`, `__v`)."""
+    return document.model_dump(by_alias=True)
+
+
+def stamp_new(document: BaseDocument) -> None:
+    """Set what a new document gets from the layer: timestamps, version 0, an id."""
+    now = utcnow()
+    if isinstance(document, TimestampMixin):
+        document.created_at = now
+        document.updated_at = now
+    elif hasattr(document, "created_at"):
+        document.created_at = now
+    if isinstance(document, VersionMixin):
+        document.version = 0
+    if document.id is None:
+        document.id = PydanticObjectId()
+
+
+async def insert_document(
+    document: D,
+    *,
+    session: AsyncClientSession | None = None,
+    collection: GuardedCollection | None = None,
+) -> D:
+    """Insert a new document; its timestamps, version and id are set first."""
+    stamp_new(document)
+    target = collection if collection is not None else collection_for(type(document))
+    await target.insert_one(dump_document(document), session=session)
+    return document
+
+
+async def raise_write_miss(
+    collection: GuardedCollection, document_type: type[Any], document_id: Any, expected: int
+) -> NoReturn:
+    """Explain why a conditional write matched nothing: missing, deleted or stale."""
+    tenant_id = collection.rules.tenant_id
+    current = await collection.including_deleted().find_one(
+        {"_id": document_id}, {"__v": 1, "deleted_at": 1}
+    )
+    if current is None:
+        raise NotFoundError(
+            f"{document_type.__name__} {document_id} does not exist",
+            tenant_id=tenant_id,
+            document_type=document_type,
+        )
+    if current.get("deleted_at") is not None:
+        raise NotFoundError(
+            f"{document_type.__name__} {document_id} is soft-deleted: restore it first",
+            tenant_id=tenant_id,
+            document_type=document_type,
+        )
+    raise VersionConflict(
+        f"{document_type.__name__} {document_id} was changed by someone else "
+        f"(read version {expected}, stored version {current.get('__v')})",
+        expected_version=expected,
+        current_version=current.get("__v"),
+        tenant_id=tenant_id,
+        document_type=document_type,
+    )
+
+
+async def replace_document(
+    document: D,
+    *,
+    session: AsyncClientSession | None = None,
+    upsert: bool = False,
+    collection: GuardedCollection | None = None,
+) -> D:
+    """Replace the stored document if its `__v` is still the one `document` carries.
+
+    With `upsert`, a document never stored (version 0, not found) is inserted instead.
+    """
+    if document.id is None:
+        if upsert:
+            return await insert_document(document, session=session, collection=collection)
+        raise NotFoundError("a document without an id cannot be replaced")
+    target = collection if collection is not None else collection_for(type(document))
+    versioned = isinstance(document, VersionMixin)
+    expected = document.version if isinstance(document, VersionMixin) else 0
+    now = utcnow()
+    data = dump_document(document)
+    if isinstance(document, SoftDeleteMixin) and document.deleted_at is not None:
+        target = target.including_deleted()
+    result = await target.replace_one(
+        {"_id": document.id}, data, session=session, stamp_time=now
+    )
+    if result.matched_count == 1:
+        if isinstance(document, VersionMixin):
+            document.version = expected + 1
+        if isinstance(document, TimestampMixin):
+            document.updated_at = now
+        return document
+    if upsert and expected == 0:
+        exists = await target.including_deleted().find_one({"_id": document.id}, {"_id": 1})
+        if exists is None:
+            try:
+                return await insert_document(document, session=session, collection=target)
+            except DuplicateError:
+                pass  # created concurrently: report it as the conflict it is
+    if not versioned:
+        raise NotFoundError(f"{type(document).__name__} {document.id} does not exist")
+    await raise_write_miss(target, type(document), document.id, expected)

@@ -1,0 +1,125 @@
+"""The tenant of the running request or task, held in a ContextVar.
+
+A scope is entered with `async with tenant_scope("acme")` (or `system_scope()` for platform-wide
+work) and reset with its token on exit, so concurrent tasks never see each other's tenant and
+tasks created inside a scope inherit it. Nothing here mutates class-level state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from caas_data.errors import ConfigurationError, TenantMismatch, TenantNotFound
+from caas_data.tenancy.ids import validate_tenant_id
+from caas_data.tenancy.tiers import Placement
+
+if TYPE_CHECKING:
+    from caas_data.engine.layer import DataLayer
+
+__all__ = [
+    "Scope",
+    "current_scope",
+    "current_tenant_id",
+    "system_scope",
+    "tenant_scope",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a repository call needs to know about who it runs for.
+
+    `tenant_id` is None in a system scope. `placement` is resolved when the scope is entered;
+    it is None when the tenant was not in the directory, which the first operation reports.
+    """
+
+    layer: DataLayer
+    tenant_id: str | None
+    placement: Placement | None = None
+
+    @property
+    def is_system(self) -> bool:
+        """True for platform-wide work that is not bound to one tenant."""
+        return self.tenant_id is None
+
+    def require_placement(self) -> Placement:
+        """The tenant's placement, or `TenantNotFound` for an unknown tenant."""
+        if self.placement is None:
+            raise TenantNotFound(
+                f"tenant {self.tenant_id!r} is not provisioned", tenant_id=self.tenant_id
+            )
+        return self.placement
+
+
+_current: ContextVar[Scope | None] = ContextVar("caas_data_scope", default=None)
+
+
+def current_scope() -> Scope | None:
+    """The scope of the running task, if any."""
+    return _current.get()
+
+
+def current_tenant_id() -> str | None:
+    """The tenant of the running task, or None outside a tenant scope."""
+    scope = _current.get()
+    return scope.tenant_id if scope is not None else None
+
+
+def _pick_layer(layer: DataLayer | None, outer: Scope | None) -> DataLayer:
+    if layer is not None:
+        return layer
+    if outer is not None:
+        return outer.layer
+    from caas_data.engine.layer import active_layer
+
+    found = active_layer()
+    if found is None:
+        raise ConfigurationError("no connected layer: call `await caas_data.connect()` first")
+    return found
+
+
+@asynccontextmanager
+async def tenant_scope(tenant_id: str, *, layer: DataLayer | None = None) -> AsyncIterator[Scope]:
+    """Run the block for one tenant: every repository and Beanie call inside is routed to it.
+
+    Raises:
+        InvalidTenantId: the id is malformed or reserved (before any I/O).
+        TenantMismatch: nested inside a scope of another tenant.
+    """
+    validate_tenant_id(tenant_id)
+    outer = _current.get()
+    if outer is not None and outer.tenant_id is not None and outer.tenant_id != tenant_id:
+        raise TenantMismatch(
+            f"cannot enter tenant {tenant_id!r} inside the scope of {outer.tenant_id!r}",
+            tenant_id=outer.tenant_id,
+        )
+    chosen = _pick_layer(layer, outer)
+    if outer is not None and outer.tenant_id == tenant_id and outer.layer is chosen:
+        placement = outer.placement
+    else:
+        placement = await chosen.resolver.resolve_or_none(tenant_id)
+    token = _current.set(Scope(chosen, tenant_id, placement))
+    try:
+        yield _current.get()  # type: ignore[misc]
+    finally:
+        _current.reset(token)
+
+
+@asynccontextmanager
+async def system_scope(*, layer: DataLayer | None = None) -> AsyncIterator[Scope]:
+    """Run the block as the platform itself: tenant-owned platform rows of every tenant are
+    visible, tenant databases are not (enter a `tenant_scope` for those)."""
+    outer = _current.get()
+    if outer is not None and outer.tenant_id is not None:
+        raise TenantMismatch(
+            "cannot enter a system scope inside a tenant scope", tenant_id=outer.tenant_id
+        )
+    token = _current.set(Scope(_pick_layer(layer, outer), None))
+    try:
+        yield _current.get()  # type: ignore[misc]
+    finally:
+        _current.reset(token)

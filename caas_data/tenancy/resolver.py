@@ -1,0 +1,77 @@
+"""Tenant id -> placement, read from the directory (`saas_clients`) with a short-TTL cache."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from caas_data.errors import translate_driver_errors
+from caas_data.tenancy.tiers import Placement, Tier
+
+if TYPE_CHECKING:
+    from caas_data.engine.layer import DataLayer
+
+__all__ = ["TenantResolver"]
+
+
+class TenantResolver:
+    """Looks tenants up in the directory; positive answers are cached for `ttl` seconds.
+
+    Unknown tenants are not cached, so a tenant provisioned by another process is usable at
+    once; changes made through this layer invalidate the entry immediately.
+    """
+
+    def __init__(self, layer: DataLayer, *, ttl: float) -> None:
+        self._layer = layer
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, Placement]] = {}
+        self._inflight: dict[str, asyncio.Future[Placement | None]] = {}
+
+    def invalidate(self, tenant_id: str | None = None) -> None:
+        """Forget one tenant (or all), e.g. after its tier or placement changed."""
+        if tenant_id is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(tenant_id, None)
+
+    async def resolve_or_none(self, tenant_id: str) -> Placement | None:
+        """The tenant's placement, or None when it is not in the directory."""
+        cached = self._cache.get(tenant_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        pending = self._inflight.get(tenant_id)
+        if pending is not None:  # many requests of a cold tenant share one read
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Placement | None] = asyncio.get_running_loop().create_future()
+        self._inflight[tenant_id] = future
+        try:
+            placement = await self._load(tenant_id)
+            future.set_result(placement)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            del self._inflight[tenant_id]
+        if placement is not None and self._ttl > 0:
+            self._cache[tenant_id] = (time.monotonic() + self._ttl, placement)
+        return placement
+
+    async def _load(self, tenant_id: str) -> Placement | None:
+        from caas_data.documents.platform import SaasClient
+
+        collection = self._layer.platform_collection(SaasClient)
+        with translate_driver_errors(tenant_id=tenant_id, document_type=SaasClient):
+            raw = await collection.find_one(
+                {"tenant_id": tenant_id}, {"tier": 1, "placement": 1}
+            )
+        if raw is None:
+            return None
+        placement = raw["placement"]
+        return Placement(
+            tenant_id=tenant_id,
+            tier=Tier(raw["tier"]),
+            database=placement["database"],
+            collection_prefix=placement.get("collection_prefix", ""),
+        )
