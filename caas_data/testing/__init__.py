@@ -1,0 +1,18 @@
+"""Testing kit: the server choice and pytest fixtures, for this project and its users.
+
+The server choice (`start_test_server`): `CAAS_MONGODB_URI` when set; else a testcontainers
+MongoDB when a Docker engine answers; else the embedded SecantusDB server (`caas-data[embedded]`),
+which runs as a separate process and is never imported.
+"""
+
+from caas_data.testing._server import ServerHandle, TestServer, start_test_server
+from caas_data.testing.helpers import drop_prefix_databases, new_prefix, new_tenant_id
+
+__all__ = [
+    "ServerHandle",
+    "TestServer",
+    "drop_prefix_databases",
+    "new_prefix",
+    "new_tenant_id",
+    "start_test_server",
+]
