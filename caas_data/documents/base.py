@@ -157,6 +157,28 @@ class SoftDeleteMixin(BaseModel):
         """True once soft-deleted."""
         return self.deleted_at is not None
 
+    async def delete(
+        self,
+        session: AsyncClientSession | None = None,
+        *,
+        deleted_by: PydanticObjectId | str | None = None,
+        **_: Any,
+    ) -> None:
+        """Beanie's `delete()` on a soft-deletable document soft-deletes it (see `restore`)."""
+        from caas_data.engine.routing import collection_for
+        from caas_data.engine.writes import set_deleted
+
+        document_id = getattr(self, "id", None)
+        await set_deleted(
+            collection_for(type(self)),  # type: ignore[arg-type]
+            document_id,
+            deleted=True,
+            deleted_by=deleted_by,
+            session=session,
+        )
+        self.deleted_at = self.deleted_at or utcnow()
+        self.deleted_by = deleted_by
+
 
 class TenantMixin(BaseModel):
     """`tenant_id`: taken from the scope when not given; the guard rejects any other."""

@@ -24,6 +24,7 @@ __all__ = [
     "insert_document",
     "raise_write_miss",
     "replace_document",
+    "set_deleted",
     "stamp_new",
 ]
 
@@ -133,3 +134,25 @@ async def replace_document(
     if not versioned:
         raise NotFoundError(f"{type(document).__name__} {document.id} does not exist")
     await raise_write_miss(target, type(document), document.id, expected)
+
+
+async def set_deleted(
+    collection: GuardedCollection,
+    document_id: Any,
+    *,
+    deleted: bool,
+    deleted_by: Any = None,
+    session: AsyncClientSession | None = None,
+) -> bool:
+    """Soft-delete (or restore) one document; False when it was already in that state.
+
+    Goes through the guard like any update, so it joins the ambient transaction (Beanie's own
+    soft delete drops the session) and moves `__v` and `updated_at`.
+    """
+    state: Any = None if deleted else {"$ne": None}
+    result = await collection.including_deleted().update_one(
+        {"_id": document_id, "deleted_at": state},
+        {"$set": {"deleted_at": utcnow() if deleted else None, "deleted_by": deleted_by}},
+        session=session,
+    )
+    return bool(result.matched_count)

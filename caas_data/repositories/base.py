@@ -25,6 +25,7 @@ from caas_data.engine.writes import (
     insert_document,
     raise_write_miss,
     replace_document,
+    set_deleted,
     stamp_new,
 )
 from caas_data.errors import (
@@ -455,12 +456,7 @@ class Repository(Generic[D]):
     async def _set_deleted(self, document_or_id: Any, *, deleted: bool, deleted_by: Any) -> D:
         document_id = self._id(document_or_id)
         collection = self.collection(include_deleted=True)
-        state = {"$ne": None} if not deleted else None
-        update = {"deleted_at": utcnow() if deleted else None, "deleted_by": deleted_by}
-        with self._errors(collection):
-            await collection.update_one(
-                {"_id": document_id, "deleted_at": state}, {"$set": update}
-            )
+        await set_deleted(collection, document_id, deleted=deleted, deleted_by=deleted_by)
         raw = await collection.find_one({"_id": document_id})
         if raw is None:
             raise NotFoundError(

@@ -1,0 +1,346 @@
+"""Pick and run the MongoDB-compatible server used by tests, the demo and the examples.
+
+The library's own ``connect()`` never uses this module: production code always gets an
+explicit URI. This module only answers "which server do I test against?", in this order:
+
+1. ``CAAS_MONGODB_URI`` is set: use it as is and start nothing (CI with a real cluster,
+   ``docker compose up``, a developer's own server).
+2. A Docker engine answers: start ``mongo:8.0`` through testcontainers as a single-node
+   replica set, so transactions and change streams behave as in production.
+3. Otherwise: start the embedded SecantusDB server (``pip install 'caas-data[embedded]'``)
+   as a child process. SecantusDB is GPL-licensed, so it is only ever run as a separate
+   program and never imported.
+
+``CAAS_TEST_SERVER`` (``auto``, ``testcontainers`` or ``embedded``) skips the probing when
+a particular backend is wanted, e.g. to force the embedded server on a Docker host.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+if TYPE_CHECKING:
+    from testcontainers.core.container import DockerContainer
+
+__all__ = [
+    "ENV_EMBEDDED_ARGS",
+    "ENV_SERVER_KIND",
+    "ENV_URI",
+    "MONGO_IMAGE",
+    "ServerHandle",
+    "TestServer",
+    "start_test_server",
+]
+
+ENV_URI = "CAAS_MONGODB_URI"
+ENV_EMBEDDED_ARGS = "CAAS_EMBEDDED_ARGS"
+ENV_SERVER_KIND = "CAAS_TEST_SERVER"
+MONGO_IMAGE = "mongo:8.0"
+
+_EMBEDDED_EXE = "secantusd-py"
+_EMBEDDED_VERSION = "0.7.0b3"
+_REPLICA_SET = "rs0"
+_DOCKER_PROBE_TIMEOUT_S = 5.0
+_PORT_IN_USE_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class ServerHandle:
+    """Where the chosen test server listens, so callers need not know how it was started.
+
+    Attributes:
+        uri: MongoDB connection string to pass to ``connect()`` or ``MongoClient``.
+        kind: ``"env"``, ``"testcontainers"`` or ``"embedded"``.
+        description: One line for humans (logs, pytest header, demo output).
+    """
+
+    uri: str
+    kind: str
+    description: str
+
+
+class TestServer:
+    """Start, hold and stop one test server; stopping is idempotent and also runs at exit.
+
+    Usable as ``server.start()`` / ``server.stop()`` or as ``with TestServer() as handle:``.
+    """
+
+    __test__ = False  # the name starts with "Test": keep pytest from collecting it
+
+    def __init__(self, *, startup_timeout: float = 60.0) -> None:
+        """Prepare without starting, so construction never has side effects.
+
+        Args:
+            startup_timeout: Seconds to wait for a started server to accept commands.
+        """
+        self._startup_timeout = startup_timeout
+        self._handle: ServerHandle | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_path: Path | None = None
+        self._container: DockerContainer | None = None
+
+    @property
+    def handle(self) -> ServerHandle:
+        """The running server's handle; raises if ``start()`` has not succeeded."""
+        if self._handle is None:
+            raise RuntimeError("TestServer is not started; call start() first")
+        return self._handle
+
+    @property
+    def started(self) -> bool:
+        """Whether a server is currently held (or an external one is in use)."""
+        return self._handle is not None
+
+    def start(self) -> ServerHandle:
+        """Choose a backend and start it, or return the handle if already started."""
+        if self._handle is not None:
+            return self._handle
+        env_uri = os.environ.get(ENV_URI, "").strip()
+        if env_uri:
+            self._handle = ServerHandle(
+                uri=env_uri,
+                kind="env",
+                description=f"external server from ${ENV_URI} (not started by caas_data)",
+            )
+            return self._handle
+        wanted = os.environ.get(ENV_SERVER_KIND, "auto").strip().lower() or "auto"
+        if wanted not in ("auto", "testcontainers", "embedded"):
+            raise RuntimeError(
+                f"${ENV_SERVER_KIND}={wanted!r}: expected 'auto', 'testcontainers' or 'embedded'"
+            )
+        atexit.register(self.stop)
+        try:
+            if wanted == "testcontainers" or (wanted == "auto" and _docker_engine_available()):
+                self._handle = self._start_container()
+            else:
+                self._handle = self._start_embedded()
+        except BaseException:
+            self._log_path = None  # keep the log: the error message points at it
+            self.stop()
+            raise
+        return self._handle
+
+    def stop(self) -> None:
+        """Stop whatever this object started; safe to call repeatedly and at exit."""
+        atexit.unregister(self.stop)
+        self._handle = None
+        process, self._process = self._process, None
+        if process is not None:
+            _terminate(process)
+        container, self._container = self._container, None
+        if container is not None:
+            with contextlib.suppress(Exception):  # best effort during teardown
+                container.stop()
+        log_path, self._log_path = self._log_path, None
+        if log_path is not None:
+            log_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> ServerHandle:
+        """Start the server for the duration of a ``with`` block."""
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop the server even if the block raised."""
+        self.stop()
+
+    def _start_container(self) -> ServerHandle:
+        """Run mongo:8.0 as a single-node replica set, for transactions and change streams."""
+        # Imported here: testcontainers is a test-only extra and pulls in the docker SDK.
+        # testcontainers>=4.15 home; the old ``testcontainers.mongodb`` warns on import.
+        from testcontainers.community.mongodb import MongoDbContainer
+
+        class _ReplicaSetMongo(MongoDbContainer):
+            """No root user: mongod refuses --auth with --replSet unless given a keyFile."""
+
+            def _configure(self) -> None:
+                pass
+
+        container = _ReplicaSetMongo(MONGO_IMAGE)
+        container.with_command(f"--replSet {_REPLICA_SET} --bind_ip_all")
+        self._container = container
+        container.start()
+        host = container.get_container_host_ip()
+        port = container.get_exposed_port(27017)
+        uri = f"mongodb://{host}:{port}/?directConnection=true"
+        client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=5000)
+        try:
+            client.admin.command(
+                "replSetInitiate",
+                {"_id": _REPLICA_SET, "members": [{"_id": 0, "host": "localhost:27017"}]},
+            )
+            deadline = time.monotonic() + self._startup_timeout
+            while not client.admin.command("hello").get("isWritablePrimary"):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{MONGO_IMAGE} did not become replica-set primary")
+                time.sleep(0.2)
+        finally:
+            client.close()
+        return ServerHandle(
+            uri=uri,
+            kind="testcontainers",
+            description=f"MongoDB {MONGO_IMAGE} (testcontainers, replica set {_REPLICA_SET}) "
+            f"on {host}:{port}",
+        )
+
+    def _start_embedded(self) -> ServerHandle:
+        """Run SecantusDB in memory on a free loopback port, retrying if the port was taken."""
+        exe = _find_embedded_executable()
+        extra = shlex.split(os.environ.get(ENV_EMBEDDED_ARGS, ""))
+        for attempt in range(1, _PORT_IN_USE_RETRIES + 1):
+            port = _free_loopback_port()
+            # retryWrites=false: SecantusDB slows down ~9x after ~10k retryable writes.
+            uri = f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
+            fd, log_name = tempfile.mkstemp(prefix="caas-secantusd-", suffix=".log")
+            self._log_path = Path(log_name)
+            cmd = [exe, "--host", "127.0.0.1", "--port", str(port), "--storage-path", ":memory:"]
+            with os.fdopen(fd, "wb") as log:
+                self._process = subprocess.Popen(
+                    [*cmd, *extra],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            try:
+                self._wait_for_ping(uri)
+            except _EarlyExit as err:
+                if attempt < _PORT_IN_USE_RETRIES and "in use" in err.log_tail.lower():
+                    self.stop()
+                    atexit.register(self.stop)
+                    continue
+                raise RuntimeError(str(err)) from None
+            return ServerHandle(
+                uri=uri,
+                kind="embedded",
+                description=f"SecantusDB {_EMBEDDED_VERSION} (embedded) on 127.0.0.1:{port}",
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait_for_ping(self, uri: str) -> None:
+        """Block until the child answers ``ping``, failing fast if it dies."""
+        process = self._process
+        assert process is not None
+        deadline = time.monotonic() + self._startup_timeout
+        client: MongoClient[dict[str, Any]] = MongoClient(
+            uri, serverSelectionTimeoutMS=500, connectTimeoutMS=500
+        )
+        try:
+            while True:
+                code = process.poll()
+                if code is not None:
+                    raise _EarlyExit(
+                        f"{_EMBEDDED_EXE} exited with code {code} before accepting connections; "
+                        f"log {self._log_path}:\n{self._log_tail()}",
+                        self._log_tail(),
+                    )
+                try:
+                    client.admin.command("ping")
+                    return
+                except PyMongoError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"{_EMBEDDED_EXE} did not answer ping within {self._startup_timeout:.0f}s; "
+                        f"log {self._log_path}:\n{self._log_tail()}"
+                    )
+                time.sleep(0.1)
+        finally:
+            client.close()
+
+    def _log_tail(self, lines: int = 40) -> str:
+        """Last lines of the server log, for error messages."""
+        if self._log_path is None:
+            return ""
+        try:
+            text = self._log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class _EarlyExit(RuntimeError):
+    """The embedded server exited during startup; carries the log tail for retry decisions."""
+
+    def __init__(self, message: str, log_tail: str) -> None:
+        super().__init__(message)
+        self.log_tail = log_tail
+
+
+def start_test_server(*, startup_timeout: float = 60.0) -> TestServer:
+    """Return a started ``TestServer``; call ``.stop()`` on it (it also stops at exit)."""
+    server = TestServer(startup_timeout=startup_timeout)
+    server.start()
+    return server
+
+
+def _docker_engine_available() -> bool:
+    """Ask the Docker CLI whether an engine answers; never hangs, never raises."""
+    docker = shutil.which("docker")
+    if docker is None:
+        return False
+    try:
+        result = subprocess.run(
+            [docker, "info", "--format", "{{.ServerVersion}}"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=_DOCKER_PROBE_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return result.returncode == 0 and bool(result.stdout.strip())
+
+
+def _find_embedded_executable() -> str:
+    """Prefer the launcher installed beside this interpreter, so the venv's copy wins."""
+    beside = Path(sys.executable).parent / _EMBEDDED_EXE
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which(_EMBEDDED_EXE)
+    if found is not None:
+        return found
+    raise RuntimeError(
+        f"No Docker engine and no {_EMBEDDED_EXE} executable found. Install the embedded "
+        f"test server with: pip install 'caas-data[embedded]' "
+        f"(or set {ENV_URI} to a running MongoDB)."
+    )
+
+
+def _free_loopback_port() -> int:
+    """Let the OS pick an unused port; the tiny race is handled by the caller's retry."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _terminate(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM, wait, then SIGKILL: the server gets a chance to clean its temp dir."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=grace)
