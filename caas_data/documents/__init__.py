@@ -12,15 +12,16 @@ from caas_data.documents.base import (
     TimestampMixin,
     VersionMixin,
 )
+from caas_data.documents import analytics, billing, platform, saas, security
 from caas_data.documents.platform import ClientStatus, PlacementRecord, SaasClient
-from caas_data.documents.saas import User, UserDevice, UserRelationship, UserSession
 
+# Every document class that ships with caas_data; connect() registers them all.
 ALL_DOCUMENTS: tuple[type[BaseDocument], ...] = (
-    SaasClient,
-    User,
-    UserDevice,
-    UserSession,
-    UserRelationship,
+    *platform.DOCUMENTS,
+    *saas.DOCUMENTS,
+    *billing.DOCUMENTS,
+    *analytics.DOCUMENTS,
+    *security.DOCUMENTS,
 )
 
 __all__ = [

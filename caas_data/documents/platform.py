@@ -10,7 +10,7 @@ from pymongo import ASCENDING, IndexModel
 from caas_data.documents.base import PlatformDocument
 from caas_data.tenancy.tiers import Tier
 
-__all__ = ["ClientStatus", "PlacementRecord", "SaasClient"]
+__all__ = ["DOCUMENTS", "ClientStatus", "PlacementRecord", "SaasClient"]
 
 
 class ClientStatus(StrEnum):
@@ -44,3 +44,6 @@ class SaasClient(PlatformDocument):
     class Settings:
         name = "saas_clients"
         indexes = [IndexModel([("tenant_id", ASCENDING)], unique=True, name="tenant_id_unique")]
+
+
+DOCUMENTS: tuple[type[PlatformDocument], ...] = (SaasClient,)

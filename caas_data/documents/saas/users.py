@@ -13,6 +13,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from caas_data.documents.base import SoftDeleteMixin, TenantDocument
 
 __all__ = [
+    "DOCUMENTS",
     "DevicePlatform",
     "Presence",
     "PushProvider",
@@ -195,3 +196,6 @@ class UserRelationship(TenantDocument):
         if info.data.get("user_id") == value:
             raise ValueError("a user cannot relate to themself")
         return value
+
+
+DOCUMENTS: tuple[type[TenantDocument], ...] = (User, UserDevice, UserSession, UserRelationship)

@@ -1,0 +1,1 @@
+"""Repositories of seed area analytics: placeholder until its issue lands."""

@@ -1,0 +1,1 @@
+"""Repositories of seed area billing: placeholder until its issue lands."""

@@ -1,0 +1,1 @@
+"""Repositories of seed area platform: placeholder until its issue lands."""

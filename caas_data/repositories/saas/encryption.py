@@ -1,0 +1,1 @@
+"""Repositories of seed area saas/encryption: placeholder until its issue lands."""

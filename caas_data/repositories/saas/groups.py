@@ -1,0 +1,1 @@
+"""Repositories of seed area saas/groups: placeholder until its issue lands."""

@@ -1,0 +1,1 @@
+"""Repositories of seed area saas/media: placeholder until its issue lands."""

@@ -1,0 +1,1 @@
+"""Repositories of seed area saas/messaging: placeholder until its issue lands."""

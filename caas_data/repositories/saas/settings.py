@@ -1,0 +1,1 @@
+"""Repositories of seed area saas/settings: placeholder until its issue lands."""

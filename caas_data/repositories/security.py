@@ -1,0 +1,1 @@
+"""Repositories of seed area security: placeholder until its issue lands."""
