@@ -1,0 +1,40 @@
+# Developer entry points. Each target creates .venv on first use and (re)installs the
+# project only when pyproject.toml is newer than the matching .venv/.installed-<extras> stamp.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo lint test bench clean
+
+demo: $(VENV)/.installed-embedded
+	$(BIN)/python examples/quickstart.py
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check caas_data tests examples
+	$(BIN)/mypy caas_data
+
+# pytest exits 5 when it collected no test: like any non-zero exit, that fails the target.
+test: lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-dev
+	@if [ -d benchmarks ]; then \
+		$(BIN)/python -m benchmarks; \
+	else \
+		echo "make bench: no benchmarks/ directory yet; nothing to run."; \
+	fi
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[$*]'
+	touch $@
+
+.PRECIOUS: $(VENV)/.installed-%
