@@ -11,6 +11,7 @@ async with caas_data.tenant_scope("acme"):
 
 from caas_data.config import Settings
 from caas_data.documents import (
+    AppendOnlyMixin,
     Area,
     BaseDocument,
     ClientStatus,
@@ -74,6 +75,7 @@ from caas_data.tenancy import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AppendOnlyMixin",
     "Area",
     "BaseDocument",
     "CaasDataError",

@@ -183,8 +183,10 @@ class DocumentValidationError(RepositoryError, ValueError):
 
 
 class RetryableError(CaasDataError):
-    """A network error or a timeout: the operation may or may not have run; retrying is safe
-    for idempotent calls."""
+    """A network error, a timeout or a transient transaction error.
+
+    The operation may or may not have run; retrying is safe for idempotent calls.
+    """
 
 
 _RETRYABLE_LABELS = (

@@ -1,6 +1,8 @@
 """Document declarations, one module per schema area of the seed."""
 
+from caas_data.documents import analytics, billing, counters, platform, saas, security
 from caas_data.documents.base import (
+    AppendOnlyMixin,
     Area,
     BaseDocument,
     CreatedAtMixin,
@@ -12,7 +14,6 @@ from caas_data.documents.base import (
     TimestampMixin,
     VersionMixin,
 )
-from caas_data.documents import analytics, billing, platform, saas, security
 from caas_data.documents.platform import ClientStatus, PlacementRecord, SaasClient
 
 # Every document class that ships with caas_data; connect() registers them all.
@@ -22,10 +23,12 @@ ALL_DOCUMENTS: tuple[type[BaseDocument], ...] = (
     *billing.DOCUMENTS,
     *analytics.DOCUMENTS,
     *security.DOCUMENTS,
+    *counters.DOCUMENTS,
 )
 
 __all__ = [
     "ALL_DOCUMENTS",
+    "AppendOnlyMixin",
     "Area",
     "BaseDocument",
     "ClientStatus",

@@ -1,5 +1,6 @@
-"""Document bases: Beanie declarations whose collection is resolved per call, plus the mixins
-that carry the schema index's standard fields. The mixins are plain pydantic models, not
+"""Document bases whose collection is resolved per call, and the standard-field mixins.
+
+The mixins carry the schema index's standard fields. They are plain pydantic models, not
 Documents: Beanie skips initialising a class with two Document bases.
 
 Beanie 2 sends every operation through `Document.get_pymongo_collection()`; `BaseDocument`
@@ -21,6 +22,7 @@ from caas_data.errors import TenantContextMissing
 from caas_data.tenancy.context import current_scope
 
 __all__ = [
+    "AppendOnlyMixin",
     "Area",
     "BaseDocument",
     "CreatedAtMixin",
@@ -83,7 +85,7 @@ class BaseDocument(Document):
 
     # -- Beanie's instance writes, made version-safe -------------------------------------
 
-    async def insert(  # type: ignore[override]
+    async def insert(
         self,
         *,
         session: AsyncClientSession | None = None,
@@ -95,7 +97,7 @@ class BaseDocument(Document):
         await insert_document(self, session=session)
         return self
 
-    async def create(self, session: AsyncClientSession | None = None) -> Self:  # type: ignore[override]
+    async def create(self, session: AsyncClientSession | None = None) -> Self:
         """Same as `insert()`."""
         return await self.insert(session=session)
 
@@ -126,6 +128,14 @@ class BaseDocument(Document):
 
         await replace_document(self, session=session, upsert=True)
         return self
+
+
+class AppendOnlyMixin(BaseModel):
+    """Marks a collection append-only (events, audit logs).
+
+    The guard refuses updates and deletes; only retention
+    (`GuardedCollection.delete_older_than`) removes entries.
+    """
 
 
 class CreatedAtMixin(BaseModel):
@@ -160,10 +170,13 @@ class SoftDeleteMixin(BaseModel):
     async def delete(
         self,
         session: AsyncClientSession | None = None,
+        bulk_writer: Any = None,
+        link_rule: Any = None,
+        skip_actions: Any = None,
         *,
         deleted_by: PydanticObjectId | str | None = None,
         **_: Any,
-    ) -> None:
+    ) -> Any:
         """Beanie's `delete()` on a soft-deletable document soft-deletes it (see `restore`)."""
         from caas_data.engine.routing import collection_for
         from caas_data.engine.writes import set_deleted
@@ -193,10 +206,11 @@ class TenantDocument(TenantMixin, VersionMixin, TimestampMixin, BaseDocument):
 
 
 class TenantOwnedDocument(TenantMixin, VersionMixin, TimestampMixin, BaseDocument):
-    """A tenant's row in a platform-wide collection (api keys, invoices...): filtered by the
-    tenant scope; visible across tenants only in `system_scope()`."""
+    """A tenant's row in a platform-wide collection (api keys, invoices...).
+
+    Filtered by the tenant scope; visible across tenants only in `system_scope()`.
+    """
 
 
 class PlatformDocument(VersionMixin, TimestampMixin, BaseDocument):
     """Platform data that belongs to no tenant (plans, platform admins...)."""
-

@@ -88,8 +88,7 @@ class GuardedCollection:
 
     def __repr__(self) -> str:
         return (
-            f"GuardedCollection({self._collection.full_name!r}, "
-            f"tenant={self._rules.tenant_id!r})"
+            f"GuardedCollection({self._collection.full_name!r}, tenant={self._rules.tenant_id!r})"
         )
 
     @property
@@ -136,6 +135,15 @@ class GuardedCollection:
             tenant_id=self._rules.tenant_id, document_type=self._document_type
         )
 
+    def _writable(self, operation: str) -> None:
+        if self._rules.append_only:
+            raise UnsafeOperation(
+                f"{operation} refused: the collection is append-only "
+                "(retention uses delete_older_than)",
+                tenant_id=self._rules.tenant_id,
+                document_type=self._document_type,
+            )
+
     @staticmethod
     def _session(kwargs: dict[str, Any]) -> dict[str, Any]:
         if kwargs.get("session") is None:
@@ -149,14 +157,14 @@ class GuardedCollection:
         query, rest = _split_filter(args, kwargs)
         return self._collection.find(self._filter(query), *rest, **self._session(kwargs))
 
-    async def find_one(self, filter: Any = None, *args: Any, **kwargs: Any) -> Any:  # noqa: A002
+    async def find_one(self, filter: Any = None, *args: Any, **kwargs: Any) -> Any:
         """`find_one`, restricted like `find`."""
         with self._errors():
             return await self._collection.find_one(
                 self._filter(filter), *args, **self._session(kwargs)
             )
 
-    async def count_documents(self, filter: Any = None, **kwargs: Any) -> int:  # noqa: A002
+    async def count_documents(self, filter: Any = None, **kwargs: Any) -> int:
         """`count_documents`, restricted like `find`."""
         with self._errors():
             return await self._collection.count_documents(
@@ -167,7 +175,7 @@ class GuardedCollection:
         """Exact count of the scope's documents (the estimate would count every tenant)."""
         return await self.count_documents({}, **kwargs)
 
-    async def distinct(self, key: str, filter: Any = None, **kwargs: Any) -> list[Any]:  # noqa: A002
+    async def distinct(self, key: str, filter: Any = None, **kwargs: Any) -> list[Any]:
         """`distinct`, over the scope's documents only."""
         with self._errors():
             return await self._collection.distinct(
@@ -202,13 +210,14 @@ class GuardedCollection:
 
     async def update_one(
         self,
-        filter: Any,  # noqa: A002
+        filter: Any,
         update: Any,
         *,
         stamp_time: datetime | None = None,
         **kwargs: Any,
     ) -> Any:
         """`update_one` within the tenant; bumps `__v` and `updated_at`."""
+        self._writable("update_one")
         guarded = guard_update(
             update, self._rules, now=stamp_time or utcnow(), upsert=bool(kwargs.get("upsert"))
         )
@@ -217,11 +226,10 @@ class GuardedCollection:
                 self._filter(filter), guarded, **self._session(kwargs)
             )
 
-    async def update_many(self, filter: Any, update: Any, **kwargs: Any) -> Any:  # noqa: A002
+    async def update_many(self, filter: Any, update: Any, **kwargs: Any) -> Any:
         """`update_many` within the tenant; bumps `__v` and `updated_at` on every match."""
-        guarded = guard_update(
-            update, self._rules, now=utcnow(), upsert=bool(kwargs.get("upsert"))
-        )
+        self._writable("update_many")
+        guarded = guard_update(update, self._rules, now=utcnow(), upsert=bool(kwargs.get("upsert")))
         with self._errors():
             return await self._collection.update_many(
                 self._filter(filter), guarded, **self._session(kwargs)
@@ -229,7 +237,7 @@ class GuardedCollection:
 
     async def replace_one(
         self,
-        filter: Any,  # noqa: A002
+        filter: Any,
         replacement: Any,
         *,
         stamp_time: datetime | None = None,
@@ -239,48 +247,48 @@ class GuardedCollection:
 
         `stamp_time` lets the layer's own writes know the `updated_at` that was stored.
         """
+        self._writable("replace_one")
         query, new = guard_replacement(
             self._filter(filter), replacement, self._rules, now=stamp_time or utcnow()
         )
         with self._errors():
             return await self._collection.replace_one(query, new, **self._session(kwargs))
 
-    async def delete_one(self, filter: Any, **kwargs: Any) -> Any:  # noqa: A002
+    async def delete_one(self, filter: Any, **kwargs: Any) -> Any:
         """`delete_one` (a hard delete) within the tenant; soft-deleted documents included."""
+        self._writable("delete_one")
         with self._errors():
             return await self._collection.delete_one(
                 guard_filter(filter, self._rules, include_deleted=True), **self._session(kwargs)
             )
 
-    async def delete_many(self, filter: Any, **kwargs: Any) -> Any:  # noqa: A002
+    async def delete_many(self, filter: Any, **kwargs: Any) -> Any:
         """`delete_many` (a hard delete) within the tenant; soft-deleted documents included."""
+        self._writable("delete_many")
         with self._errors():
             return await self._collection.delete_many(
                 guard_filter(filter, self._rules, include_deleted=True), **self._session(kwargs)
             )
 
-    async def find_one_and_update(self, filter: Any, update: Any, **kwargs: Any) -> Any:  # noqa: A002
+    async def find_one_and_update(self, filter: Any, update: Any, **kwargs: Any) -> Any:
         """`find_one_and_update` within the tenant; bumps `__v` and `updated_at`."""
-        guarded = guard_update(
-            update, self._rules, now=utcnow(), upsert=bool(kwargs.get("upsert"))
-        )
+        self._writable("find_one_and_update")
+        guarded = guard_update(update, self._rules, now=utcnow(), upsert=bool(kwargs.get("upsert")))
         with self._errors():
             return await self._collection.find_one_and_update(
                 self._filter(filter), guarded, **self._session(kwargs)
             )
 
-    async def find_one_and_replace(self, filter: Any, replacement: Any, **kwargs: Any) -> Any:  # noqa: A002
+    async def find_one_and_replace(self, filter: Any, replacement: Any, **kwargs: Any) -> Any:
         """`find_one_and_replace`, conditional on the `__v` the replacement carries."""
-        query, new = guard_replacement(
-            self._filter(filter), replacement, self._rules, now=utcnow()
-        )
+        self._writable("find_one_and_replace")
+        query, new = guard_replacement(self._filter(filter), replacement, self._rules, now=utcnow())
         with self._errors():
-            return await self._collection.find_one_and_replace(
-                query, new, **self._session(kwargs)
-            )
+            return await self._collection.find_one_and_replace(query, new, **self._session(kwargs))
 
-    async def find_one_and_delete(self, filter: Any, **kwargs: Any) -> Any:  # noqa: A002
+    async def find_one_and_delete(self, filter: Any, **kwargs: Any) -> Any:
         """`find_one_and_delete` (a hard delete) within the tenant."""
+        self._writable("find_one_and_delete")
         with self._errors():
             return await self._collection.find_one_and_delete(
                 guard_filter(filter, self._rules, include_deleted=True), **self._session(kwargs)
@@ -299,6 +307,13 @@ class GuardedCollection:
         kind = type(request)
         if kind is InsertOne:
             return InsertOne(guard_new_document(request._doc, self._rules, now=now))
+        if kind not in (UpdateOne, UpdateMany, ReplaceOne, DeleteOne, DeleteMany):
+            raise UnsafeOperation(
+                f"bulk request {kind.__name__} is not known to the tenant guard",
+                tenant_id=self._rules.tenant_id,
+                document_type=self._document_type,
+            )
+        self._writable(f"bulk {kind.__name__}")
         if kind in (UpdateOne, UpdateMany):
             upsert = bool(request._upsert)
             return kind(
@@ -328,6 +343,38 @@ class GuardedCollection:
             tenant_id=self._rules.tenant_id,
             document_type=self._document_type,
         )
+
+    async def delete_older_than(
+        self,
+        cutoff: datetime,
+        *,
+        field: str = "created_at",
+        limit: int | None = None,
+        **kwargs: Any,
+    ) -> int:
+        """Retention: delete the tenant's entries whose `field` is before `cutoff`.
+
+        The one delete append-only collections allow. With `limit`, at most that many go per
+        call (oldest first), so a large backlog is removed in bounded batches.
+        """
+        query = guard_filter({field: {"$lt": cutoff}}, self._rules, include_deleted=True)
+        with self._errors():
+            if limit is None:
+                result = await self._collection.delete_many(query, **self._session(kwargs))
+                return int(result.deleted_count)
+            if limit < 1:
+                raise ValueError("limit must be positive")
+            ids = [
+                doc["_id"]
+                async for doc in self._collection.find(
+                    query, {"_id": 1}, sort=[(field, 1)], limit=limit, **self._session(kwargs)
+                )
+            ]
+            if not ids:
+                return 0
+            query["_id"] = {"$in": ids}
+            result = await self._collection.delete_many(query, **self._session(kwargs))
+            return int(result.deleted_count)
 
     # -- change streams ---------------------------------------------------------------
 

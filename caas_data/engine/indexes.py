@@ -6,6 +6,7 @@ so the layer creates them itself when a tenant is provisioned (and platform ones
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
 from pymongo import IndexModel
@@ -41,8 +42,11 @@ async def ensure_collection(
     pre_images: bool,
     options: dict[str, Any] | None = None,
 ) -> None:
-    """Create the collection (idempotent) with its indexes; shared collections record
-    change-stream pre-images so a tenant's stream can filter deletes too."""
+    """Create the collection (idempotent) with its indexes.
+
+    Shared collections record change-stream pre-images, so a tenant's stream can filter
+    deletes too.
+    """
     create_options: dict[str, Any] = dict(options or {})
     if pre_images:
         create_options["changeStreamPreAndPostImages"] = {"enabled": True}
@@ -51,12 +55,11 @@ async def ensure_collection(
             await database.create_collection(name, **create_options)
         except CollectionInvalid:
             if pre_images:
-                try:
+                # Without pre-images on this server, watch() refuses and says why.
+                with suppress(OperationFailure):
                     await database.command(
                         "collMod", name, changeStreamPreAndPostImages={"enabled": True}
                     )
-                except OperationFailure:
-                    pass  # the server lacks pre-images: watch() will refuse, with a reason
         except OperationFailure as exc:
             if exc.code != 48:  # NamespaceExists
                 raise

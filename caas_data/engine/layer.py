@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -179,10 +179,9 @@ class DataLayer:
             except BaseException:
                 session_var.reset(token)
                 if session.in_transaction:
-                    try:
+                    # The server aborts on its own too; the original error is what matters.
+                    with suppress(PyMongoError):
                         await session.abort_transaction()
-                    except PyMongoError:
-                        pass  # the server aborts on its own; the original error matters
                 raise
             session_var.reset(token)
             await self._commit(session)
@@ -305,9 +304,7 @@ async def connect(
     except ValueError as exc:
         raise ConfigurationError(f"invalid settings: {exc}") from exc
     if not settings.mongodb_uri:
-        raise ConfigurationError(
-            "no MongoDB URI: pass connect(uri=...) or set CAAS_MONGODB_URI"
-        )
+        raise ConfigurationError("no MongoDB URI: pass connect(uri=...) or set CAAS_MONGODB_URI")
     all_documents = default_documents() + [
         d for d in (documents or []) if d not in default_documents()
     ]

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
 
 from caas_data.documents.base import (
+    AppendOnlyMixin,
     Area,
     BaseDocument,
     SoftDeleteMixin,
@@ -33,11 +33,21 @@ class CollectionSpec:
     versioned: bool
     timestamps: bool
     soft_delete: bool
+    append_only: bool = False
 
 
-@cache
+_SPECS: dict[type[BaseDocument], CollectionSpec] = {}
+
+
 def spec_of(document_type: type[BaseDocument]) -> CollectionSpec:
     """Read a document class once: its collection name and which mixins it carries."""
+    spec = _SPECS.get(document_type)
+    if spec is None:
+        spec = _SPECS[document_type] = _read_spec(document_type)
+    return spec
+
+
+def _read_spec(document_type: type[BaseDocument]) -> CollectionSpec:
     settings = getattr(document_type, "Settings", None)
     name = getattr(settings, "name", None)
     if not isinstance(name, str) or not name:
@@ -52,6 +62,7 @@ def spec_of(document_type: type[BaseDocument]) -> CollectionSpec:
         versioned=issubclass(document_type, VersionMixin),
         timestamps=issubclass(document_type, TimestampMixin),
         soft_delete=issubclass(document_type, SoftDeleteMixin),
+        append_only=issubclass(document_type, AppendOnlyMixin),
     )
 
 
@@ -74,8 +85,7 @@ class DocumentRegistry:
         known = self._by_key.get(key)
         if known is not None and known is not document_type:
             raise ConfigurationError(
-                f"{document_type.__name__} and {known.__name__} both claim "
-                f"{spec.area}.{spec.name}"
+                f"{document_type.__name__} and {known.__name__} both claim {spec.area}.{spec.name}"
             )
         self._by_key[key] = document_type
 

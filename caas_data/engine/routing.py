@@ -25,6 +25,7 @@ def _rules(spec: CollectionSpec, tenant_id: str | None) -> CollectionRules:
         timestamps=spec.timestamps,
         soft_delete=spec.soft_delete,
         tenant_keyed=spec.tenant_keyed,
+        append_only=spec.append_only,
     )
 
 

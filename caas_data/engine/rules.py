@@ -63,6 +63,7 @@ class CollectionRules:
     timestamps: bool = True
     soft_delete: bool = False
     tenant_keyed: bool = True
+    append_only: bool = False
 
     @property
     def filters_tenant(self) -> bool:
@@ -114,9 +115,12 @@ def _mentions(query: Mapping[str, Any], field: str) -> bool:
     for key, value in query.items():
         if key == field:
             return True
-        if key in _LOGICAL and isinstance(value, Sequence):
-            if any(isinstance(c, Mapping) and _mentions(c, field) for c in value):
-                return True
+        if (
+            key in _LOGICAL
+            and isinstance(value, Sequence)
+            and any(isinstance(c, Mapping) and _mentions(c, field) for c in value)
+        ):
+            return True
     return False
 
 
@@ -286,8 +290,11 @@ def guard_update(
     now: datetime,
     upsert: bool = False,
 ) -> dict[str, Any] | list[dict[str, Any]]:
-    """An update that cannot move a document to another tenant, and that bumps `__v` and
-    `updated_at` whichever path sent it (Beanie's hooks only run on instance methods)."""
+    """An update that cannot move a document to another tenant.
+
+    It also bumps `__v` and `updated_at` whichever path sent it (Beanie's hooks only run on
+    instance methods).
+    """
     if isinstance(update, Mapping):
         return _guard_update_document(update, rules, now=now, upsert=upsert)
     if isinstance(update, Sequence) and not isinstance(update, str | bytes):

@@ -1,5 +1,7 @@
-"""The ambient transaction: repository and Beanie calls inside `unit_of_work()` join it
-without passing `session=` by hand."""
+"""The ambient transaction session.
+
+Repository and Beanie calls inside `unit_of_work()` join it without passing `session=`.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +11,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 __all__ = ["current_session", "session_var"]
 
-session_var: ContextVar[AsyncClientSession | None] = ContextVar(
-    "caas_data_session", default=None
-)
+session_var: ContextVar[AsyncClientSession | None] = ContextVar("caas_data_session", default=None)
 
 
 def current_session() -> AsyncClientSession | None:

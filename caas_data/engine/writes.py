@@ -1,5 +1,8 @@
-"""Version-safe writes of document instances, shared by Beanie's instance methods and the
-repositories, straight to the routed collection (no Beanie encoder, no findAndModify)."""
+"""Version-safe writes of document instances.
+
+Shared by Beanie's instance methods and the repositories; they go straight to the routed
+collection (no Beanie encoder, no findAndModify).
+"""
 
 from __future__ import annotations
 
@@ -33,7 +36,8 @@ D = TypeVar("D", bound=BaseDocument)
 
 def dump_document(document: BaseDocument) -> dict[str, Any]:
     """The BSON-ready dict of a document (aliases: `_id`, `__v`)."""
-    return document.model_dump(by_alias=True)
+    data: dict[str, Any] = document.model_dump(by_alias=True)
+    return data
 
 
 def stamp_new(document: BaseDocument) -> None:
@@ -115,9 +119,7 @@ async def replace_document(
     data = dump_document(document)
     if isinstance(document, SoftDeleteMixin) and document.deleted_at is not None:
         target = target.including_deleted()
-    result = await target.replace_one(
-        {"_id": document.id}, data, session=session, stamp_time=now
-    )
+    result = await target.replace_one({"_id": document.id}, data, session=session, stamp_time=now)
     if result.matched_count == 1:
         if isinstance(document, VersionMixin):
             document.version = expected + 1

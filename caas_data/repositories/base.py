@@ -10,14 +10,14 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 import bson
 import pydantic
 from bson import ObjectId
 from bson.errors import BSONError
 
-from caas_data.documents.base import BaseDocument, SoftDeleteMixin, utcnow
+from caas_data.documents.base import BaseDocument, utcnow
 from caas_data.engine.guard import GuardedCollection
 from caas_data.engine.registry import spec_of
 from caas_data.engine.writes import (
@@ -135,7 +135,7 @@ class Repository(Generic[D]):
 
     def _validate(self, data: D | Mapping[str, Any]) -> D:
         if isinstance(data, self.document_type):
-            return data  # type: ignore[return-value]
+            return cast(D, data)
         if not isinstance(data, Mapping):
             raise DocumentValidationError(
                 f"expected {self.document_type.__name__} or a mapping, got {type(data).__name__}",
@@ -188,7 +188,7 @@ class Repository(Generic[D]):
         return found
 
     async def find_one(
-        self, filter: Mapping[str, Any] | None = None, *, include_deleted: bool = False  # noqa: A002
+        self, filter: Mapping[str, Any] | None = None, *, include_deleted: bool = False
     ) -> D | None:
         """The first document matching `filter`, or None."""
         raw = await self.collection(include_deleted=include_deleted).find_one(
@@ -245,7 +245,7 @@ class Repository(Generic[D]):
 
     async def find(
         self,
-        filter: Mapping[str, Any] | None = None,  # noqa: A002
+        filter: Mapping[str, Any] | None = None,
         *,
         sort: SortSpec | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
@@ -281,14 +281,14 @@ class Repository(Generic[D]):
         return Page(items, next_cursor)
 
     async def count(
-        self, filter: Mapping[str, Any] | None = None, *, include_deleted: bool = False  # noqa: A002
+        self, filter: Mapping[str, Any] | None = None, *, include_deleted: bool = False
     ) -> int:
         """How many documents match."""
         collection = self.collection(include_deleted=include_deleted)
         return await collection.count_documents(self._check_filter(filter))
 
     async def exists(
-        self, filter: Mapping[str, Any] | None = None, *, include_deleted: bool = False  # noqa: A002
+        self, filter: Mapping[str, Any] | None = None, *, include_deleted: bool = False
     ) -> bool:
         """Whether any document matches."""
         collection = self.collection(include_deleted=include_deleted)
@@ -394,8 +394,8 @@ class Repository(Generic[D]):
         )
         if result.matched_count != 1:
             await raise_write_miss(collection, self.document_type, document.id, expected)
-        updated.version = expected + 1  # type: ignore[attr-defined]
-        updated.updated_at = now  # type: ignore[attr-defined]
+        updated.version = expected + 1
+        updated.updated_at = now
         return updated
 
     async def save(self, document: D) -> D:
@@ -406,13 +406,15 @@ class Repository(Generic[D]):
 
     async def update_many(
         self,
-        filter: Mapping[str, Any],  # noqa: A002
+        filter: Mapping[str, Any],
         changes: Mapping[str, Any],
         *,
         include_deleted: bool = False,
     ) -> int:
-        """Apply a `$set` of fields (or a raw update document) to every match; returns the
-        number of documents changed. `__v` and `updated_at` move on each of them."""
+        """Apply a `$set` of fields (or a raw update document) to every match.
+
+        Returns the number of documents changed; `__v` and `updated_at` move on each.
+        """
         if changes and all(str(k).startswith("$") for k in changes):
             update: Mapping[str, Any] = changes
         else:
@@ -443,8 +445,11 @@ class Repository(Generic[D]):
             )
 
     async def soft_delete(self, document_or_id: Any, *, deleted_by: Any = None) -> D:
-        """Mark the document deleted; reads skip it from now on. Idempotent: deleting a
-        deleted document returns it unchanged (with its original `deleted_at`)."""
+        """Mark the document deleted; reads skip it from now on.
+
+        Idempotent: deleting a deleted document returns it unchanged (with its original
+        `deleted_at`).
+        """
         self._require_soft_delete()
         return await self._set_deleted(document_or_id, deleted=True, deleted_by=deleted_by)
 

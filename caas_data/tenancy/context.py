@@ -111,8 +111,11 @@ async def tenant_scope(tenant_id: str, *, layer: DataLayer | None = None) -> Asy
 
 @asynccontextmanager
 async def system_scope(*, layer: DataLayer | None = None) -> AsyncIterator[Scope]:
-    """Run the block as the platform itself: tenant-owned platform rows of every tenant are
-    visible, tenant databases are not (enter a `tenant_scope` for those)."""
+    """Run the block as the platform itself, for platform-wide work.
+
+    Tenant-owned platform rows of every tenant are visible; tenant databases are not (enter a
+    `tenant_scope` for those).
+    """
     outer = _current.get()
     if outer is not None and outer.tenant_id is not None:
         raise TenantMismatch(

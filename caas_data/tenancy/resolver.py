@@ -63,9 +63,7 @@ class TenantResolver:
 
         collection = self._layer.platform_collection(SaasClient)
         with translate_driver_errors(tenant_id=tenant_id, document_type=SaasClient):
-            raw = await collection.find_one(
-                {"tenant_id": tenant_id}, {"tier": 1, "placement": 1}
-            )
+            raw = await collection.find_one({"tenant_id": tenant_id}, {"tier": 1, "placement": 1})
         if raw is None:
             return None
         placement = raw["placement"]

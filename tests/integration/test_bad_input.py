@@ -32,9 +32,10 @@ async def test_invalid_and_reserved_ids_raise_before_io(
             pass
     with pytest.raises(InvalidTenantId):
         await caas_layer.tenants.provision(tenant_id, tier=Tier.FREE)
-    assert await caas_layer.client[f"{caas_layer.prefix}_platform"]["saas_clients"].count_documents(
-        {}
-    ) == 0
+    assert (
+        await caas_layer.client[f"{caas_layer.prefix}_platform"]["saas_clients"].count_documents({})
+        == 0
+    )
 
 
 async def test_missing_scope_raises(caas_layer: DataLayer, tenants: Tenants) -> None:
@@ -48,7 +49,10 @@ async def test_missing_scope_raises(caas_layer: DataLayer, tenants: Tenants) -> 
     user = User(external_id="a", display_name="b", tenant_id=tenants.shared)
     with pytest.raises(TenantContextMissing):
         await user.insert()
-    assert await raw_collection(caas_layer, tenants.shared, Tier.FREE, "users").count_documents({}) == 0
+    assert (
+        await raw_collection(caas_layer, tenants.shared, Tier.FREE, "users").count_documents({})
+        == 0
+    )
 
 
 async def test_unknown_tenant_raises_at_first_operation(caas_layer: DataLayer) -> None:

@@ -204,7 +204,7 @@ async def test_unsafe_pipelines_are_refused_and_write_nothing(
 async def test_refused_operations_raise_and_write_nothing(
     caas_layer: DataLayer, pair: tuple[str, str], call: Any, error: type[Exception]
 ) -> None:
-    a, b = pair
+    a, _ = pair
     raw = caas_layer.client[f"{caas_layer.prefix}_shared"]["users"]
     before = await raw.find({}, sort=[("_id", 1)]).to_list()
     async with tenant_scope(a):
@@ -247,7 +247,9 @@ async def test_shared_change_stream_delivers_only_the_tenant(
         assert image["tenant_id"] == a
 
 
-async def test_watch_refuses_unsupported_stages(caas_layer: DataLayer, pair: tuple[str, str]) -> None:
+async def test_watch_refuses_unsupported_stages(
+    caas_layer: DataLayer, pair: tuple[str, str]
+) -> None:
     a, _ = pair
     async with tenant_scope(a):
         with pytest.raises(UnsafeOperation):

@@ -86,7 +86,9 @@ class IsolationMachine(RuleBasedStateMachine):
 
     # -- helpers --------------------------------------------------------------------
 
-    def pick(self, data: st.DataObject, tenant: str, *, deleted: bool | None = None) -> ObjectId | None:
+    def pick(
+        self, data: st.DataObject, tenant: str, *, deleted: bool | None = None
+    ) -> ObjectId | None:
         ids = sorted(
             i for i, r in self.world.rows[tenant].items() if deleted is None or r.deleted is deleted
         )
@@ -110,7 +112,9 @@ class IsolationMachine(RuleBasedStateMachine):
         external = f"x{next(self.counter)}"
 
         async def go(repo: UserRepository) -> ObjectId:
-            user = await repo.create({"external_id": external, "display_name": "d", "metadata": {"n": n}})
+            user = await repo.create(
+                {"external_id": external, "display_name": "d", "metadata": {"n": n}}
+            )
             return user.id
 
         new_id = self.run(self.in_scope(tenant, go))
@@ -246,7 +250,9 @@ class IsolationMachine(RuleBasedStateMachine):
             assert await repo.get_or_none(foreign, include_deleted=True) is None
             with pytest.raises(NotFoundError):
                 await repo.purge(foreign)
-            result = await repo.collection().update_one({"_id": foreign}, {"$set": {"metadata.n": 77}})
+            result = await repo.collection().update_one(
+                {"_id": foreign}, {"$set": {"metadata.n": 77}}
+            )
             assert result.matched_count == 0
             with pytest.raises(TenantMismatch):
                 await repo.collection().delete_many({"tenant_id": {"$ne": tenant}})
@@ -274,7 +280,10 @@ class IsolationMachine(RuleBasedStateMachine):
                 async with tenant_scope(tenant, layer=self.layer):
                     repo = self.layer.repo(UserRepository)
                     page = await repo.find(include_deleted=True, limit=1000)
-                    seen = {u.id: Row(u.external_id, u.metadata["n"], u.version, u.is_deleted) for u in page}
+                    seen = {
+                        u.id: Row(u.external_id, u.metadata["n"], u.version, u.is_deleted)
+                        for u in page
+                    }
                     assert seen == rows, tenant
                     assert await repo.count() == sum(not r.deleted for r in rows.values())
                 raw = raw_collection(self.layer, tenant, self.tiers[tenant], "users")

@@ -27,7 +27,9 @@ async def test_fifty_interleaved_tasks_stay_in_their_tenant(caas_layer: DataLaye
                 await repo.create({"external_id": f"w{n}-{step}", "display_name": f"{tenant}"})
                 page = await repo.find(limit=1000)
                 beanie_view = await User.find().to_list()
-                seen.append((tenant, {u.tenant_id for u in page} | {u.tenant_id for u in beanie_view}))
+                seen.append(
+                    (tenant, {u.tenant_id for u in page} | {u.tenant_id for u in beanie_view})
+                )
 
     await asyncio.gather(*(worker(n) for n in range(50)))
     assert len(seen) == 200

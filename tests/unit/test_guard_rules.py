@@ -185,8 +185,17 @@ class TestPipelines:
 
     def test_graph_lookup_is_restricted(self) -> None:
         stages = guard_pipeline(
-            [{"$graphLookup": {"from": "users", "startWith": "$a", "connectFromField": "a",
-                               "connectToField": "b", "as": "g"}}],
+            [
+                {
+                    "$graphLookup": {
+                        "from": "users",
+                        "startWith": "$a",
+                        "connectFromField": "a",
+                        "connectToField": "b",
+                        "as": "g",
+                    }
+                }
+            ],
             PLAIN,
             resolve,
         )

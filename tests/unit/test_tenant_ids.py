@@ -46,7 +46,9 @@ def test_tiers_map_to_isolation_models() -> None:
         (Tier.ENTERPRISE, "caas_acme", "messages"),
     ],
 )
-def test_placement_follows_the_naming_convention(tier: Tier, database: str, collection: str) -> None:
+def test_placement_follows_the_naming_convention(
+    tier: Tier, database: str, collection: str
+) -> None:
     placement = Placement.for_tier("acme", tier, database_prefix="caas")
     assert placement.database == database
     assert placement.collection_name("messages") == collection

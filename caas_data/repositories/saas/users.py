@@ -153,8 +153,10 @@ class UserSessionRepository(Repository[UserSession]):
         )
 
     async def authenticate(self, token: str, *, now: datetime | None = None) -> UserSession:
-        """The live session of a token; `NotFoundError` if unknown, revoked or expired
-        (the TTL monitor removes expired sessions only periodically, so check here too)."""
+        """The live session of a token; `NotFoundError` if unknown, revoked or expired.
+
+        The TTL monitor removes expired sessions only periodically, so expiry is checked here.
+        """
         session = await self.find_one({"token_hash": hash_session_token(token)})
         moment = now or utcnow()
         if session is None or session.revoked_at is not None or session.expires_at <= moment:
