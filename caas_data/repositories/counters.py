@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from pymongo import ReturnDocument
 
 from caas_data.documents.counters import Counter, OwnedCounter
-from caas_data.errors import DocumentValidationError, DuplicateError
+from caas_data.errors import DocumentValidationError, DuplicateError, RepositoryError
 from caas_data.repositories.base import Repository
 
 __all__ = ["CounterRepository", "OwnedCounterRepository", "SequenceRepository"]
@@ -29,7 +29,7 @@ class SequenceRepository(Repository[C]):
         if not key:
             raise DocumentValidationError("a counter needs a key", fields=("key",))
         collection = self.collection()
-        for _ in range(3):
+        for _ in range(5):
             try:
                 raw: dict[str, Any] | None = await collection.find_one_and_update(
                     {"key": key},
@@ -39,9 +39,13 @@ class SequenceRepository(Repository[C]):
                 )
             except DuplicateError:
                 continue  # two first allocations raced on the upsert: the loser retries
-            assert raw is not None
-            return int(raw["value"])
-        raise DuplicateError(f"could not allocate from counter {key!r}", key={"key": key})
+            if raw is not None:
+                return int(raw["value"])
+            # Seen on the embedded server when first upserts race: nothing was returned, so
+            # nothing is known to be allocated; ask again.
+        raise RepositoryError(
+            f"could not allocate from counter {key!r}", document_type=self.document_type
+        )
 
     async def current(self, key: str) -> int:
         """The last number handed out for `key` (0 if none)."""

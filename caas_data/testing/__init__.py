@@ -6,11 +6,19 @@ which runs as a separate process and is never imported.
 """
 
 from caas_data.testing._server import ServerHandle, TestServer, start_test_server
-from caas_data.testing.helpers import drop_prefix_databases, new_prefix, new_tenant_id
+from caas_data.testing.helpers import (
+    TEST_OPERATION_TIMEOUT_MS,
+    connect_for_tests,
+    drop_prefix_databases,
+    new_prefix,
+    new_tenant_id,
+)
 
 __all__ = [
+    "TEST_OPERATION_TIMEOUT_MS",
     "ServerHandle",
     "TestServer",
+    "connect_for_tests",
     "drop_prefix_databases",
     "new_prefix",
     "new_tenant_id",

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
-from caas_data.engine.layer import DataLayer
+from caas_data.documents.base import BaseDocument
+from caas_data.engine.layer import DataLayer, connect
 
-__all__ = ["drop_prefix_databases", "new_prefix", "new_tenant_id"]
+__all__ = [
+    "TEST_OPERATION_TIMEOUT_MS",
+    "connect_for_tests",
+    "drop_prefix_databases",
+    "new_prefix",
+    "new_tenant_id",
+]
+
+# The embedded server is slow and CI machines are small: give operations a minute, not 10 s.
+TEST_OPERATION_TIMEOUT_MS = 60_000
 
 
 def new_prefix() -> str:
@@ -17,6 +28,18 @@ def new_prefix() -> str:
 def new_tenant_id(stem: str = "t") -> str:
     """A fresh, valid tenant id."""
     return f"{stem}-{uuid.uuid4().hex[:10]}"
+
+
+async def connect_for_tests(
+    uri: str, *, documents: Iterable[type[BaseDocument]] | None = None
+) -> DataLayer:
+    """A layer on fresh databases (a new prefix), with the test operation timeout."""
+    return await connect(
+        uri,
+        database_prefix=new_prefix(),
+        documents=documents,
+        operation_timeout_ms=TEST_OPERATION_TIMEOUT_MS,
+    )
 
 
 async def drop_prefix_databases(layer: DataLayer) -> list[str]:

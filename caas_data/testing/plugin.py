@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import pytest
 import pytest_asyncio
 
-from caas_data.engine.layer import DataLayer, connect
+from caas_data.engine.layer import DataLayer
 from caas_data.tenancy.tiers import Tier
 from caas_data.testing._server import ServerHandle, start_test_server
-from caas_data.testing.helpers import drop_prefix_databases, new_prefix, new_tenant_id
+from caas_data.testing.helpers import connect_for_tests, drop_prefix_databases, new_tenant_id
 
 __all__ = ["caas_layer", "caas_server", "caas_tenant"]
 
@@ -36,7 +36,7 @@ def caas_server() -> Iterator[ServerHandle]:
 @pytest_asyncio.fixture
 async def caas_layer(caas_server: ServerHandle) -> AsyncIterator[DataLayer]:
     """A layer on its own databases (a unique prefix), dropped and closed afterwards."""
-    layer = await connect(caas_server.uri, database_prefix=new_prefix())
+    layer = await connect_for_tests(caas_server.uri)
     try:
         yield layer
     finally:

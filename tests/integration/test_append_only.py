@@ -19,11 +19,10 @@ from caas_data import (
     TenantMixin,
     Tier,
     UnsafeOperation,
-    connect,
     tenant_scope,
 )
 from caas_data.documents.base import utcnow
-from caas_data.testing import ServerHandle, drop_prefix_databases, new_prefix, new_tenant_id
+from caas_data.testing import ServerHandle, connect_for_tests, drop_prefix_databases, new_tenant_id
 
 
 class Trail(AppendOnlyMixin, TenantMixin, CreatedAtMixin, BaseDocument):
@@ -38,7 +37,7 @@ class Trail(AppendOnlyMixin, TenantMixin, CreatedAtMixin, BaseDocument):
 
 @pytest_asyncio.fixture
 async def layer(caas_server: ServerHandle) -> AsyncIterator[DataLayer]:
-    layer = await connect(caas_server.uri, database_prefix=new_prefix(), documents=[Trail])
+    layer = await connect_for_tests(caas_server.uri, documents=[Trail])
     try:
         yield layer
     finally:

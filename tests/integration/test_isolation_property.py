@@ -38,10 +38,9 @@ from caas_data import (
     User,
     UserRepository,
     VersionConflict,
-    connect,
     tenant_scope,
 )
-from caas_data.testing import ServerHandle, drop_prefix_databases, new_prefix, new_tenant_id
+from caas_data.testing import ServerHandle, connect_for_tests, drop_prefix_databases, new_tenant_id
 
 from .conftest import raw_collection
 
@@ -298,7 +297,7 @@ class IsolationMachine(RuleBasedStateMachine):
 def test_tenant_isolation_state_machine(caas_server: ServerHandle) -> None:
     loop = asyncio.new_event_loop()
     try:
-        layer = loop.run_until_complete(connect(caas_server.uri, database_prefix=new_prefix()))
+        layer = loop.run_until_complete(connect_for_tests(caas_server.uri))
         IsolationMachine.layer = layer
         IsolationMachine.loop = loop
         try:

@@ -18,12 +18,11 @@ from caas_data import (
     TenantMismatch,
     TenantOwnedDocument,
     Tier,
-    connect,
     system_scope,
     tenant_scope,
 )
 from caas_data.repositories import Repository
-from caas_data.testing import ServerHandle, drop_prefix_databases, new_prefix, new_tenant_id
+from caas_data.testing import ServerHandle, connect_for_tests, drop_prefix_databases, new_tenant_id
 
 
 class Ledger(TenantOwnedDocument):
@@ -44,7 +43,7 @@ class LedgerRepository(Repository[Ledger]):
 
 @pytest_asyncio.fixture
 async def layer(caas_server: ServerHandle) -> AsyncIterator[DataLayer]:
-    layer = await connect(caas_server.uri, database_prefix=new_prefix(), documents=[Ledger])
+    layer = await connect_for_tests(caas_server.uri, documents=[Ledger])
     try:
         yield layer
     finally:
