@@ -1,0 +1,288 @@
+"""FastAPI integration (extra `caas-data[fastapi]`).
+
+A lifespan, a tenant scope per request, HTTP errors, optimistic locking over ETag/If-Match.
+
+```python
+app = FastAPI(lifespan=caas_lifespan())
+install_error_handlers(app)
+router = APIRouter(dependencies=[Depends(tenant_from_trusted_header())])
+
+@router.get("/users/{user_id}")
+async def get_user(user_id: str, response: Response,
+                   users: UserRepository = Depends(repository(UserRepository))):
+    user = await users.get(user_id)
+    set_etag(response, user)
+    return user
+```
+
+Every handler behind a tenant dependency runs inside `tenant_scope(...)`; a request with no
+tenant gets 401, an unknown one 403, and none runs outside a scope.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Header, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+
+from caas_data.engine.layer import DataLayer, connect
+from caas_data.errors import (
+    CaasDataError,
+    DocumentValidationError,
+    DuplicateError,
+    InvalidTenantId,
+    NotFoundError,
+    RetryableError,
+    TenancyError,
+    TenantContextMissing,
+    TenantMismatch,
+    TenantNotFound,
+    VersionConflict,
+)
+from caas_data.repositories.base import Repository
+from caas_data.tenancy.context import tenant_scope
+from caas_data.tenancy.ids import validate_tenant_id
+
+__all__ = [
+    "Principal",
+    "attach_layer",
+    "caas_lifespan",
+    "get_layer",
+    "if_match_version",
+    "install_error_handlers",
+    "repository",
+    "require_version",
+    "set_etag",
+    "tenant_from_api_key",
+    "tenant_from_trusted_header",
+]
+
+logger = logging.getLogger("caas_data.fastapi")
+R = TypeVar("R", bound=Repository[Any])
+_STATE_KEY = "caas_layer"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request acts for: the tenant, and the scopes its credential grants."""
+
+    tenant_id: str
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    key_id: str | None = None
+
+
+# -- the layer's lifetime ----------------------------------------------------------------
+
+
+def caas_lifespan(
+    *,
+    uri: str | None = None,
+    database_prefix: str | None = None,
+    then: Callable[[FastAPI], Any] | None = None,
+) -> Callable[[FastAPI], Any]:
+    """A FastAPI `lifespan` that connects the layer at start-up and closes it at shutdown.
+
+    Args:
+        uri: defaults to `CAAS_MONGODB_URI`.
+        database_prefix: defaults to `CAAS_DATABASE_PREFIX`, then `caas`.
+        then: another lifespan to run inside this one (the app's own start-up work).
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        layer = await connect(uri, database_prefix=database_prefix)
+        attach_layer(app, layer)
+        try:
+            if then is None:
+                yield
+            else:
+                async with then(app):
+                    yield
+        finally:
+            await layer.close()
+
+    return lifespan
+
+
+def attach_layer(app: FastAPI, layer: DataLayer) -> None:
+    """Give the app an already connected layer (tests, or apps that manage it themselves)."""
+    setattr(app.state, _STATE_KEY, layer)
+
+
+def get_layer(request: Request) -> DataLayer:
+    """Dependency: the app's layer."""
+    layer = getattr(request.app.state, _STATE_KEY, None)
+    if not isinstance(layer, DataLayer):
+        raise RuntimeError("no caas_data layer: use caas_lifespan() or attach_layer()")
+    return layer
+
+
+def repository(repository_type: type[R]) -> Callable[[Request], R]:
+    """Dependency factory: `users: UserRepository = Depends(repository(UserRepository))`."""
+
+    def provide(request: Request) -> R:
+        return get_layer(request).repo(repository_type)
+
+    return provide
+
+
+# -- tenant resolution: the handler runs inside the tenant's scope ----------------------
+
+
+async def _scoped(layer: DataLayer, principal: Principal) -> AsyncIterator[Principal]:
+    try:
+        validate_tenant_id(principal.tenant_id)
+    except InvalidTenantId as exc:
+        raise TenantNotFound("unknown tenant") from exc
+    async with tenant_scope(principal.tenant_id, layer=layer) as scope:
+        if scope.placement is None:
+            raise TenantNotFound("unknown tenant", tenant_id=principal.tenant_id)
+        yield principal
+
+
+def tenant_from_trusted_header(
+    header: str = "X-Tenant-ID",
+) -> Callable[..., AsyncIterator[Principal]]:
+    """Dependency: the tenant named by a header that a trusted gateway sets.
+
+    Only for services behind a gateway that authenticates callers and strips this header
+    from outside requests.
+    """
+
+    async def dependency(
+        request: Request, tenant: str | None = Header(default=None, alias=header)
+    ) -> AsyncIterator[Principal]:
+        if not tenant:
+            raise TenantContextMissing(f"missing {header} header")
+        async for principal in _scoped(get_layer(request), Principal(tenant)):
+            yield principal
+
+    return dependency
+
+
+Authenticator = Callable[[DataLayer, str], Awaitable[Principal]]
+
+
+def tenant_from_api_key(
+    authenticate: Authenticator,
+    *,
+    header: str = "X-API-Key",
+    required_scopes: frozenset[str] = frozenset(),
+) -> Callable[..., AsyncIterator[Principal]]:
+    """Dependency: the tenant of the API key in `header` (or `Authorization: Bearer ...`).
+
+    `authenticate(layer, raw_key)` checks the key (for instance against the api_keys
+    repository) and returns its principal, raising a `CaasDataError` for a bad key.
+    """
+
+    async def dependency(
+        request: Request,
+        api_key: str | None = Header(default=None, alias=header),
+        authorization: str | None = Header(default=None),
+    ) -> AsyncIterator[Principal]:
+        raw = api_key
+        if raw is None and authorization and authorization.lower().startswith("bearer "):
+            raw = authorization[7:].strip()
+        if not raw:
+            raise TenantContextMissing(f"missing {header} header")
+        layer = get_layer(request)
+        try:
+            principal = await authenticate(layer, raw)
+        except (NotFoundError, TenancyError) as exc:
+            # Unknown, revoked or expired keys all read the same from outside.
+            raise HTTPException(401, "invalid API key") from exc
+        missing = required_scopes - principal.scopes
+        if missing:
+            raise HTTPException(403, f"API key lacks scopes: {', '.join(sorted(missing))}")
+        async for scoped in _scoped(layer, principal):
+            yield scoped
+
+    return dependency
+
+
+# -- optimistic locking over HTTP --------------------------------------------------------
+
+
+def set_etag(response: Response, document: Any) -> None:
+    """Send the document's version as its ETag."""
+    response.headers["ETag"] = f'"{document.version}"'
+
+
+def if_match_version(if_match: str | None = Header(default=None)) -> int:
+    """Dependency for writes: the version the client read, from `If-Match`.
+
+    428 without the header (a write without a version could lose someone's update); 412 when
+    it is not a version this API issued.
+    """
+    if if_match is None:
+        raise HTTPException(428, "If-Match header required: send the ETag you read")
+    value = if_match.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    value = value.strip('"')
+    if not value.isdigit():
+        raise HTTPException(412, "If-Match does not name a version of this resource")
+    return int(value)
+
+
+def require_version(document: Any, expected: int) -> None:
+    """412 when the stored document moved past the version the client read."""
+    if document.version != expected:
+        raise HTTPException(
+            412,
+            f"precondition failed: resource is at version {document.version}",
+            headers={"ETag": f'"{document.version}"'},
+        )
+
+
+# -- errors -> HTTP ----------------------------------------------------------------------
+
+
+def _problem(status: int, title: str, **extra: Any) -> JSONResponse:
+    headers = extra.pop("headers", None)
+    return JSONResponse({"detail": title, **extra}, status_code=status, headers=headers)
+
+
+def _to_response(exc: CaasDataError) -> JSONResponse:
+    if isinstance(exc, NotFoundError):
+        return _problem(404, "not found")
+    if isinstance(exc, VersionConflict):
+        version = exc.current_version
+        return _problem(
+            409,
+            "version conflict: the resource changed since you read it",
+            current_version=version,
+            headers={"ETag": f'"{version}"'} if version is not None else None,
+        )
+    if isinstance(exc, DuplicateError):
+        return _problem(409, "already exists", soft_deleted=exc.soft_deleted)
+    if isinstance(exc, DocumentValidationError):
+        return _problem(422, exc.message, fields=list(exc.fields))
+    if isinstance(exc, TenantContextMissing):
+        return _problem(401, "tenant credentials required")
+    if isinstance(exc, TenantNotFound | TenantMismatch | InvalidTenantId):
+        return _problem(403, "forbidden for this tenant")
+    if isinstance(exc, RetryableError):
+        return _problem(503, "temporarily unavailable", headers={"Retry-After": "1"})
+    logger.error("caas_data error", exc_info=exc)
+    return _problem(500, "internal error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map the layer's errors to HTTP statuses; other exceptions become a bare 500."""
+
+    async def on_caas_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, CaasDataError)
+        return _to_response(exc)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("unhandled error", exc_info=exc)
+        return _problem(500, "internal error")
+
+    app.add_exception_handler(CaasDataError, on_caas_error)
+    app.add_exception_handler(Exception, on_unexpected)
