@@ -68,6 +68,9 @@ class BaseDocument(Document):
     model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
 
     caas_area: ClassVar[Area] = Area.PLATFORM
+    # Options asked for when the layer creates the collection (e.g. {"timeseries": {...}});
+    # a server that refuses them gets a plain collection.
+    caas_collection_options: ClassVar[dict[str, Any]] = {}
 
     schema_version: int = Field(default=1, description="Shape version, for migrations.")
 

@@ -16,7 +16,7 @@ from pymongo.errors import CollectionInvalid, OperationFailure
 from caas_data.documents.base import BaseDocument
 from caas_data.errors import translate_driver_errors
 
-__all__ = ["declared_indexes", "ensure_collection"]
+__all__ = ["collection_options_applied", "declared_indexes", "ensure_collection"]
 
 
 def declared_indexes(document_type: type[BaseDocument]) -> list[IndexModel]:
@@ -40,29 +40,50 @@ async def ensure_collection(
     document_type: type[BaseDocument],
     *,
     pre_images: bool,
-    options: dict[str, Any] | None = None,
 ) -> None:
-    """Create the collection (idempotent) with its indexes.
+    """Create the collection (idempotent) with its options and indexes.
 
     Shared collections record change-stream pre-images, so a tenant's stream can filter
-    deletes too.
+    deletes too. A document's `caas_collection_options` (e.g. `timeseries`) are asked for
+    first; a server that refuses them gets the collection without them (detected, not
+    assumed), and `collection_options_applied` tells which.
     """
-    create_options: dict[str, Any] = dict(options or {})
-    if pre_images:
-        create_options["changeStreamPreAndPostImages"] = {"enabled": True}
+    wanted: dict[str, Any] = dict(document_type.caas_collection_options)
+    images = {"changeStreamPreAndPostImages": {"enabled": True}} if pre_images else {}
+    attempts: list[dict[str, Any]] = []
+    for options in (wanted | images, wanted, images, {}):
+        if options not in attempts:
+            attempts.append(options)
     with translate_driver_errors(document_type=document_type):
-        try:
-            await database.create_collection(name, **create_options)
-        except CollectionInvalid:
-            if pre_images:
-                # Without pre-images on this server, watch() refuses and says why.
-                with suppress(OperationFailure):
-                    await database.command(
-                        "collMod", name, changeStreamPreAndPostImages={"enabled": True}
-                    )
-        except OperationFailure as exc:
-            if exc.code != 48:  # NamespaceExists
-                raise
+        failure: OperationFailure | None = None
+        for options in attempts:
+            try:
+                await database.create_collection(name, **options)
+                failure = None
+                break
+            except CollectionInvalid:
+                failure = None
+                if pre_images:
+                    # Without pre-images on this server, watch() refuses and says why.
+                    with suppress(OperationFailure):
+                        await database.command(
+                            "collMod", name, changeStreamPreAndPostImages={"enabled": True}
+                        )
+                break
+            except OperationFailure as exc:
+                if exc.code == 48:  # NamespaceExists
+                    failure = None
+                    break
+                failure = exc
+        if failure is not None:
+            raise failure
         indexes = declared_indexes(document_type)
         if indexes:
             await database[name].create_indexes(indexes)
+
+
+async def collection_options_applied(database: AsyncDatabase[Any], name: str) -> dict[str, Any]:
+    """The options the server actually created a collection with."""
+    infos = await (await database.list_collections(filter={"name": name})).to_list()
+    options: dict[str, Any] = infos[0].get("options", {}) if infos else {}
+    return options
