@@ -1,0 +1,112 @@
+"""Read receipts: monotonic per-(conversation, user) watermarks and unread counts."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+
+import pytest
+import pytest_asyncio
+from beanie import PydanticObjectId
+
+from caas_data import (
+    DataLayer,
+    DocumentValidationError,
+    NotFoundError,
+    Tier,
+    UserRepository,
+    tenant_scope,
+)
+from caas_data.repositories.saas.messaging import (
+    ConversationRepository,
+    MessageRepository,
+    ReadReceiptRepository,
+)
+
+TIERS = {"shared": Tier.FREE, "pro": Tier.PRO, "enterprise": Tier.ENTERPRISE}
+TenantFactory = Callable[..., Awaitable[str]]
+
+
+@pytest_asyncio.fixture(params=list(TIERS))
+async def tenant(request: pytest.FixtureRequest, caas_tenant: TenantFactory) -> str:
+    """A fresh tenant of one isolation model: the test runs once per model."""
+    return await caas_tenant(TIERS[request.param])
+
+
+async def make_users(layer: DataLayer, count: int) -> list[PydanticObjectId]:
+    users = await layer.repo(UserRepository).create_many(
+        {"external_id": f"u{i}", "display_name": f"User {i}"} for i in range(count)
+    )
+    return [u.id for u in users if u.id is not None]
+
+
+async def test_receipts_never_move_the_watermark_back(caas_layer: DataLayer, tenant: str) -> None:
+    async with tenant_scope(tenant):
+        alice, bob = await make_users(caas_layer, 2)
+        conv = await caas_layer.repo(ConversationRepository).open_direct(alice, bob)
+        messages = caas_layer.repo(MessageRepository)
+        for i in range(6):
+            await messages.send(conv.id, alice, text=f"m{i}")
+        receipts = caas_layer.repo(ReadReceiptRepository)
+        assert await receipts.watermark(conv.id, bob) == 0
+        assert (await receipts.mark_read(conv.id, bob, 4)).last_read_seq == 4
+        assert (await receipts.mark_read(conv.id, bob, 2)).last_read_seq == 4  # older: ignored
+        assert (await receipts.mark_read(conv.id, bob, 99)).last_read_seq == 6  # clamped
+        assert await receipts.watermark(conv.id, bob) == 6
+        assert await receipts.watermark(conv.id, alice) == 6  # a sender has read their own
+        assert sorted(await receipts.readers(conv.id, 6), key=str) == sorted([alice, bob], key=str)
+        assert await receipts.count({"conversation_id": conv.id}) == 2  # one per user
+
+
+async def test_out_of_order_concurrent_receipts_end_at_the_highest(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    async with tenant_scope(tenant):
+        alice, bob = await make_users(caas_layer, 2)
+        conversations = caas_layer.repo(ConversationRepository)
+        conv = await conversations.open_direct(alice, bob)
+        messages = caas_layer.repo(MessageRepository)
+        for i in range(20):
+            await messages.send(conv.id, alice, text=f"m{i}")
+        receipts = caas_layer.repo(ReadReceiptRepository)
+        seqs = list(range(1, 21)) + list(range(1, 21))
+        random.shuffle(seqs)
+        stored = await asyncio.gather(*(receipts.mark_read(conv.id, bob, s) for s in seqs))
+        assert all(r.last_read_seq >= s for r, s in zip(stored, seqs, strict=True))
+        assert await receipts.watermark(conv.id, bob) == 20
+        assert await receipts.count({"user_id": bob}) == 1
+        assert await conversations.unread_count(conv.id, bob) == 0
+        await messages.send(conv.id, alice, text="one more")
+        assert await conversations.unread_count(conv.id, bob) == 1
+
+
+async def test_unread_count_reads_no_message(
+    caas_layer: DataLayer, caas_tenant: TenantFactory
+) -> None:
+    """Unread = last_seq - watermark: with the messages gone, the count is unchanged."""
+    async with tenant_scope(await caas_tenant(Tier.ENTERPRISE)):
+        alice, bob = await make_users(caas_layer, 2)
+        conversations = caas_layer.repo(ConversationRepository)
+        conv = await conversations.open_direct(alice, bob)
+        messages = caas_layer.repo(MessageRepository)
+        for i in range(5):
+            await messages.send(conv.id, alice, text=f"m{i}")
+        await caas_layer.repo(ReadReceiptRepository).mark_read(conv.id, bob, 2)
+        await messages.collection(include_deleted=True).delete_many({})
+        assert await conversations.unread_count(conv.id, bob) == 3
+
+
+async def test_bad_receipts_are_refused(caas_layer: DataLayer, caas_tenant: TenantFactory) -> None:
+    async with tenant_scope(await caas_tenant(Tier.PRO)):
+        alice, bob, carol = await make_users(caas_layer, 3)
+        conv = await caas_layer.repo(ConversationRepository).open_direct(alice, bob)
+        receipts = caas_layer.repo(ReadReceiptRepository)
+        with pytest.raises(DocumentValidationError) as negative:
+            await receipts.mark_read(conv.id, bob, -1)
+        assert negative.value.fields == ("seq",)
+        with pytest.raises(DocumentValidationError, match="not a participant"):
+            await receipts.mark_read(conv.id, carol, 1)
+        with pytest.raises(NotFoundError):
+            await receipts.mark_read(PydanticObjectId(), bob, 1)
+        assert await receipts.count() == 0
