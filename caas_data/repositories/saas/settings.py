@@ -1,1 +1,174 @@
-"""Repositories of seed area saas/settings: placeholder until its issue lands."""
+"""Tenant settings: read with defaults, change one section at a time, versioned."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import pydantic
+
+from caas_data.documents.base import BaseDocument
+from caas_data.documents.saas.settings import (
+    FeatureSettings,
+    LimitSettings,
+    RetentionSettings,
+    SettingsSection,
+    TenantSettings,
+)
+from caas_data.errors import DocumentValidationError, DuplicateError, NotFoundError, VersionConflict
+from caas_data.repositories.base import Repository
+
+__all__ = ["TenantSettingsRepository", "UpsertRepository"]
+
+D = TypeVar("D", bound=BaseDocument)
+
+
+class UpsertRepository(Repository[D]):
+    """A repository whose documents are written by an atomic upsert on a unique key.
+
+    Proposed for the base `Repository` (it is generic); it lives here until then because
+    every saas repository of this area can import this module.
+    """
+
+    async def _upsert(self, key: Mapping[str, Any], update: Mapping[str, Any]) -> D:
+        """Apply `update` to the document with `key` (unique), creating it if needed.
+
+        Two first writes can race on the insert; the loser's duplicate-key error means the
+        document now exists, so the update is applied to it. Returns the stored document.
+        """
+        on_insert = {"schema_version": 1, **dict(update.get("$setOnInsert", {}))}
+        full = {**update, "$setOnInsert": on_insert}
+        collection = self.collection()
+        try:
+            await collection.update_one(dict(key), full, upsert=True)
+        except DuplicateError:
+            await collection.update_one(
+                dict(key), {k: v for k, v in full.items() if k != "$setOnInsert"}
+            )
+        raw = await collection.find_one(dict(key))
+        if raw is None:  # deleted between the write and the read
+            raise NotFoundError(
+                f"{self.document_type.__name__} {dict(key)} was deleted meanwhile",
+                document_type=self.document_type,
+            )
+        return self._load(raw)
+
+
+_SECTION_TYPES: dict[SettingsSection, type[pydantic.BaseModel]] = {
+    SettingsSection.RETENTION: RetentionSettings,
+    SettingsSection.LIMITS: LimitSettings,
+    SettingsSection.FEATURES: FeatureSettings,
+}
+
+
+class TenantSettingsRepository(UpsertRepository[TenantSettings]):
+    """The scope's tenant settings document."""
+
+    document_type = TenantSettings
+
+    async def get_settings(self) -> TenantSettings:
+        """The stored settings, or the defaults (not written) when none were ever saved.
+
+        Defaults come back with `version` 0 and no `id`.
+        """
+        raw = await self.collection().find_one({})
+        return TenantSettings() if raw is None else self._load(raw)
+
+    async def update_section(
+        self,
+        section: SettingsSection | str,
+        changes: Mapping[str, Any],
+        *,
+        expected_version: int | None = None,
+    ) -> TenantSettings:
+        """Change some settings of one section; the others keep their values.
+
+        Only the named settings are written (`$set` on `section.name`), so two admins changing
+        different settings at once both succeed. Pass `expected_version` (the `version` you
+        read; 0 for never-saved settings) to refuse the change if anyone saved in between.
+
+        Raises:
+            DocumentValidationError: unknown section or setting, or a value out of range;
+                `fields` names them as `"limits.max_group_members"`.
+            VersionConflict: `expected_version` is not the stored version.
+        """
+        name = self._section(section)
+        if not isinstance(changes, Mapping) or not changes:
+            raise DocumentValidationError(
+                f"no changes given for section {name!r}",
+                fields=(name,),
+                document_type=TenantSettings,
+            )
+        current = await self.get_settings()
+        values = self._validated(name, getattr(current, name), changes)
+        update = {"$set": {f"{name}.{key}": values[key] for key in changes}}
+        if expected_version is None:
+            return await self._upsert({}, update)
+        if current.id is None and expected_version != 0:
+            raise await self._conflict(expected_version)
+        try:
+            # Matches the stored document at that version, or (version 0, nothing stored)
+            # inserts it; any other case is an insert the unique index refuses.
+            await self.collection().update_one(
+                {"__v": expected_version},
+                {**update, "$setOnInsert": {"schema_version": 1}},
+                upsert=True,
+            )
+        except DuplicateError as exc:
+            raise await self._conflict(expected_version) from exc
+        return await self.get_settings()
+
+    # -- helpers -----------------------------------------------------------------------
+
+    @staticmethod
+    def _section(section: SettingsSection | str) -> SettingsSection:
+        try:
+            return SettingsSection(section)
+        except ValueError:
+            known = ", ".join(s.value for s in SettingsSection)
+            raise DocumentValidationError(
+                f"unknown settings section {section!r} (known: {known})",
+                fields=("section",),
+                document_type=TenantSettings,
+            ) from None
+
+    @staticmethod
+    def _validated(
+        name: SettingsSection, current: pydantic.BaseModel, changes: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The section with `changes` applied, validated; errors name `section.setting`."""
+        section_type = _SECTION_TYPES[name]
+        merged = current.model_dump()
+        for key in changes:
+            if not isinstance(key, str) or key not in section_type.model_fields:
+                known = ", ".join(section_type.model_fields)
+                raise DocumentValidationError(
+                    f"{name}.{key}: unknown setting (known: {known})",
+                    fields=(f"{name}.{key}",),
+                    document_type=TenantSettings,
+                )
+        merged.update(changes)
+        try:
+            return section_type.model_validate(merged).model_dump()
+        except pydantic.ValidationError as exc:
+            problems = exc.errors()
+            fields = tuple(f"{name}." + ".".join(str(p) for p in e["loc"]) for e in problems)
+            details = "; ".join(
+                f"{field}: {e['msg']} (got {e['input']!r})"
+                for field, e in zip(fields, problems, strict=True)
+            )
+            raise DocumentValidationError(
+                details, fields=fields, validation_error=exc, document_type=TenantSettings
+            ) from exc
+
+    async def _conflict(self, expected_version: int) -> VersionConflict:
+        stored = await self.collection().find_one({}, {"__v": 1})
+        current = 0 if stored is None else int(stored.get("__v", 0))
+        return VersionConflict(
+            f"tenant settings were saved meanwhile (read version {expected_version}, "
+            f"stored version {current}): read them again and re-apply the change",
+            expected_version=expected_version,
+            current_version=current,
+            tenant_id=self.collection().rules.tenant_id,
+            document_type=TenantSettings,
+        )
