@@ -1,9 +1,216 @@
-"""Seed area analytics: placeholder until its issue lands."""
+"""Analytics collections (`{prefix}_analytics`): events, metric rollups and the audit trail.
+
+Events and audit logs are append-only (no `updated_at`, `__v` or soft delete; the guard
+refuses updates and deletes, retention removes old entries in bulk). Both are high-volume and
+carry the seed's `{tenant_id: 1, created_at: -1}` index.
+"""
 
 from __future__ import annotations
 
-from caas_data.documents.base import BaseDocument
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, ClassVar
 
-__all__ = ["DOCUMENTS"]
+from pydantic import Field, JsonValue, field_validator
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
-DOCUMENTS: tuple[type[BaseDocument], ...] = ()
+from caas_data.documents.base import (
+    AppendOnlyMixin,
+    Area,
+    BaseDocument,
+    CreatedAtMixin,
+    TenantMixin,
+    TenantOwnedDocument,
+)
+
+__all__ = [
+    "AUDIT_GENESIS_HASH",
+    "DOCUMENTS",
+    "EVENTS_RETENTION",
+    "EVENTS_TIMESERIES",
+    "PLATFORM_AUDIT_TENANT",
+    "AuditLog",
+    "Event",
+    "Metric",
+    "MetricPeriod",
+]
+
+EVENTS_RETENTION = timedelta(days=90)
+"""How long raw events are kept (TTL); metric rollups outlive them."""
+
+AUDIT_GENESIS_HASH = "0" * 64
+"""The `prev_hash` of the first entry of a chain."""
+
+PLATFORM_AUDIT_TENANT = "platform"
+"""The chain of platform-wide actions (admins, platform policy defaults).
+
+A reserved tenant id, so no real tenant can ever own this chain.
+"""
+
+_NAME_PATTERN = r"^[a-z][a-z0-9_.:-]{0,99}$"
+
+
+EVENTS_TIMESERIES: dict[str, Any] = {
+    "timeField": "created_at",
+    "metaField": "tenant_id",  # buckets per tenant; the guard's tenant filter stays top-level
+    "granularity": "seconds",
+}
+
+
+class Event(AppendOnlyMixin, TenantMixin, CreatedAtMixin, BaseDocument):
+    """One activity event (`message.sent`, `user.login`...), written once and never changed.
+
+    Stored in a time-series collection (time `created_at`, meta `tenant_id`) expiring after
+    `EVENTS_RETENTION` where the server supports one, else in a plain collection with a TTL
+    index: see `caas_data.repositories.analytics.ensure_events_collection`.
+    """
+
+    caas_area: ClassVar[Area] = Area.ANALYTICS
+    caas_collection_options: ClassVar[dict[str, Any]] = {
+        "timeseries": EVENTS_TIMESERIES,
+        "expireAfterSeconds": int(EVENTS_RETENTION.total_seconds()),
+    }
+
+    name: str = Field(pattern=_NAME_PATTERN, description="Dotted event name.")
+    value: float = Field(default=1.0, description="Summed by the metric rollups.")
+    user_id: str | None = Field(default=None, max_length=128)
+    properties: dict[str, JsonValue] = Field(default_factory=dict)
+
+    class Settings:
+        name = "events"
+        indexes = [
+            IndexModel(
+                [("tenant_id", ASCENDING), ("created_at", DESCENDING)], name="tenant_created"
+            ),
+            IndexModel(
+                [("tenant_id", ASCENDING), ("name", ASCENDING), ("created_at", DESCENDING)],
+                name="tenant_name_created",
+            ),
+        ]
+
+
+class MetricPeriod(StrEnum):
+    """The width of a rollup bucket."""
+
+    HOUR = "hour"
+    DAY = "day"
+
+    @property
+    def width(self) -> timedelta:
+        """The bucket width."""
+        return timedelta(hours=1) if self is MetricPeriod.HOUR else timedelta(days=1)
+
+    def floor(self, moment: datetime) -> datetime:
+        """The start of the bucket `moment` falls in (UTC)."""
+        moment = moment.astimezone(UTC)
+        start = moment.replace(minute=0, second=0, microsecond=0)
+        return start if self is MetricPeriod.HOUR else start.replace(hour=0)
+
+    def ceil(self, moment: datetime) -> datetime:
+        """The first bucket boundary at or after `moment`."""
+        floor = self.floor(moment)
+        return floor if floor == moment.astimezone(UTC) else floor + self.width
+
+
+class Metric(TenantOwnedDocument):
+    """A rollup of one event name over one bucket: rebuilt (not incremented) on every run."""
+
+    caas_area: ClassVar[Area] = Area.ANALYTICS
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    period: MetricPeriod
+    bucket_start: datetime
+    event_count: int = Field(ge=0)
+    value_total: float = Field(default=0.0, description="Sum of the events' `value`.")
+    computed_at: datetime
+
+    class Settings:
+        name = "metrics"
+        indexes = [
+            IndexModel(
+                [
+                    ("tenant_id", ASCENDING),
+                    ("period", ASCENDING),
+                    ("name", ASCENDING),
+                    ("bucket_start", ASCENDING),
+                ],
+                unique=True,
+                name="tenant_period_name_bucket_unique",
+            ),
+            IndexModel(
+                [("tenant_id", ASCENDING), ("period", ASCENDING), ("bucket_start", DESCENDING)],
+                name="tenant_period_bucket",
+            ),
+        ]
+
+
+class AuditLog(AppendOnlyMixin, TenantMixin, CreatedAtMixin, BaseDocument):
+    """One entry of a tenant's tamper-evident audit trail.
+
+    Entries form a hash chain: `hash` covers every field (including `seq` and `prev_hash`),
+    and `prev_hash` is the previous entry's `hash`. The unique `(tenant_id, seq)` index means
+    two concurrent appends cannot both extend the same entry (the chain cannot fork).
+    """
+
+    caas_area: ClassVar[Area] = Area.ANALYTICS
+
+    seq: int = Field(ge=1)
+    prev_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    hash: str = Field(default="", pattern=r"^([0-9a-f]{64})?$")
+    action: str = Field(pattern=_NAME_PATTERN, description="e.g. `api_key.created`.")
+    actor: str | None = Field(default=None, max_length=200)
+    target_type: str | None = Field(default=None, max_length=100)
+    target_id: str | None = Field(default=None, max_length=200)
+    details: dict[str, JsonValue] = Field(default_factory=dict)
+
+    class Settings:
+        name = "audit_logs"
+        indexes = [
+            IndexModel(
+                [("tenant_id", ASCENDING), ("seq", ASCENDING)],
+                unique=True,
+                name="tenant_seq_unique",
+            ),
+            IndexModel(
+                [("tenant_id", ASCENDING), ("created_at", DESCENDING)], name="tenant_created"
+            ),
+            IndexModel(
+                [("tenant_id", ASCENDING), ("action", ASCENDING), ("created_at", DESCENDING)],
+                name="tenant_action_created",
+            ),
+        ]
+
+    @field_validator("created_at")
+    @classmethod
+    def _millisecond_utc(cls, value: datetime) -> datetime:
+        # The hash covers created_at: it must survive the BSON round trip unchanged.
+        if value.tzinfo is None:
+            raise ValueError("created_at must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+    def canonical(self) -> bytes:
+        """The bytes the hash covers: sorted-key JSON of every field but `id` and `hash`."""
+        payload: dict[str, Any] = {
+            "schema_version": self.schema_version,
+            "tenant_id": self.tenant_id,
+            "seq": self.seq,
+            "prev_hash": self.prev_hash,
+            "created_at": self.created_at.astimezone(UTC).isoformat(timespec="milliseconds"),
+            "action": self.action,
+            "actor": self.actor,
+            "target_type": self.target_type,
+            "target_id": self.target_id,
+            "details": self.details,
+        }
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return text.encode()
+
+    def compute_hash(self) -> str:
+        """SHA-256 hex of `canonical()`."""
+        return hashlib.sha256(self.canonical()).hexdigest()
+
+
+DOCUMENTS: tuple[type[BaseDocument], ...] = (Event, Metric, AuditLog)
