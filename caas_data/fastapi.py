@@ -50,6 +50,7 @@ from caas_data.tenancy.ids import validate_tenant_id
 
 __all__ = [
     "Principal",
+    "api_key_authenticator",
     "attach_layer",
     "caas_lifespan",
     "get_layer",
@@ -168,16 +169,27 @@ def tenant_from_trusted_header(
 Authenticator = Callable[[DataLayer, str], Awaitable[Principal]]
 
 
+async def api_key_authenticator(layer: DataLayer, raw_key: str) -> Principal:
+    """The default `authenticate`: the key's tenant and scopes, from the api_keys repository.
+
+    Unknown, revoked and expired keys raise `NotFoundError` (answered as 401).
+    """
+    from caas_data.repositories.api_keys import ApiKeyRepository
+
+    principal = await layer.repo(ApiKeyRepository).authenticate(raw_key)
+    return Principal(principal.tenant_id, frozenset(principal.scopes), str(principal.key_id))
+
+
 def tenant_from_api_key(
-    authenticate: Authenticator,
+    authenticate: Authenticator = api_key_authenticator,
     *,
     header: str = "X-API-Key",
     required_scopes: frozenset[str] = frozenset(),
 ) -> Callable[..., AsyncIterator[Principal]]:
     """Dependency: the tenant of the API key in `header` (or `Authorization: Bearer ...`).
 
-    `authenticate(layer, raw_key)` checks the key (for instance against the api_keys
-    repository) and returns its principal, raising a `CaasDataError` for a bad key.
+    `authenticate(layer, raw_key)` checks the key and returns its principal, raising a
+    `CaasDataError` for a bad key; the default checks the api_keys repository.
     """
 
     async def dependency(

@@ -237,3 +237,24 @@ async def _tenant(layer: DataLayer) -> str:
     tenant = new_tenant_id("api")
     await layer.tenants.provision(tenant, tier=Tier.FREE)
     return tenant
+
+
+async def test_api_keys_from_the_repository_scope_requests(caas_layer: DataLayer) -> None:
+    from caas_data import ApiKeyRepository, tenant_scope
+
+    app = build_app(tenant_from_api_key(required_scopes=frozenset({"users:read"})))
+    attach_layer(app, caas_layer)
+    tenant = await _tenant(caas_layer)
+    async with tenant_scope(tenant):
+        keys = caas_layer.repo(ApiKeyRepository)
+        good = await keys.issue("svc", scopes=["users:read"])
+        weak = await keys.issue("weak", scopes=["messages:read"])
+        revoked = await keys.issue("old", scopes=["users:read"])
+        await keys.revoke(revoked.key.id)
+        await caas_layer.repo(UserRepository).create({"external_id": "k", "display_name": "k"})
+    async with client(app) as http:
+        ok = await http.get("/users", headers={"X-API-Key": good.secret})
+        assert ok.status_code == 200 and [r["tenant"] for r in ok.json()] == [tenant]
+        assert (await http.get("/users", headers={"X-API-Key": weak.secret})).status_code == 403
+        assert (await http.get("/users", headers={"X-API-Key": revoked.secret})).status_code == 401
+        assert (await http.get("/users", headers={"X-API-Key": "caas_nope"})).status_code == 401
