@@ -141,6 +141,13 @@ def _object_ids(values: Iterable[Any], name: str) -> list[PydanticObjectId]:
     return [_object_id(value, name) for value in values]
 
 
+def _check_seq(value: Any, name: str) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise DocumentValidationError(
+            f"{name} must be a seq (an int), got {value!r}", fields=(name,)
+        )
+
+
 def _stored_id(document: Any) -> PydanticObjectId:
     """The id of a document read from the database (always set)."""
     assert document.id is not None, "document was never stored"
@@ -581,9 +588,8 @@ class MessageRepository(Repository[Message]):
             raise DocumentValidationError(
                 "give before= or after=, not both", fields=("before", "after")
             )
-        for name, value in (("before", before), ("after", after)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise DocumentValidationError(f"{name} must be a seq (int)", fields=(name,))
+        _check_seq(before, "before")
+        _check_seq(after, "after")
         query: dict[str, Any] = {"conversation_id": _object_id(conversation_id, "conversation_id")}
         if before is not None:
             query["seq"] = {"$lt": before}
@@ -619,6 +625,7 @@ class MessageRepository(Repository[Message]):
     ) -> HistoryPage:
         """Replies in a thread, oldest first, from just after `after` (a `seq`)."""
         _check_limit(limit)
+        _check_seq(after, "after")
         root = _object_id(thread_root_id, "thread_root_id")
         query: dict[str, Any] = {"thread_root_id": _typed(root, "objectId")}
         if after is not None:
@@ -833,8 +840,9 @@ class ReadReceiptRepository(Repository[ReadReceipt]):
             DocumentValidationError: a negative seq, or the user is not a participant.
             NotFoundError: no such conversation.
         """
-        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-            raise DocumentValidationError("seq must be an integer >= 0", fields=("seq",))
+        _check_seq(seq, "seq")
+        if seq is None or seq < 0:
+            raise DocumentValidationError(f"seq must be >= 0, got {seq!r}", fields=("seq",))
         conversations = self.layer.repo(ConversationRepository)
         conversation = await conversations.require_participant(conversation_id, user_id)
         return await self.advance(
