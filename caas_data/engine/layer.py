@@ -88,6 +88,7 @@ class DataLayer:
         self.tenants = TenantService(self)
         self._databases: dict[str, AsyncDatabase[dict[str, Any]]] = {}
         self._collections: dict[tuple[str, str], AsyncCollection[dict[str, Any]]] = {}
+        self._ensured: set[tuple[str, str]] = set()
         self._closed = False
 
     # -- naming and routing ------------------------------------------------------------
@@ -239,14 +240,43 @@ class DataLayer:
     async def ensure_platform_collections(self) -> None:
         """Create the platform, billing and analytics collections and their indexes."""
         for area in (Area.PLATFORM, Area.BILLING, Area.ANALYTICS):
-            database = self.database(self.database_name(area))
             for document_type in self.registry.in_area(area):
-                await ensure_collection(
-                    database,
+                await self.ensure_collection(
+                    self.database_name(area),
                     spec_of(document_type).name,
                     document_type,
                     pre_images=spec_of(document_type).tenant_keyed,
                 )
+
+    async def ensure_collection(
+        self, database: str, name: str, document_type: type[BaseDocument], *, pre_images: bool
+    ) -> None:
+        """Create a collection and its indexes once per layer.
+
+        Shared collections serve many tenants: provisioning the thousandth free tenant must
+        not re-create them.
+        """
+        key = (database, name)
+        if key in self._ensured:
+            return
+        await ensure_collection(self.database(database), name, document_type, pre_images=pre_images)
+        self._ensured.add(key)
+
+    def forget_ensured(
+        self, database: str | None = None, collections: Iterable[str] | None = None
+    ) -> None:
+        """Forget that collections exist (all, a database's, or some of a database's)."""
+        if database is None:
+            self._ensured.clear()
+        elif collections is None:
+            self._ensured = {key for key in self._ensured if key[0] != database}
+        else:
+            self._ensured -= {(database, name) for name in collections}
+
+    @property
+    def closed(self) -> bool:
+        """True once `close()` ran."""
+        return self._closed
 
     def _check_open(self) -> None:
         if self._closed:

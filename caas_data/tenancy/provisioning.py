@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from caas_data.documents.base import Area, utcnow
 from caas_data.documents.platform import PlacementRecord, SaasClient
-from caas_data.engine.indexes import ensure_collection
 from caas_data.engine.registry import spec_of
 from caas_data.errors import (
     DuplicateError,
     TenantAlreadyProvisioned,
     TenantNotFound,
+    UnsafeOperation,
     translate_driver_errors,
 )
 from caas_data.tenancy.ids import validate_tenant_id
@@ -84,14 +85,89 @@ class TenantService:
 
     async def ensure_collections(self, placement: Placement) -> None:
         """Create every tenant collection at `placement` (idempotent)."""
-        database = self._layer.database(placement.database)
         shared = placement.isolation is IsolationModel.SHARED
         for document_type in self._layer.registry.in_area(Area.TENANT):
-            await ensure_collection(
-                database,
+            await self._layer.ensure_collection(
+                placement.database,
                 placement.collection_name(spec_of(document_type).name),
                 document_type,
                 pre_images=shared,
+            )
+
+    async def deprovision(self, tenant_id: str, *, actor: str | None = None) -> bool:
+        """Remove a tenant's data and its directory entry (offboarding, test clean-up).
+
+        Deletes everything at the tenant's placement: its database (database model), its
+        collection set (collection model) or its rows of the shared collections (shared
+        model; the collections stay, other tenants live in them). The directory entry goes
+        last, so an interrupted run can simply be repeated. Rows the tenant owns in the
+        platform, billing and analytics collections (invoices, usage, the audit trail) are
+        the platform's records and stay; the audit trail gets a `tenant.deprovisioned` entry.
+        Returns False when the tenant was not provisioned.
+
+        Raises:
+            InvalidTenantId: the id is malformed or reserved.
+            UnsafeOperation: the directory points the tenant at a place it cannot own.
+        """
+        validate_tenant_id(tenant_id)
+        client = await self.get_or_none(tenant_id)
+        if client is None:
+            return False
+        placement = Placement(
+            tenant_id,
+            client.tier,
+            client.placement.database,
+            client.placement.collection_prefix,
+        )
+        self._check_owned(placement)
+        layer = self._layer
+        names = [
+            placement.collection_name(spec_of(d).name) for d in layer.registry.in_area(Area.TENANT)
+        ]
+        database = layer.database(placement.database)
+        with translate_driver_errors(tenant_id=tenant_id):
+            if placement.isolation is IsolationModel.DATABASE:
+                await layer.client.drop_database(placement.database)
+                layer.forget_ensured(placement.database)
+            elif placement.isolation is IsolationModel.COLLECTION_SET:
+                await asyncio.gather(*(database.drop_collection(name) for name in names))
+                layer.forget_ensured(placement.database, names)
+            else:
+                await asyncio.gather(
+                    *(database[name].delete_many({"tenant_id": tenant_id}) for name in names)
+                )
+        from caas_data.repositories.audit import AuditLogRepository
+
+        await layer.repo(AuditLogRepository).append(
+            "tenant.deprovisioned",
+            tenant_id=tenant_id,
+            actor=actor,
+            target_type="tenant",
+            target_id=tenant_id,
+            details={"tier": client.tier.value, "database": placement.database},
+        )
+        with translate_driver_errors(tenant_id=tenant_id, document_type=SaasClient):
+            await layer.platform_collection(SaasClient).delete_one({"tenant_id": tenant_id})
+        layer.resolver.invalidate(tenant_id)
+        return True
+
+    def _check_owned(self, placement: Placement) -> None:
+        """Refuse to delete what a tenant cannot own, whatever the directory says."""
+        prefix = self._layer.prefix
+        shared = f"{prefix}_shared"
+        if placement.isolation is IsolationModel.DATABASE:
+            owned = placement.database != shared and placement.database.endswith(
+                f"_{placement.tenant_id}"
+            )
+        elif placement.isolation is IsolationModel.COLLECTION_SET:
+            owned = placement.collection_prefix == f"{placement.tenant_id}_"
+        else:
+            owned = placement.collection_prefix == ""
+        if not owned:
+            raise UnsafeOperation(
+                f"directory places the tenant at {placement.database!r}/"
+                f"{placement.collection_prefix!r}: not a place it owns, refusing to delete",
+                tenant_id=placement.tenant_id,
             )
 
     async def get_or_none(self, tenant_id: str) -> SaasClient | None:
