@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any, TypeVar
 
 from pymongo import ReturnDocument
@@ -30,19 +31,18 @@ class SequenceRepository(Repository[C]):
             raise DocumentValidationError("a counter needs a key", fields=("key",))
         collection = self.collection()
         for _ in range(5):
-            try:
-                raw: dict[str, Any] | None = await collection.find_one_and_update(
-                    {"key": key},
-                    {"$inc": {"value": count}, "$setOnInsert": {"schema_version": 1}},
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
-            except DuplicateError:
-                continue  # two first allocations raced on the upsert: the loser retries
+            # No upsert: racing first upserts can apply an increment and still answer
+            # nothing (seen on the embedded server), and asking again would leave a gap. The
+            # counter is created on its own below; the increment only ever hits a stored one.
+            raw: dict[str, Any] | None = await collection.find_one_and_update(
+                {"key": key},
+                {"$inc": {"value": count}},
+                return_document=ReturnDocument.AFTER,
+            )
             if raw is not None:
                 return int(raw["value"])
-            # Seen on the embedded server when first upserts race: nothing was returned, so
-            # nothing is known to be allocated; ask again.
+            with suppress(DuplicateError):  # another allocation created it first: use that
+                await collection.insert_one({"key": key, "value": 0, "schema_version": 1})
         raise RepositoryError(
             f"could not allocate from counter {key!r}", document_type=self.document_type
         )
