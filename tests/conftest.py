@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
-# CI: about 25 examples of the state machines, reported as found (shrinking against the
+# CI: 10 examples of the state machines, reported as found (shrinking against the
 # embedded server can take longer than the whole suite); `--hypothesis-profile=deep` for a
 # long hunt that also shrinks what it finds.
 settings.register_profile(
     "default",
-    max_examples=25,
+    max_examples=10,
     stateful_step_count=20,
     deadline=None,
     phases=(Phase.explicit, Phase.reuse, Phase.generate),

@@ -210,7 +210,12 @@ class TestServer:
         for attempt in range(1, _PORT_IN_USE_RETRIES + 1):
             port = _free_loopback_port()
             # retryWrites=false: SecantusDB slows down ~9x after ~10k retryable writes.
-            uri = f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
+            # connectTimeoutMS: the driver's monitor times its checks with it; a check that
+            # times out (a busy machine pausing the server) cancels every operation in flight.
+            uri = (
+                f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
+                "&connectTimeoutMS=60000"
+            )
             fd, log_name = tempfile.mkstemp(prefix="caas-secantusd-", suffix=".log")
             self._log_path = Path(log_name)
             cmd = [exe, "--host", "127.0.0.1", "--port", str(port), "--storage-path", ":memory:"]

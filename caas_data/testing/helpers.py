@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from caas_data.documents.base import BaseDocument
 from caas_data.engine.layer import DataLayer, connect
@@ -14,6 +15,7 @@ __all__ = [
     "drop_prefix_databases",
     "new_prefix",
     "new_tenant_id",
+    "patient_uri",
 ]
 
 # The embedded server is slow and CI machines are small: give operations a minute, not 10 s.
@@ -30,12 +32,26 @@ def new_tenant_id(stem: str = "t") -> str:
     return f"{stem}-{uuid.uuid4().hex[:10]}"
 
 
+def patient_uri(uri: str) -> str:
+    """`uri` with a connect timeout as long as the operation timeout.
+
+    The driver's monitor checks the server with the connect timeout (20 s by default); a
+    check that times out marks the server unknown and cancels every operation in flight. A
+    busy CI machine can pause the embedded server longer than that, so tests wait instead.
+    """
+    parts = urlsplit(uri)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    query.setdefault("connectTimeoutMS", str(TEST_OPERATION_TIMEOUT_MS))
+    query.setdefault("serverSelectionTimeoutMS", str(TEST_OPERATION_TIMEOUT_MS))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 async def connect_for_tests(
     uri: str, *, documents: Iterable[type[BaseDocument]] | None = None
 ) -> DataLayer:
     """A layer on fresh databases (a new prefix), with the test operation timeout."""
     return await connect(
-        uri,
+        patient_uri(uri),
         database_prefix=new_prefix(),
         documents=documents,
         operation_timeout_ms=TEST_OPERATION_TIMEOUT_MS,
@@ -51,4 +67,5 @@ async def drop_prefix_databases(layer: DataLayer) -> list[str]:
     ]
     for name in names:
         await layer.client.drop_database(name)
+        layer.forget_ensured(name)
     return names

@@ -6,7 +6,7 @@ Enterprise), and tries to reach other tenants' messages and conversations by id.
 step every tenant's history, reactions, unread count and physical `messages` collection must
 equal a per-tenant model: gap-free seqs, its own texts, nothing of anyone else.
 
-CI runs a few examples (a third of the default profile); `--hypothesis-profile=deep` runs many more.
+CI runs a few examples (half the default profile); `--hypothesis-profile=deep` runs many more.
 """
 
 from __future__ import annotations
@@ -283,7 +283,7 @@ def test_chat_isolation_state_machine(caas_server: ServerHandle) -> None:
             profile = settings()
             run_state_machine_as_test(
                 ChatIsolationMachine,
-                settings=settings(profile, max_examples=max(4, profile.max_examples // 3)),
+                settings=settings(profile, max_examples=max(4, profile.max_examples // 2)),
             )
         finally:
             loop.run_until_complete(drop_prefix_databases(layer))

@@ -6,7 +6,7 @@ two in the shared model, one PRO, one Enterprise. After each step every tenant's
 through the layer and also straight from its physical collection, must equal a per-tenant
 model, so no operation can have touched another tenant.
 
-CI runs the default profile (25 examples); `--hypothesis-profile=deep` runs many more.
+CI runs the default profile (10 examples); `--hypothesis-profile=deep` runs many more.
 """
 
 from __future__ import annotations
