@@ -6,21 +6,25 @@ which runs as a separate process and is never imported.
 """
 
 from caas_data.testing._server import ServerHandle, TestServer, start_test_server
+from caas_data.testing.factories import Factories
 from caas_data.testing.helpers import (
     TEST_OPERATION_TIMEOUT_MS,
     connect_for_tests,
     drop_prefix_databases,
     new_prefix,
     new_tenant_id,
+    patient_uri,
 )
 
 __all__ = [
     "TEST_OPERATION_TIMEOUT_MS",
+    "Factories",
     "ServerHandle",
     "TestServer",
     "connect_for_tests",
     "drop_prefix_databases",
     "new_prefix",
     "new_tenant_id",
+    "patient_uri",
     "start_test_server",
 ]

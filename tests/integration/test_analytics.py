@@ -80,6 +80,7 @@ async def test_a_missing_collection_is_created_and_detected(
         await again.close()
 
 
+@pytest.mark.caas_isolated  # re-creates the shared events collection
 async def test_a_plain_collection_with_events_is_kept_and_gets_a_ttl(
     caas_layer: DataLayer, caas_tenant: Any
 ) -> None:
@@ -95,6 +96,7 @@ async def test_a_plain_collection_with_events_is_kept_and_gets_a_ttl(
         assert await caas_layer.repo(EventRepository).count() == 1
 
 
+@pytest.mark.caas_isolated  # re-creates the shared events collection
 async def test_a_refusal_of_time_series_falls_back_to_a_plain_collection(
     caas_layer: DataLayer, caas_tenant: Any
 ) -> None:
@@ -226,6 +228,7 @@ async def test_rollups_are_rebuilt_not_double_counted(
         assert as_table(day) == [("message.sent", HOUR.replace(hour=0), 4, 15.0)]
 
 
+@pytest.mark.caas_isolated  # reads platform-wide state
 async def test_a_system_rollup_covers_every_tenant(caas_layer: DataLayer, tenants: Tenants) -> None:
     for i, tenant in enumerate(tenants.all):
         await seed_events(caas_layer, tenant, [("user.login", 1, 1.0)] * (i + 1))

@@ -170,6 +170,7 @@ async def test_rotation_never_extends_an_earlier_expiry(
             await keys.rotate(revoked.key.id)
 
 
+@pytest.mark.caas_isolated  # reads platform-wide state
 async def test_keys_belong_to_one_tenant_and_its_applications(
     caas_layer: DataLayer, tenants: Tenants
 ) -> None:

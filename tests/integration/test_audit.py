@@ -222,6 +222,7 @@ async def test_retention_keeps_a_verifiable_chain(caas_layer: DataLayer, tenants
         assert (await audit.verify_chain()).checked == 3
 
 
+@pytest.mark.caas_isolated  # reads platform-wide state
 async def test_platform_chain_is_written_from_a_system_scope(
     caas_layer: DataLayer, caas_tenant: object
 ) -> None:

@@ -33,7 +33,9 @@ async def test_invalid_and_reserved_ids_raise_before_io(
     with pytest.raises(InvalidTenantId):
         await caas_layer.tenants.provision(tenant_id, tier=Tier.FREE)
     assert (
-        await caas_layer.client[f"{caas_layer.prefix}_platform"]["saas_clients"].count_documents({})
+        await caas_layer.client[f"{caas_layer.prefix}_platform"]["saas_clients"].count_documents(
+            {"tenant_id": tenant_id}
+        )
         == 0
     )
 
@@ -50,7 +52,9 @@ async def test_missing_scope_raises(caas_layer: DataLayer, tenants: Tenants) -> 
     with pytest.raises(TenantContextMissing):
         await user.insert()
     assert (
-        await raw_collection(caas_layer, tenants.shared, Tier.FREE, "users").count_documents({})
+        await raw_collection(caas_layer, tenants.shared, Tier.FREE, "users").count_documents(
+            {"tenant_id": tenants.shared}
+        )
         == 0
     )
 
@@ -85,7 +89,12 @@ async def test_document_of_another_tenant_is_refused(
         with pytest.raises(TenantMismatch):
             await repo.create({"external_id": "y", "display_name": "y", "tenant_id": tenants.pro})
     for tier, tenant in ((Tier.FREE, tenants.shared), (Tier.PRO, tenants.pro)):
-        assert await raw_collection(caas_layer, tenant, tier, "users").count_documents({}) == 0
+        assert (
+            await raw_collection(caas_layer, tenant, tier, "users").count_documents(
+                {"tenant_id": tenant}
+            )
+            == 0
+        )
 
 
 async def test_invalid_fields_name_the_field_and_write_nothing(

@@ -64,6 +64,7 @@ async def test_one_active_subscription_per_client(caas_layer: DataLayer, tenants
             await subscriptions.change_plan("platinum")
 
 
+@pytest.mark.caas_isolated  # creates the platform-wide plans
 async def test_concurrent_first_subscriptions_start_exactly_one(
     caas_layer: DataLayer, tenants: Tenants
 ) -> None:
@@ -79,6 +80,7 @@ async def test_concurrent_first_subscriptions_start_exactly_one(
         assert len(await subscriptions.history()) == 1
 
 
+@pytest.mark.caas_isolated  # creates the platform-wide plans
 @pytest.mark.parametrize("model", ["shared", "pro", "enterprise"])
 async def test_a_plan_change_keeps_history_and_records_a_pending_tier(
     caas_layer: DataLayer, tenants: Tenants, model: str
@@ -114,6 +116,7 @@ async def test_a_plan_change_keeps_history_and_records_a_pending_tier(
     ]
 
 
+@pytest.mark.caas_isolated  # creates the platform-wide plans
 async def test_changing_back_to_the_current_tier_clears_the_pending_change(
     caas_layer: DataLayer, tenants: Tenants
 ) -> None:
@@ -173,6 +176,7 @@ async def test_concurrent_issues_get_unique_gap_free_numbers(
     assert all(i.status is InvoiceStatus.ISSUED and i.issued_at for i in issued)
 
 
+@pytest.mark.caas_isolated  # reads platform-wide state
 async def test_invoice_numbers_are_per_client(caas_layer: DataLayer, tenants: Tenants) -> None:
     for tenant in (tenants.shared, tenants.pro, tenants.enterprise, tenants.pro):
         async with tenant_scope(tenant):

@@ -59,10 +59,14 @@ async def test_published_keys_are_stored_raw_in_the_tenants_place(
     assert claim.one_time_prekey is not None and claim.one_time_prekey.key_id == 1
     assert claim.one_time_prekey.public_key == key(1001)
     assert (claim.remaining, claim.low_supply) == (2, True)
-    stored_key = await raw_collection(caas_layer, tenant, TIERS[model], "user_keys").find_one()
+    stored_key = await raw_collection(caas_layer, tenant, TIERS[model], "user_keys").find_one(
+        {"tenant_id": tenant}
+    )
     assert stored_key is not None and stored_key["identity_key"] == key(1)
     assert stored_key["tenant_id"] == tenant
-    bundle = await raw_collection(caas_layer, tenant, TIERS[model], "prekey_bundles").find_one()
+    bundle = await raw_collection(caas_layer, tenant, TIERS[model], "prekey_bundles").find_one(
+        {"tenant_id": tenant}
+    )
     assert bundle is not None and bundle["tenant_id"] == tenant
     assert [k["claimed_at"] is not None for k in bundle["one_time_prekeys"]] == [True, False, False]
 
@@ -86,7 +90,9 @@ async def test_fifty_concurrent_claims_over_thirty_keys_hand_each_out_once(
     assert sum(1 for c in claims if c.one_time_prekey is None) == 20
     assert all(c.signed_prekey.key_id == 7 for c in claims)  # the rest still get a bundle
     assert remaining == 0 and all(c.low_supply for c in claims if c.one_time_prekey is None)
-    stored = await raw_collection(caas_layer, tenant, TIERS[model], "prekey_bundles").find_one()
+    stored = await raw_collection(caas_layer, tenant, TIERS[model], "prekey_bundles").find_one(
+        {"tenant_id": tenant}
+    )
     assert stored is not None
     claimed = stored["one_time_prekeys"]
     assert len({k["claim_token"] for k in claimed}) == 30

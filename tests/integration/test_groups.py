@@ -50,7 +50,9 @@ async def test_a_new_group_has_its_owner_and_first_members(
         await assert_counts_match(caas_layer, group)
     stored = raw_collection(caas_layer, tenant, TIERS[model], "group_members")
     assert await stored.count_documents({"tenant_id": tenant, "group_id": group.id}) == 3
-    raw_group = await raw_collection(caas_layer, tenant, TIERS[model], "groups").find_one()
+    raw_group = await raw_collection(caas_layer, tenant, TIERS[model], "groups").find_one(
+        {"tenant_id": tenant}
+    )
     assert raw_group is not None and raw_group["member_count"] == 3
 
 
@@ -236,7 +238,9 @@ async def test_deleted_groups_can_be_restored_by_their_owner(
         assert await groups.get_or_none(group.id) is None
         with pytest.raises(NotFoundError):
             await groups.join(group.id, PydanticObjectId())
-        raw = await raw_collection(caas_layer, tenant, TIERS[model], "groups").find_one()
+        raw = await raw_collection(caas_layer, tenant, TIERS[model], "groups").find_one(
+            {"tenant_id": tenant}
+        )
         assert raw is not None and raw["deleted_at"] is not None
         restored = await groups.restore(group.id)
         assert (restored.member_count, restored.deleted_at) == (2, None)

@@ -59,7 +59,9 @@ async def test_files_are_registered_pending_and_stored_in_the_tenants_place(
         files = caas_layer.repo(MediaFileRepository)
         assert (await files.get(stored.id)).scan_status is ScanStatus.PENDING
         assert [f.id for f in await files.scan_queue()] == [stored.id]
-    raw = await raw_collection(caas_layer, tenant, TIERS[model], "files").find_one()
+    raw = await raw_collection(caas_layer, tenant, TIERS[model], "files").find_one(
+        {"tenant_id": tenant}
+    )
     assert raw is not None and raw["tenant_id"] == tenant
     assert (raw["mime_type"], raw["scan_status"]) == ("image/png", "pending")
     assert raw["sha256"] == "ab" * 32
@@ -156,7 +158,9 @@ async def test_files_and_posts_are_soft_deleted_and_restored(
         assert await files.get_or_none(stored.id) is None
         assert (await posts.by_author(user)).items == []
         assert (await files.by_uploader(user)).items == []
-        raw = await raw_collection(caas_layer, tenant, TIERS[model], "posts").find_one()
+        raw = await raw_collection(caas_layer, tenant, TIERS[model], "posts").find_one(
+            {"tenant_id": tenant}
+        )
         assert raw is not None and raw["deleted_by"] == user  # kept, marked
         await files.restore(stored.id)
         await posts.restore(post.id)

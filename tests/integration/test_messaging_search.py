@@ -92,6 +92,7 @@ async def test_search_refuses_queries_without_words(
             await search.search("cafe", after="garbage")
 
 
+@pytest.mark.caas_isolated  # detection is cached per layer: starts from a new one
 async def test_text_index_support_is_detected_once_per_layer(
     caas_layer: DataLayer, tenant: str
 ) -> None:

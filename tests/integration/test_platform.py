@@ -88,6 +88,7 @@ async def test_all_collections_exist_with_their_indexes(caas_layer: DataLayer) -
     assert seen["invoices"]["tenant_number_unique"] == [("tenant_id", 1), ("number", 1)]
 
 
+@pytest.mark.caas_isolated  # reads platform-wide state
 @pytest.mark.parametrize("model", ["shared", "pro", "enterprise"])
 async def test_applications_belong_to_one_client(
     caas_layer: DataLayer, tenants: Tenants, model: str
@@ -115,6 +116,7 @@ async def test_applications_belong_to_one_client(
         assert await caas_layer.repo(ApplicationRepository).count({"name": "web"}) == 3
 
 
+@pytest.mark.caas_isolated  # reads platform-wide state
 async def test_admin_passwords_are_stored_as_argon2_hashes(caas_layer: DataLayer) -> None:
     admins = caas_layer.repo(PlatformAdminRepository)
     admin = await admins.create_admin(
@@ -138,6 +140,7 @@ async def test_admin_passwords_are_stored_as_argon2_hashes(caas_layer: DataLayer
                              "password_hash": "a-plain-text-password-by-mistake"})  # fmt: skip
 
 
+@pytest.mark.caas_isolated  # reads platform-wide state
 async def test_wrong_unknown_and_disabled_sign_ins_look_the_same(caas_layer: DataLayer) -> None:
     admins = caas_layer.repo(PlatformAdminRepository)
     admin = await admins.create_admin(
@@ -151,6 +154,7 @@ async def test_wrong_unknown_and_disabled_sign_ins_look_the_same(caas_layer: Dat
         await admins.verify_password("ops@caas.test", PASSWORD)
 
 
+@pytest.mark.caas_isolated  # reads platform-wide state
 async def test_sign_in_upgrades_an_outdated_hash(caas_layer: DataLayer) -> None:
     admins = caas_layer.repo(PlatformAdminRepository)
     admin = await admins.create_admin(
@@ -173,6 +177,7 @@ def test_the_default_hasher_uses_the_recommended_parameters() -> None:
     assert default.memory_cost >= profiles.RFC_9106_LOW_MEMORY.memory_cost
 
 
+@pytest.mark.caas_isolated  # reads platform-wide state
 async def test_admin_changes_are_audited_in_the_platform_chain(caas_layer: DataLayer) -> None:
     admins = caas_layer.repo(PlatformAdminRepository)
     admin = await admins.create_admin(

@@ -129,6 +129,7 @@ async def test_soft_deleted_content_is_purged_after_its_grace_period(
         assert (await files.get(live.id)).id == live.id
 
 
+@pytest.mark.caas_isolated  # walks every tenant of the directory
 async def test_apply_all_runs_each_tenant_with_its_own_settings(
     caas_layer: DataLayer, caas_tenant: TenantFactory
 ) -> None:

@@ -141,6 +141,7 @@ async def test_the_ip_policy_can_turn_the_allow_list_off(
     assert trail[0].details == {"cidr": "10.0.0.0/8"}
 
 
+@pytest.mark.caas_isolated  # reads platform-wide state
 async def test_policies_fall_back_to_platform_defaults_then_built_ins(
     caas_layer: DataLayer, tenants: Tenants
 ) -> None:

@@ -27,7 +27,7 @@ async def test_defaults_are_read_without_writing(
     assert settings.limits.max_file_bytes == 100 * MIB
     assert settings.features.reactions is True
     stored = raw_collection(caas_layer, tenant, TIERS[model], "tenant_settings")
-    assert await stored.count_documents({}) == 0
+    assert await stored.count_documents({"tenant_id": tenant}) == 0
 
 
 @pytest.mark.parametrize("model", ["shared", "pro", "enterprise"])
@@ -48,7 +48,7 @@ async def test_partial_update_keeps_other_settings_and_lands_in_place(
     assert read.limits.max_file_bytes == 100 * MIB  # untouched default
     assert read.retention.message_retention_days == 30
     stored = raw_collection(caas_layer, tenant, TIERS[model], "tenant_settings")
-    docs = await stored.find({}).to_list(None)
+    docs = await stored.find({"tenant_id": tenant}).to_list(None)
     assert len(docs) == 1 and docs[0]["tenant_id"] == tenant and docs[0]["__v"] == 3
     assert docs[0]["limits"] == {"max_group_members": 50, "max_message_length": 1000}
 
