@@ -135,7 +135,11 @@ def repository(repository_type: type[R]) -> Callable[[Request], R]:
 # -- tenant resolution: the handler runs inside the tenant's scope ----------------------
 
 
+@asynccontextmanager
 async def _scoped(layer: DataLayer, principal: Principal) -> AsyncIterator[Principal]:
+    # A context manager, not a generator iterated with `async for`: an error raised by the
+    # handler must close the scope in the request's own task (a suspended generator would be
+    # closed later by the garbage collector, in another context, failing to reset the scope).
     try:
         validate_tenant_id(principal.tenant_id)
     except InvalidTenantId as exc:
@@ -160,7 +164,7 @@ def tenant_from_trusted_header(
     ) -> AsyncIterator[Principal]:
         if not tenant:
             raise TenantContextMissing(f"missing {header} header")
-        async for principal in _scoped(get_layer(request), Principal(tenant)):
+        async with _scoped(get_layer(request), Principal(tenant)) as principal:
             yield principal
 
     return dependency
@@ -211,7 +215,7 @@ def tenant_from_api_key(
         missing = required_scopes - principal.scopes
         if missing:
             raise HTTPException(403, f"API key lacks scopes: {', '.join(sorted(missing))}")
-        async for scoped in _scoped(layer, principal):
+        async with _scoped(layer, principal) as scoped:
             yield scoped
 
     return dependency
