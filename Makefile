@@ -6,10 +6,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo lint test bench clean
+.PHONY: demo chat-api lint test bench clean
 
 demo: $(VENV)/.installed-embedded
 	$(BIN)/python examples/quickstart.py
+
+# The example chat service (FastAPI) on the embedded server: http://127.0.0.1:8000/docs
+chat-api: $(VENV)/.installed-examples
+	$(BIN)/python examples/chat_api.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check caas_data tests examples
