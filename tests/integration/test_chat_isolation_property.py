@@ -11,37 +11,30 @@ CI runs a few examples (half the default profile); `--hypothesis-profile=deep` r
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from beanie import PydanticObjectId
-from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
     initialize,
     invariant,
     rule,
-    run_state_machine_as_test,
 )
 
-from caas_data import DataLayer, NotFoundError, Tier, UserRepository, tenant_scope
+from caas_data import NotFoundError, UserRepository, tenant_scope
 from caas_data.repositories.saas.messaging import (
     ConversationRepository,
     MessageRepository,
     ReactionRepository,
     ReadReceiptRepository,
 )
-from caas_data.testing import ServerHandle, connect_for_tests, drop_prefix_databases, new_tenant_id
+from caas_data.testing import ServerHandle
 
 from .conftest import raw_collection
+from .machines import TIERS, LayerMachine, run_machine
 
-T = TypeVar("T")
-TIERS = (Tier.FREE, Tier.STARTER, Tier.PRO, Tier.ENTERPRISE)
 EMOJIS = ("👍", "🎉")
 
 
@@ -64,23 +57,15 @@ class Chat:
     read: int = 0  # user 1's watermark
 
 
-class ChatIsolationMachine(RuleBasedStateMachine):
-    layer: DataLayer
-    loop: asyncio.AbstractEventLoop
-    counter = itertools.count()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return self.loop.run_until_complete(coro)
-
+class ChatIsolationMachine(LayerMachine):
     @initialize()
     def provision(self) -> None:
-        self.tenants = [new_tenant_id(f"c{i}") for i in range(len(TIERS))]
-        self.tiers = dict(zip(self.tenants, TIERS, strict=True))
+        self.tiers = self.new_tenants("c")
+        self.tenants = list(self.tiers)
         self.chats: dict[str, Chat] = {}
 
         async def go() -> None:
-            for tenant, tier in self.tiers.items():
-                await self.layer.tenants.provision(tenant, tier=tier)
+            for tenant in self.tenants:
                 async with tenant_scope(tenant, layer=self.layer):
                     users = await self.layer.repo(UserRepository).create_many(
                         [{"external_id": f"{tenant}-{i}", "display_name": tenant} for i in (0, 1)]
@@ -274,19 +259,4 @@ class ChatIsolationMachine(RuleBasedStateMachine):
 
 
 def test_chat_isolation_state_machine(caas_server: ServerHandle) -> None:
-    loop = asyncio.new_event_loop()
-    try:
-        layer = loop.run_until_complete(connect_for_tests(caas_server.uri))
-        ChatIsolationMachine.layer = layer
-        ChatIsolationMachine.loop = loop
-        try:
-            profile = settings()
-            run_state_machine_as_test(
-                ChatIsolationMachine,
-                settings=settings(profile, max_examples=max(4, profile.max_examples // 2)),
-            )
-        finally:
-            loop.run_until_complete(drop_prefix_databases(layer))
-            loop.run_until_complete(layer.close())
-    finally:
-        loop.close()
+    run_machine(ChatIsolationMachine, caas_server, examples_share=0.5)

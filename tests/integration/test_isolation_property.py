@@ -11,41 +11,31 @@ CI runs the default profile (10 examples); `--hypothesis-profile=deep` runs many
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from bson import ObjectId
-from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
     initialize,
     invariant,
     rule,
-    run_state_machine_as_test,
 )
 from pymongo import DeleteOne, InsertOne, UpdateMany, UpdateOne
 
 from caas_data import (
-    DataLayer,
     NotFoundError,
     TenantMismatch,
-    Tier,
     User,
     UserRepository,
     VersionConflict,
     tenant_scope,
 )
-from caas_data.testing import ServerHandle, connect_for_tests, drop_prefix_databases, new_tenant_id
+from caas_data.testing import ServerHandle
 
 from .conftest import raw_collection
-
-T = TypeVar("T")
-TIERS = (Tier.FREE, Tier.STARTER, Tier.PRO, Tier.ENTERPRISE)
+from .machines import TIERS, LayerMachine, run_machine
 
 
 @dataclass
@@ -63,25 +53,12 @@ class World:
     rows: dict[str, dict[ObjectId, Row]] = field(default_factory=dict)
 
 
-class IsolationMachine(RuleBasedStateMachine):
-    layer: DataLayer
-    loop: asyncio.AbstractEventLoop
-    counter = itertools.count()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return self.loop.run_until_complete(coro)
-
+class IsolationMachine(LayerMachine):
     @initialize()
     def provision(self) -> None:
-        self.tenants = [new_tenant_id(f"h{i}") for i in range(len(TIERS))]
-        self.tiers = dict(zip(self.tenants, TIERS, strict=True))
+        self.tiers = self.new_tenants("h")
+        self.tenants = list(self.tiers)
         self.world = World({t: {} for t in self.tenants})
-
-        async def go() -> None:
-            for tenant, tier in self.tiers.items():
-                await self.layer.tenants.provision(tenant, tier=tier)
-
-        self.run(go())
 
     # -- helpers --------------------------------------------------------------------
 
@@ -295,18 +272,4 @@ class IsolationMachine(RuleBasedStateMachine):
 
 
 def test_tenant_isolation_state_machine(caas_server: ServerHandle) -> None:
-    loop = asyncio.new_event_loop()
-    try:
-        layer = loop.run_until_complete(connect_for_tests(caas_server.uri))
-        IsolationMachine.layer = layer
-        IsolationMachine.loop = loop
-        try:
-            run_state_machine_as_test(
-                IsolationMachine,
-                settings=settings(settings(), stateful_step_count=settings().stateful_step_count),
-            )
-        finally:
-            loop.run_until_complete(drop_prefix_databases(layer))
-            loop.run_until_complete(layer.close())
-    finally:
-        loop.close()
+    run_machine(IsolationMachine, caas_server)
