@@ -168,10 +168,10 @@ async def test_retention_removes_old_events_in_batches(
         assert await caas_layer.repo(EventRepository).count() == 4
 
 
-async def test_naive_timestamps_are_refused(caas_layer: DataLayer, tenants: Tenants) -> None:
+async def test_naive_timestamps_are_refused(caas_layer: DataLayer, shared_tenant: str) -> None:
     from caas_data import DocumentValidationError
 
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         with pytest.raises(DocumentValidationError, match="timezone-aware"):
             await caas_layer.repo(EventRepository).record("x.y", at=datetime(2026, 1, 1))
         with pytest.raises(DocumentValidationError, match="name"):

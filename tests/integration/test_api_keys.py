@@ -29,9 +29,9 @@ def raw_keys(layer: DataLayer):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("model", ["shared", "pro", "enterprise"])
 async def test_the_secret_is_shown_once_and_stored_only_as_a_hash(
-    caas_layer: DataLayer, tenants: Tenants, model: str
+    caas_layer: DataLayer, model_tenant: str, model: str
 ) -> None:
-    tenant = getattr(tenants, model)
+    tenant = model_tenant
     async with tenant_scope(tenant):
         issued = await caas_layer.repo(ApiKeyRepository).issue("ci", scopes=["messages:write"])
     secret = issued.secret
@@ -80,9 +80,9 @@ async def test_unknown_or_malformed_keys_are_refused(
 
 
 async def test_a_key_with_a_wrong_secret_is_refused(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, shared_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         issued = await caas_layer.repo(ApiKeyRepository).issue("ci")
     forged = issued.secret[:-4] + ("AAAA" if not issued.secret.endswith("AAAA") else "BBBB")
     with pytest.raises(NotFoundError, match="unknown API key"):
@@ -90,10 +90,10 @@ async def test_a_key_with_a_wrong_secret_is_refused(
 
 
 async def test_revoked_and_expired_keys_are_refused_with_the_reason(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, pro_tenant: str
 ) -> None:
     keys = caas_layer.repo(ApiKeyRepository)
-    async with tenant_scope(tenants.pro):
+    async with tenant_scope(pro_tenant):
         revoked = await keys.issue("old")
         timed = await keys.issue("timed", expires_in=timedelta(minutes=5))
         first = await keys.revoke(revoked.key.id, actor="admin:7")
@@ -104,15 +104,15 @@ async def test_revoked_and_expired_keys_are_refused_with_the_reason(
     assert (await keys.authenticate(timed.secret)).expires_at == timed.key.expires_at
     with pytest.raises(NotFoundError, match="expired at"):
         await keys.authenticate(timed.secret, now=utcnow() + timedelta(minutes=6))
-    async with tenant_scope(tenants.pro):
+    async with tenant_scope(pro_tenant):
         actions = [e.action for e in (await caas_layer.repo(AuditLogRepository).trail()).items]
     assert actions == ["api_key.created", "api_key.created", "api_key.revoked"]
 
 
 async def test_last_used_is_written_at_most_once_per_minute(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, enterprise_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.enterprise):
+    async with tenant_scope(enterprise_tenant):
         issued = await caas_layer.repo(ApiKeyRepository).issue("busy")
     keys = caas_layer.repo(ApiKeyRepository)
     start = utcnow()
@@ -129,10 +129,10 @@ async def test_last_used_is_written_at_most_once_per_minute(
 
 
 async def test_rotation_keeps_both_keys_valid_for_the_grace_period(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, shared_tenant: str
 ) -> None:
     keys = caas_layer.repo(ApiKeyRepository)
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         old = await keys.issue("ci", scopes=["messages"])
         new = await keys.rotate(old.key.id, grace=timedelta(hours=1), actor="admin:1")
         assert new.secret != old.secret and new.key.prefix != old.key.prefix
@@ -147,8 +147,8 @@ async def test_rotation_keeps_both_keys_valid_for_the_grace_period(
     after_grace = now + timedelta(hours=2)
     with pytest.raises(NotFoundError, match="expired"):
         await keys.authenticate(old.secret, now=after_grace)
-    assert (await keys.authenticate(new.secret, now=after_grace)).tenant_id == tenants.shared
-    async with tenant_scope(tenants.shared):
+    assert (await keys.authenticate(new.secret, now=after_grace)).tenant_id == shared_tenant
+    async with tenant_scope(shared_tenant):
         trail = (await caas_layer.repo(AuditLogRepository).trail()).items
     assert [e.action for e in trail] == ["api_key.created", "api_key.rotated", "api_key.created"]
     assert trail[1].details == {"replaced_by": str(new.key.id)}
@@ -156,10 +156,10 @@ async def test_rotation_keeps_both_keys_valid_for_the_grace_period(
 
 
 async def test_rotation_never_extends_an_earlier_expiry(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, pro_tenant: str
 ) -> None:
     keys = caas_layer.repo(ApiKeyRepository)
-    async with tenant_scope(tenants.pro):
+    async with tenant_scope(pro_tenant):
         old = await keys.issue("short", expires_in=timedelta(minutes=10))
         new = await keys.rotate(old.key.id, grace=timedelta(days=1))
         assert (await keys.get(old.key.id)).expires_at == old.key.expires_at
@@ -195,9 +195,9 @@ async def test_keys_belong_to_one_tenant_and_its_applications(
 
 
 async def test_generic_writes_of_keys_are_audited_too(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, enterprise_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.enterprise):
+    async with tenant_scope(enterprise_tenant):
         keys = caas_layer.repo(ApiKeyRepository)
         issued = await keys.issue("ci")
         renamed = await keys.update(issued.key, name="ci-2", actor="admin:3")
@@ -217,7 +217,7 @@ async def test_generic_writes_of_keys_are_audited_too(
 
 
 async def test_a_fastapi_app_authenticates_requests_with_the_keys(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, pro_tenant: str
 ) -> None:
     import httpx
     from fastapi import Depends, FastAPI
@@ -239,7 +239,7 @@ async def test_a_fastapi_app_authenticates_requests_with_the_keys(
     async def whoami(principal: Principal = needs_write) -> dict[str, str | None]:
         return {"tenant": current_tenant_id(), "key": principal.key_id}
 
-    async with tenant_scope(tenants.pro):
+    async with tenant_scope(pro_tenant):
         keys = caas_layer.repo(ApiKeyRepository)
         writer = await keys.issue("writer", scopes=["messages:write"])
         reader = await keys.issue("reader", scopes=["messages:read"])
@@ -249,7 +249,7 @@ async def test_a_fastapi_app_authenticates_requests_with_the_keys(
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         ok = await http.get("/whoami", headers={"Authorization": f"Bearer {writer.secret}"})
         assert ok.status_code == 200
-        assert ok.json() == {"tenant": tenants.pro, "key": str(writer.key.id)}
+        assert ok.json() == {"tenant": pro_tenant, "key": str(writer.key.id)}
         assert (await http.get("/whoami", headers={"X-API-Key": reader.secret})).status_code == 403
         for raw in (revoked.secret, writer.secret[:-2] + "xx", "nonsense"):
             assert (await http.get("/whoami", headers={"X-API-Key": raw})).status_code == 401

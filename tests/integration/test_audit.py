@@ -32,9 +32,9 @@ def raw_audit(layer: DataLayer):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("model", ["shared", "pro", "enterprise"])
 async def test_entries_chain_by_hash_and_sequence(
-    caas_layer: DataLayer, tenants: Tenants, model: str
+    caas_layer: DataLayer, model_tenant: str, model: str
 ) -> None:
-    async with tenant_scope(getattr(tenants, model)):
+    async with tenant_scope(model_tenant):
         audit = caas_layer.repo(AuditLogRepository)
         first = await audit.append("policy.changed", actor="admin:1", details={"k": "v"})
         second = await audit.append("api_key.created", target_type="api_keys", target_id="x")
@@ -64,7 +64,7 @@ async def test_chains_are_per_tenant(caas_layer: DataLayer, tenants: Tenants) ->
 
 
 async def test_fifty_concurrent_appends_never_fork_the_chain(
-    caas_layer: DataLayer, tenants: Tenants, caas_server: ServerHandle
+    caas_layer: DataLayer, shared_tenant: str, caas_server: ServerHandle
 ) -> None:
     # Two layers stand for two processes: within one, appends queue on a lock; between
     # them, only the unique (tenant_id, seq) index keeps the chain from forking.
@@ -76,7 +76,7 @@ async def test_fifty_concurrent_appends_never_fork_the_chain(
     try:
 
         async def append(layer: DataLayer, i: int) -> AuditLog:
-            async with tenant_scope(tenants.shared, layer=layer):
+            async with tenant_scope(shared_tenant, layer=layer):
                 return await layer.repo(AuditLogRepository).append("load.test", details={"i": i})
 
         entries = await asyncio.gather(
@@ -86,15 +86,15 @@ async def test_fifty_concurrent_appends_never_fork_the_chain(
         await other.close()
     assert sorted(e.seq for e in entries) == list(range(1, 51))
     assert sorted(e.details["i"] for e in entries) == list(range(50))  # type: ignore[type-var]
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         report = await caas_layer.repo(AuditLogRepository).verify_chain()
     assert report.ok and report.checked == 50
 
 
 async def test_the_unique_sequence_refuses_a_second_entry_at_a_seq(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, pro_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.pro):
+    async with tenant_scope(pro_tenant):
         audit = caas_layer.repo(AuditLogRepository)
         first = await audit.append("x.y")
         fork = first.model_copy(update={"id": None, "action": "x.fork"})
@@ -105,7 +105,7 @@ async def test_the_unique_sequence_refuses_a_second_entry_at_a_seq(
 
 
 async def test_concurrent_audited_writes_in_transactions_keep_one_chain(
-    caas_layer: DataLayer, tenants: Tenants, caas_server: ServerHandle
+    caas_layer: DataLayer, enterprise_tenant: str, caas_server: ServerHandle
 ) -> None:
     # Each key and its entry commit together. Two layers (two processes): their transactions
     # conflict on the chain's next seq and re-run; within a layer they queue on a lock.
@@ -117,7 +117,7 @@ async def test_concurrent_audited_writes_in_transactions_keep_one_chain(
     try:
 
         async def issue(layer: DataLayer, i: int) -> IssuedApiKey:
-            async with tenant_scope(tenants.enterprise, layer=layer):
+            async with tenant_scope(enterprise_tenant, layer=layer):
                 return await layer.repo(ApiKeyRepository).issue(f"k{i}")
 
         issued = await asyncio.gather(
@@ -125,7 +125,7 @@ async def test_concurrent_audited_writes_in_transactions_keep_one_chain(
         )
     finally:
         await other.close()
-    async with tenant_scope(tenants.enterprise):
+    async with tenant_scope(enterprise_tenant):
         audit = caas_layer.repo(AuditLogRepository)
         trail = (await audit.trail()).items
         assert [e.seq for e in trail] == list(range(1, 21))
@@ -144,17 +144,17 @@ async def test_concurrent_audited_writes_in_transactions_keep_one_chain(
     ],
 )
 async def test_a_modified_entry_is_reported(
-    caas_layer: DataLayer, tenants: Tenants, field: str, value: object, reason: str
+    caas_layer: DataLayer, pro_tenant: str, field: str, value: object, reason: str
 ) -> None:
-    async with tenant_scope(tenants.pro):
+    async with tenant_scope(pro_tenant):
         audit = caas_layer.repo(AuditLogRepository)
         for i in range(5):
             await audit.append("x.y", actor="admin:1", details={"i": i})
     # Tampering goes around the layer, straight to the database.
     await raw_audit(caas_layer).update_one(
-        {"tenant_id": tenants.pro, "seq": 3}, {"$set": {field: value}}
+        {"tenant_id": pro_tenant, "seq": 3}, {"$set": {field: value}}
     )
-    async with tenant_scope(tenants.pro):
+    async with tenant_scope(pro_tenant):
         report = await caas_layer.repo(AuditLogRepository).verify_chain()
     assert not report.ok
     assert report.broken_seq == 3 and report.checked == 2
@@ -162,38 +162,38 @@ async def test_a_modified_entry_is_reported(
 
 
 async def test_a_rehashed_forgery_breaks_the_next_link(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, shared_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         audit = caas_layer.repo(AuditLogRepository)
         for _ in range(4):
             await audit.append("x.y")
-    raw = await raw_audit(caas_layer).find_one({"tenant_id": tenants.shared, "seq": 2})
+    raw = await raw_audit(caas_layer).find_one({"tenant_id": shared_tenant, "seq": 2})
     forged = AuditLog.model_validate({**raw, "action": "x.forged"})
     await raw_audit(caas_layer).update_one(
         {"_id": raw["_id"]}, {"$set": {"action": "x.forged", "hash": forged.compute_hash()}}
     )
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         report = await caas_layer.repo(AuditLogRepository).verify_chain()
     assert report.broken_seq == 3
     assert "prev_hash does not match the hash of entry 2" in (report.reason or "")
 
 
-async def test_a_removed_entry_is_reported(caas_layer: DataLayer, tenants: Tenants) -> None:
-    async with tenant_scope(tenants.enterprise):
+async def test_a_removed_entry_is_reported(caas_layer: DataLayer, enterprise_tenant: str) -> None:
+    async with tenant_scope(enterprise_tenant):
         audit = caas_layer.repo(AuditLogRepository)
         for _ in range(4):
             await audit.append("x.y")
-    await raw_audit(caas_layer).delete_one({"tenant_id": tenants.enterprise, "seq": 2})
-    async with tenant_scope(tenants.enterprise):
+    await raw_audit(caas_layer).delete_one({"tenant_id": enterprise_tenant, "seq": 2})
+    async with tenant_scope(enterprise_tenant):
         report = await caas_layer.repo(AuditLogRepository).verify_chain()
     assert report.broken_seq == 3 and "entries 2..2 are missing" in (report.reason or "")
 
 
 async def test_entries_cannot_be_changed_through_the_layer(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, shared_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         audit = caas_layer.repo(AuditLogRepository)
         entry = await audit.append("x.y")
         with pytest.raises(UnsafeOperation, match="append-only"):
@@ -204,8 +204,8 @@ async def test_entries_cannot_be_changed_through_the_layer(
         assert "updated_at" not in raw and "__v" not in raw and "deleted_at" not in raw
 
 
-async def test_retention_keeps_a_verifiable_chain(caas_layer: DataLayer, tenants: Tenants) -> None:
-    async with tenant_scope(tenants.pro):
+async def test_retention_keeps_a_verifiable_chain(caas_layer: DataLayer, pro_tenant: str) -> None:
+    async with tenant_scope(pro_tenant):
         audit = caas_layer.repo(AuditLogRepository)
         for _ in range(2):
             await audit.append("x.old")

@@ -40,7 +40,7 @@ async def test_invalid_and_reserved_ids_raise_before_io(
     )
 
 
-async def test_missing_scope_raises(caas_layer: DataLayer, tenants: Tenants) -> None:
+async def test_missing_scope_raises(caas_layer: DataLayer, shared_tenant: str) -> None:
     repo = caas_layer.repo(UserRepository)
     with pytest.raises(TenantContextMissing):
         await repo.count()
@@ -48,12 +48,12 @@ async def test_missing_scope_raises(caas_layer: DataLayer, tenants: Tenants) -> 
         await User.find().to_list()
     with pytest.raises(TenantContextMissing):
         User(external_id="a", display_name="b")  # no tenant to stamp
-    user = User(external_id="a", display_name="b", tenant_id=tenants.shared)
+    user = User(external_id="a", display_name="b", tenant_id=shared_tenant)
     with pytest.raises(TenantContextMissing):
         await user.insert()
     assert (
-        await raw_collection(caas_layer, tenants.shared, Tier.FREE, "users").count_documents(
-            {"tenant_id": tenants.shared}
+        await raw_collection(caas_layer, shared_tenant, Tier.FREE, "users").count_documents(
+            {"tenant_id": shared_tenant}
         )
         == 0
     )
@@ -98,9 +98,9 @@ async def test_document_of_another_tenant_is_refused(
 
 
 async def test_invalid_fields_name_the_field_and_write_nothing(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, pro_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.pro):
+    async with tenant_scope(pro_tenant):
         repo = caas_layer.repo(UserRepository)
         with pytest.raises(DocumentValidationError) as caught:
             await repo.create({"external_id": "", "display_name": "ok", "email": "nope"})

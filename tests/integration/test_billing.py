@@ -50,9 +50,11 @@ async def add_plans(layer: DataLayer) -> None:
 # -- subscriptions -----------------------------------------------------------------------------
 
 
-async def test_one_active_subscription_per_client(caas_layer: DataLayer, tenants: Tenants) -> None:
+async def test_one_active_subscription_per_client(
+    caas_layer: DataLayer, shared_tenant: str
+) -> None:
     await add_plans(caas_layer)
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         subscriptions = caas_layer.repo(SubscriptionRepository)
         first = await subscriptions.subscribe("free")
         with pytest.raises(DuplicateError, match="already has an active subscription"):
@@ -66,10 +68,10 @@ async def test_one_active_subscription_per_client(caas_layer: DataLayer, tenants
 
 @pytest.mark.caas_isolated  # creates the platform-wide plans
 async def test_concurrent_first_subscriptions_start_exactly_one(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, shared_tenant: str
 ) -> None:
     await add_plans(caas_layer)
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         subscriptions = caas_layer.repo(SubscriptionRepository)
         results = await asyncio.gather(
             *(subscriptions.subscribe("free") for _ in range(10)), return_exceptions=True
@@ -83,10 +85,10 @@ async def test_concurrent_first_subscriptions_start_exactly_one(
 @pytest.mark.caas_isolated  # creates the platform-wide plans
 @pytest.mark.parametrize("model", ["shared", "pro", "enterprise"])
 async def test_a_plan_change_keeps_history_and_records_a_pending_tier(
-    caas_layer: DataLayer, tenants: Tenants, model: str
+    caas_layer: DataLayer, model_tenant: str, model: str
 ) -> None:
     await add_plans(caas_layer)
-    tenant = getattr(tenants, model)
+    tenant = model_tenant
     before = await caas_layer.tenants.get(tenant)
     target = Tier.ENTERPRISE if before.tier is not Tier.ENTERPRISE else Tier.STARTER
     async with tenant_scope(tenant):
@@ -118,23 +120,23 @@ async def test_a_plan_change_keeps_history_and_records_a_pending_tier(
 
 @pytest.mark.caas_isolated  # creates the platform-wide plans
 async def test_changing_back_to_the_current_tier_clears_the_pending_change(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, pro_tenant: str
 ) -> None:
     await add_plans(caas_layer)
     async with system_scope():  # e.g. a billing job, acting for one tenant
         subscriptions = caas_layer.repo(SubscriptionRepository)
-        await subscriptions.subscribe("pro", tenant_id=tenants.pro)
-        await subscriptions.change_plan("enterprise", tenant_id=tenants.pro)
-        assert (await caas_layer.tenants.get(tenants.pro)).pending_tier is Tier.ENTERPRISE
+        await subscriptions.subscribe("pro", tenant_id=pro_tenant)
+        await subscriptions.change_plan("enterprise", tenant_id=pro_tenant)
+        assert (await caas_layer.tenants.get(pro_tenant)).pending_tier is Tier.ENTERPRISE
         with pytest.raises(DocumentValidationError, match="already on plan"):
-            await subscriptions.change_plan("enterprise", tenant_id=tenants.pro)
-        await subscriptions.change_plan("pro", tenant_id=tenants.pro)
-        assert (await caas_layer.tenants.get(tenants.pro)).pending_tier is None
-        assert len(await subscriptions.history(tenant_id=tenants.pro)) == 3
-        canceled = await subscriptions.cancel(tenant_id=tenants.pro)
+            await subscriptions.change_plan("enterprise", tenant_id=pro_tenant)
+        await subscriptions.change_plan("pro", tenant_id=pro_tenant)
+        assert (await caas_layer.tenants.get(pro_tenant)).pending_tier is None
+        assert len(await subscriptions.history(tenant_id=pro_tenant)) == 3
+        canceled = await subscriptions.cancel(tenant_id=pro_tenant)
         assert canceled.status is SubscriptionStatus.CANCELED
-        assert await subscriptions.current(tenant_id=tenants.pro) is None
-    async with tenant_scope(tenants.pro):
+        assert await subscriptions.current(tenant_id=pro_tenant) is None
+    async with tenant_scope(pro_tenant):
         actions = [e.action for e in (await caas_layer.repo(AuditLogRepository).trail()).items]
     assert actions == [
         "subscription.started",
@@ -150,9 +152,9 @@ async def test_changing_back_to_the_current_tier_clears_the_pending_change(
 
 
 async def test_concurrent_issues_get_unique_gap_free_numbers(
-    caas_layer: DataLayer, tenants: Tenants, caas_server: ServerHandle
+    caas_layer: DataLayer, shared_tenant: str, caas_server: ServerHandle
 ) -> None:
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         invoices = caas_layer.repo(InvoiceRepository)
         drafts = [await invoices.create_draft([LINE]) for _ in range(20)]
     # Two layers stand for two processes: their transactions conflict on the counter.
@@ -164,7 +166,7 @@ async def test_concurrent_issues_get_unique_gap_free_numbers(
     try:
 
         async def issue(layer: DataLayer, draft: Invoice) -> Invoice:
-            async with tenant_scope(tenants.shared, layer=layer):
+            async with tenant_scope(shared_tenant, layer=layer):
                 return await layer.repo(InvoiceRepository).issue(draft.id)
 
         issued = await asyncio.gather(
@@ -195,9 +197,9 @@ async def test_invoice_numbers_are_per_client(caas_layer: DataLayer, tenants: Te
 
 
 async def test_an_aborted_issue_gives_its_number_back(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, pro_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.pro):
+    async with tenant_scope(pro_tenant):
         invoices = caas_layer.repo(InvoiceRepository)
         first, second = await invoices.create_draft([LINE]), await invoices.create_draft([LINE])
         with pytest.raises(RuntimeError):
@@ -209,8 +211,8 @@ async def test_an_aborted_issue_gives_its_number_back(
         assert (await invoices.issue(first.id)).number == 2
 
 
-async def test_issued_invoices_are_immutable(caas_layer: DataLayer, tenants: Tenants) -> None:
-    async with tenant_scope(tenants.enterprise):
+async def test_issued_invoices_are_immutable(caas_layer: DataLayer, enterprise_tenant: str) -> None:
+    async with tenant_scope(enterprise_tenant):
         invoices = caas_layer.repo(InvoiceRepository)
         draft = await invoices.create_draft([LINE])
         edited = await invoices.update(draft, lines=[LINE, LINE])
@@ -269,9 +271,9 @@ CARD = {
     ],
 )
 async def test_card_data_is_refused_with_a_clear_error(
-    caas_layer: DataLayer, tenants: Tenants, change: dict[str, str], field: str, message: str
+    caas_layer: DataLayer, shared_tenant: str, change: dict[str, str], field: str, message: str
 ) -> None:
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         methods = caas_layer.repo(PaymentMethodRepository)
         with pytest.raises(DocumentValidationError, match=message) as caught:
             await methods.create({**CARD, **change})
@@ -285,8 +287,8 @@ async def test_card_data_is_refused_with_a_clear_error(
     assert "4242424242424242" not in str(await raw.find({}).to_list(None))
 
 
-async def test_one_default_payment_method(caas_layer: DataLayer, tenants: Tenants) -> None:
-    async with tenant_scope(tenants.pro):
+async def test_one_default_payment_method(caas_layer: DataLayer, pro_tenant: str) -> None:
+    async with tenant_scope(pro_tenant):
         methods = caas_layer.repo(PaymentMethodRepository)
         first = await methods.add(**CARD, make_default=True)
         second = await methods.add(**{**CARD, "processor_token": "pm_2", "last4": "0005"})
@@ -303,9 +305,9 @@ async def test_one_default_payment_method(caas_layer: DataLayer, tenants: Tenant
 
 @pytest.mark.parametrize("model", ["shared", "pro", "enterprise"])
 async def test_a_retried_usage_report_counts_once(
-    caas_layer: DataLayer, tenants: Tenants, model: str
+    caas_layer: DataLayer, model_tenant: str, model: str
 ) -> None:
-    async with tenant_scope(getattr(tenants, model)):
+    async with tenant_scope(model_tenant):
         usage = caas_layer.repo(UsageRecordRepository)
         sent = UsageMetric.MESSAGES_SENT
         retries = (usage.record(sent, 7, idempotency_key="b-1") for _ in range(50))

@@ -14,9 +14,9 @@ from .conftest import Tenants
 
 @pytest.mark.parametrize("model", ["shared", "pro", "enterprise"])
 async def test_fifty_concurrent_allocations_are_unique_and_gap_free(
-    caas_layer: DataLayer, tenants: Tenants, model: str
+    caas_layer: DataLayer, model_tenant: str, model: str
 ) -> None:
-    async with tenant_scope(getattr(tenants, model)):
+    async with tenant_scope(model_tenant):
         counters = caas_layer.repo(CounterRepository)
         numbers = await asyncio.gather(*(counters.allocate("conv:1") for _ in range(50)))
         assert sorted(numbers) == list(range(1, 51))
@@ -33,9 +33,9 @@ async def test_counters_are_per_tenant(caas_layer: DataLayer, tenants: Tenants) 
 
 
 async def test_aborted_transaction_gives_numbers_back(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, shared_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         counters = caas_layer.repo(OwnedCounterRepository)
         assert await counters.allocate("invoice") == 1
         with pytest.raises(RuntimeError):
@@ -45,8 +45,8 @@ async def test_aborted_transaction_gives_numbers_back(
         assert await counters.allocate("invoice") == 2
 
 
-async def test_bad_allocation_requests_raise(caas_layer: DataLayer, tenants: Tenants) -> None:
-    async with tenant_scope(tenants.pro):
+async def test_bad_allocation_requests_raise(caas_layer: DataLayer, pro_tenant: str) -> None:
+    async with tenant_scope(pro_tenant):
         counters = caas_layer.repo(CounterRepository)
         with pytest.raises(DocumentValidationError):
             await counters.allocate("k", count=0)

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from beanie import PydanticObjectId
 
-from caas_data import DataLayer, DocumentValidationError, NotFoundError, Tier, tenant_scope
+from caas_data import DataLayer, DocumentValidationError, NotFoundError, tenant_scope
 from caas_data.documents.base import utcnow
 from caas_data.repositories.saas.encryption import (
     MAX_ONE_TIME_PREKEYS,
@@ -18,9 +18,9 @@ from caas_data.repositories.saas.encryption import (
     UserKeyRepository,
 )
 
-from .conftest import Tenants, raw_collection
+from .conftest import MODEL_TIERS as TIERS
+from .conftest import raw_collection
 
-TIERS = {"shared": Tier.FREE, "pro": Tier.PRO, "enterprise": Tier.ENTERPRISE}
 MODELS = ["shared", "pro", "enterprise"]
 
 
@@ -47,9 +47,9 @@ async def publish_device(
 
 @pytest.mark.parametrize("model", MODELS)
 async def test_published_keys_are_stored_raw_in_the_tenants_place(
-    caas_layer: DataLayer, tenants: Tenants, model: str
+    caas_layer: DataLayer, model_tenant: str, model: str
 ) -> None:
-    tenant = getattr(tenants, model)
+    tenant = model_tenant
     user = PydanticObjectId()
     async with tenant_scope(tenant):
         await publish_device(caas_layer, user, prekeys=3)
@@ -105,10 +105,10 @@ async def test_fifty_concurrent_claims_over_thirty_keys_hand_each_out_once(
 
 
 async def test_low_supply_is_reported_below_the_threshold(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, pro_tenant: str
 ) -> None:
     user = PydanticObjectId()
-    async with tenant_scope(tenants.pro):
+    async with tenant_scope(pro_tenant):
         await publish_device(caas_layer, user, prekeys=4)
         bundles = caas_layer.repo(PrekeyBundleRepository)
         assert await bundles.remaining_one_time_prekeys(user, "phone") == 4
@@ -121,10 +121,10 @@ async def test_low_supply_is_reported_below_the_threshold(
 
 
 async def test_a_claim_that_cannot_be_served_consumes_nothing(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, shared_tenant: str
 ) -> None:
     user = PydanticObjectId()
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         bundles = caas_layer.repo(PrekeyBundleRepository)
         with pytest.raises(NotFoundError, match="no identity key"):
             await bundles.claim(user, "phone")
@@ -138,11 +138,11 @@ async def test_a_claim_that_cannot_be_served_consumes_nothing(
 
 @pytest.mark.parametrize("model", MODELS)
 async def test_private_material_is_refused_and_nothing_stored(
-    caas_layer: DataLayer, tenants: Tenants, model: str
+    caas_layer: DataLayer, model_tenant: str, model: str
 ) -> None:
     user = PydanticObjectId()
     pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VuBCIEIA==\n-----END PRIVATE KEY-----"
-    async with tenant_scope(getattr(tenants, model)):
+    async with tenant_scope(model_tenant):
         keys = caas_layer.repo(UserKeyRepository)
         bundles = caas_layer.repo(PrekeyBundleRepository)
         with pytest.raises(DocumentValidationError) as caught:
@@ -176,9 +176,9 @@ async def test_private_material_is_refused_and_nothing_stored(
         assert await keys.count() == 0 and await bundles.count() == 0
 
 
-async def test_prekey_batches_are_checked(caas_layer: DataLayer, tenants: Tenants) -> None:
+async def test_prekey_batches_are_checked(caas_layer: DataLayer, enterprise_tenant: str) -> None:
     user = PydanticObjectId()
-    async with tenant_scope(tenants.enterprise):
+    async with tenant_scope(enterprise_tenant):
         bundles = caas_layer.repo(PrekeyBundleRepository)
         with pytest.raises(DocumentValidationError, match="between 1 and 100"):
             await bundles.add_one_time_prekeys(user, "phone", [])
@@ -196,10 +196,10 @@ async def test_prekey_batches_are_checked(caas_layer: DataLayer, tenants: Tenant
 
 
 async def test_long_claimed_prekeys_are_pruned_on_upload(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, shared_tenant: str
 ) -> None:
     user = PydanticObjectId()
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         await publish_device(caas_layer, user, prekeys=3)
         bundles = caas_layer.repo(PrekeyBundleRepository)
         await bundles.claim(user, "phone")
@@ -220,10 +220,10 @@ async def test_long_claimed_prekeys_are_pruned_on_upload(
 
 
 async def test_a_new_identity_key_drops_the_old_prekeys(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, pro_tenant: str
 ) -> None:
     user = PydanticObjectId()
-    async with tenant_scope(tenants.pro):
+    async with tenant_scope(pro_tenant):
         keys = caas_layer.repo(UserKeyRepository)
         bundles = caas_layer.repo(PrekeyBundleRepository)
         await publish_device(caas_layer, user, prekeys=2)
@@ -237,10 +237,10 @@ async def test_a_new_identity_key_drops_the_old_prekeys(
 
 
 async def test_devices_are_claimed_together_and_removed_together(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, enterprise_tenant: str
 ) -> None:
     user = PydanticObjectId()
-    async with tenant_scope(tenants.enterprise):
+    async with tenant_scope(enterprise_tenant):
         await publish_device(caas_layer, user, "phone", prekeys=2)
         await publish_device(caas_layer, user, "laptop", prekeys=1)
         keys = caas_layer.repo(UserKeyRepository)

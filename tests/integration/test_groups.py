@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from beanie import PydanticObjectId
 
-from caas_data import DataLayer, DocumentValidationError, NotFoundError, Tier, tenant_scope
+from caas_data import DataLayer, DocumentValidationError, NotFoundError, tenant_scope
 from caas_data.documents.saas.groups import Group, GroupRole, MembershipStatus
 from caas_data.repositories.saas.groups import GroupMemberRepository, GroupRepository
 from caas_data.repositories.saas.settings import TenantSettingsRepository
 
+from .conftest import MODEL_TIERS as TIERS
 from .conftest import Tenants, raw_collection
 
-TIERS = {"shared": Tier.FREE, "pro": Tier.PRO, "enterprise": Tier.ENTERPRISE}
 MODELS = ["shared", "pro", "enterprise"]
 
 
@@ -32,9 +32,9 @@ async def assert_counts_match(layer: DataLayer, group: Group) -> Group:
 
 @pytest.mark.parametrize("model", MODELS)
 async def test_a_new_group_has_its_owner_and_first_members(
-    caas_layer: DataLayer, tenants: Tenants, model: str
+    caas_layer: DataLayer, model_tenant: str, model: str
 ) -> None:
-    tenant = getattr(tenants, model)
+    tenant = model_tenant
     owner, a, b = ids(3)
     async with tenant_scope(tenant):
         groups = caas_layer.repo(GroupRepository)
@@ -58,10 +58,10 @@ async def test_a_new_group_has_its_owner_and_first_members(
 
 @pytest.mark.parametrize("model", MODELS)
 async def test_join_is_idempotent_and_rejoin_reuses_the_membership(
-    caas_layer: DataLayer, tenants: Tenants, model: str
+    caas_layer: DataLayer, model_tenant: str, model: str
 ) -> None:
     owner, user = ids(2)
-    async with tenant_scope(getattr(tenants, model)):
+    async with tenant_scope(model_tenant):
         groups = caas_layer.repo(GroupRepository)
         members = caas_layer.repo(GroupMemberRepository)
         group = await groups.create_group(name="g", owner_id=owner, visibility="public")
@@ -81,9 +81,9 @@ async def test_join_is_idempotent_and_rejoin_reuses_the_membership(
         assert (await assert_counts_match(caas_layer, group)).member_count == 2
 
 
-async def test_kick_rules(caas_layer: DataLayer, tenants: Tenants) -> None:
+async def test_kick_rules(caas_layer: DataLayer, pro_tenant: str) -> None:
     owner, admin, alice, bob = ids(4)
-    async with tenant_scope(tenants.pro):
+    async with tenant_scope(pro_tenant):
         groups = caas_layer.repo(GroupRepository)
         group = await groups.create_group(
             name="g", owner_id=owner, member_ids=[admin, alice, bob], visibility="public"
@@ -112,10 +112,10 @@ async def test_kick_rules(caas_layer: DataLayer, tenants: Tenants) -> None:
 
 
 async def test_private_groups_are_joined_by_being_added(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, enterprise_tenant: str
 ) -> None:
     owner, member, newcomer = ids(3)
-    async with tenant_scope(tenants.enterprise):
+    async with tenant_scope(enterprise_tenant):
         groups = caas_layer.repo(GroupRepository)
         group = await groups.create_group(name="secret", owner_id=owner, member_ids=[member])
         with pytest.raises(DocumentValidationError, match="private") as caught:
@@ -132,10 +132,10 @@ async def test_private_groups_are_joined_by_being_added(
 
 @pytest.mark.parametrize("model", MODELS)
 async def test_the_last_owner_stays_until_ownership_is_transferred(
-    caas_layer: DataLayer, tenants: Tenants, model: str
+    caas_layer: DataLayer, model_tenant: str, model: str
 ) -> None:
     owner, heir = ids(2)
-    async with tenant_scope(getattr(tenants, model)):
+    async with tenant_scope(model_tenant):
         groups = caas_layer.repo(GroupRepository)
         group = await groups.create_group(name="g", owner_id=owner, member_ids=[heir])
         with pytest.raises(DocumentValidationError, match="last owner") as caught:
@@ -163,10 +163,10 @@ async def test_the_last_owner_stays_until_ownership_is_transferred(
 
 
 async def test_roles_owners_grant_ownership_admins_manage_members(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, shared_tenant: str
 ) -> None:
     owner, admin, alice = ids(3)
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         groups = caas_layer.repo(GroupRepository)
         group = await groups.create_group(name="g", owner_id=owner, member_ids=[admin, alice])
         await groups.set_role(group.id, admin, GroupRole.ADMIN, by=owner)
@@ -192,10 +192,10 @@ async def test_roles_owners_grant_ownership_admins_manage_members(
 
 
 async def test_member_limits_come_from_the_group_and_the_tenant(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, pro_tenant: str
 ) -> None:
     owner, a, b = ids(3)
-    async with tenant_scope(tenants.pro):
+    async with tenant_scope(pro_tenant):
         groups = caas_layer.repo(GroupRepository)
         group = await groups.create_group(
             name="small", owner_id=owner, visibility="public", max_members=2
@@ -222,9 +222,9 @@ async def test_member_limits_come_from_the_group_and_the_tenant(
 
 @pytest.mark.parametrize("model", MODELS)
 async def test_deleted_groups_can_be_restored_by_their_owner(
-    caas_layer: DataLayer, tenants: Tenants, model: str
+    caas_layer: DataLayer, model_tenant: str, model: str
 ) -> None:
-    tenant = getattr(tenants, model)
+    tenant = model_tenant
     owner, member = ids(2)
     async with tenant_scope(tenant):
         groups = caas_layer.repo(GroupRepository)
@@ -267,8 +267,8 @@ async def test_groups_and_memberships_stay_within_their_tenant(
         assert (await assert_counts_match(caas_layer, group)).member_count == 1
 
 
-async def test_bad_group_ids_are_named(caas_layer: DataLayer, tenants: Tenants) -> None:
-    async with tenant_scope(tenants.shared):
+async def test_bad_group_ids_are_named(caas_layer: DataLayer, shared_tenant: str) -> None:
+    async with tenant_scope(shared_tenant):
         with pytest.raises(DocumentValidationError) as caught:
             await caas_layer.repo(GroupRepository).join("not-an-id", PydanticObjectId())
         assert caught.value.fields == ("group_id",)

@@ -23,8 +23,9 @@ from caas_data.documents.saas.groups import Group, GroupMember
 from caas_data.repositories.saas.groups import GroupMemberRepository, GroupRepository
 from caas_data.testing._server import ServerHandle
 
+from .conftest import MODEL_TIERS as TIERS
+
 # One tenant per test (the `tenants` fixture would provision three): these tests repeat.
-TIERS = {"shared": Tier.FREE, "pro": Tier.PRO, "enterprise": Tier.ENTERPRISE}
 MODELS = list(TIERS)
 TenantFactory = Callable[..., Awaitable[str]]
 

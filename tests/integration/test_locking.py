@@ -15,14 +15,12 @@ from caas_data import (
     tenant_scope,
 )
 
-from .conftest import Tenants
-
 
 @pytest.mark.parametrize("model", ["shared", "pro", "enterprise"])
 async def test_two_writers_on_one_version_one_wins(
-    caas_layer: DataLayer, tenants: Tenants, model: str
+    caas_layer: DataLayer, model_tenant: str, model: str
 ) -> None:
-    async with tenant_scope(getattr(tenants, model)):
+    async with tenant_scope(model_tenant):
         repo = caas_layer.repo(UserRepository)
         created = await repo.create({"external_id": "x", "display_name": "v0"})
         first, second = await repo.get(created.id), await repo.get(created.id)
@@ -37,9 +35,9 @@ async def test_two_writers_on_one_version_one_wins(
 
 
 async def test_many_concurrent_writers_exactly_one_wins(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, shared_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         repo = caas_layer.repo(UserRepository)
         created = await repo.create({"external_id": "x", "display_name": "v0"})
         copies = [await repo.get(created.id) for _ in range(10)]
@@ -55,9 +53,9 @@ async def test_many_concurrent_writers_exactly_one_wins(
 
 
 async def test_beanie_save_and_replace_are_conditional(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, pro_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.pro):
+    async with tenant_scope(pro_tenant):
         user = User(external_id="b", display_name="v0")
         await user.insert()
         stale = await User.get(user.id)
@@ -78,9 +76,9 @@ async def test_beanie_save_and_replace_are_conditional(
 
 
 async def test_repository_save_refuses_stale_and_inserts_new(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, enterprise_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.enterprise):
+    async with tenant_scope(enterprise_tenant):
         repo = caas_layer.repo(UserRepository)
         new = await repo.save(User(external_id="n", display_name="new"))
         assert new.version == 0 and await repo.count() == 1
@@ -92,9 +90,9 @@ async def test_repository_save_refuses_stale_and_inserts_new(
 
 
 async def test_update_of_purged_document_is_not_found(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, shared_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         repo = caas_layer.repo(UserRepository)
         user = await repo.create({"external_id": "p", "display_name": "p"})
         await repo.purge(user)

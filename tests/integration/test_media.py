@@ -13,7 +13,6 @@ from caas_data import (
     DocumentValidationError,
     DuplicateError,
     NotFoundError,
-    Tier,
     tenant_scope,
 )
 from caas_data.documents.saas.media import MediaFile, PostKind, ScanStatus
@@ -25,9 +24,9 @@ from caas_data.repositories.saas.media import (
 )
 from caas_data.repositories.saas.settings import TenantSettingsRepository
 
+from .conftest import MODEL_TIERS as TIERS
 from .conftest import Tenants, raw_collection
 
-TIERS = {"shared": Tier.FREE, "pro": Tier.PRO, "enterprise": Tier.ENTERPRISE}
 MODELS = ["shared", "pro", "enterprise"]
 _numbers = itertools.count()
 
@@ -50,9 +49,9 @@ async def upload(
 
 @pytest.mark.parametrize("model", MODELS)
 async def test_files_are_registered_pending_and_stored_in_the_tenants_place(
-    caas_layer: DataLayer, tenants: Tenants, model: str
+    caas_layer: DataLayer, model_tenant: str, model: str
 ) -> None:
-    tenant = getattr(tenants, model)
+    tenant = model_tenant
     user = PydanticObjectId()
     async with tenant_scope(tenant):
         stored = await upload(caas_layer, user, "Image/PNG; charset=binary", sha256="AB" * 32)
@@ -79,9 +78,9 @@ async def test_files_are_registered_pending_and_stored_in_the_tenants_place(
     ],
 )
 async def test_bad_uploads_name_the_field_and_store_nothing(
-    caas_layer: DataLayer, tenants: Tenants, changes: dict[str, object], field: str
+    caas_layer: DataLayer, shared_tenant: str, changes: dict[str, object], field: str
 ) -> None:
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         with pytest.raises(DocumentValidationError) as caught:
             await upload(caas_layer, PydanticObjectId(), **changes)
         assert caught.value.fields == (field,)
@@ -121,9 +120,9 @@ async def test_storage_keys_are_unique_per_tenant(caas_layer: DataLayer, tenants
 
 @pytest.mark.parametrize("model", MODELS)
 async def test_scan_results_are_recorded(
-    caas_layer: DataLayer, tenants: Tenants, model: str
+    caas_layer: DataLayer, model_tenant: str, model: str
 ) -> None:
-    async with tenant_scope(getattr(tenants, model)):
+    async with tenant_scope(model_tenant):
         files = caas_layer.repo(MediaFileRepository)
         first = await upload(caas_layer, PydanticObjectId())
         second = await upload(caas_layer, PydanticObjectId())
@@ -144,9 +143,9 @@ async def test_scan_results_are_recorded(
 
 @pytest.mark.parametrize("model", MODELS)
 async def test_files_and_posts_are_soft_deleted_and_restored(
-    caas_layer: DataLayer, tenants: Tenants, model: str
+    caas_layer: DataLayer, model_tenant: str, model: str
 ) -> None:
-    tenant = getattr(tenants, model)
+    tenant = model_tenant
     user = PydanticObjectId()
     async with tenant_scope(tenant):
         files = caas_layer.repo(MediaFileRepository)
@@ -169,10 +168,10 @@ async def test_files_and_posts_are_soft_deleted_and_restored(
 
 
 async def test_posts_only_show_the_authors_live_clean_files(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, pro_tenant: str
 ) -> None:
     author, other = PydanticObjectId(), PydanticObjectId()
-    async with tenant_scope(tenants.pro):
+    async with tenant_scope(pro_tenant):
         files = caas_layer.repo(MediaFileRepository)
         posts = caas_layer.repo(PostRepository)
         mine = await upload(caas_layer, author)
@@ -197,10 +196,10 @@ async def test_posts_only_show_the_authors_live_clean_files(
 
 @pytest.mark.parametrize("model", MODELS)
 async def test_a_reel_is_exactly_one_video(
-    caas_layer: DataLayer, tenants: Tenants, model: str
+    caas_layer: DataLayer, model_tenant: str, model: str
 ) -> None:
     user = PydanticObjectId()
-    async with tenant_scope(getattr(tenants, model)):
+    async with tenant_scope(model_tenant):
         posts = caas_layer.repo(PostRepository)
         video = await upload(caas_layer, user, "video/mp4")
         image = await upload(caas_layer, user, "image/png")
@@ -223,9 +222,9 @@ async def test_a_reel_is_exactly_one_video(
 
 @pytest.mark.parametrize("model", MODELS)
 async def test_media_metadata_is_merged_per_file_and_purged_with_it(
-    caas_layer: DataLayer, tenants: Tenants, model: str
+    caas_layer: DataLayer, model_tenant: str, model: str
 ) -> None:
-    tenant = getattr(tenants, model)
+    tenant = model_tenant
     async with tenant_scope(tenant):
         files = caas_layer.repo(MediaFileRepository)
         metadata = caas_layer.repo(MediaMetadataRepository)

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
-import pytest_asyncio
 from beanie import PydanticObjectId
 
 from caas_data import (
@@ -28,14 +27,7 @@ from caas_data.repositories.saas.messaging import (
 
 from .conftest import raw_collection
 
-TIERS = {"shared": Tier.FREE, "pro": Tier.PRO, "enterprise": Tier.ENTERPRISE}
 TenantFactory = Callable[..., Awaitable[str]]
-
-
-@pytest_asyncio.fixture(params=list(TIERS))
-async def tenant(request: pytest.FixtureRequest, caas_tenant: TenantFactory) -> str:
-    """A fresh tenant of one isolation model: the test runs once per model."""
-    return await caas_tenant(TIERS[request.param])
 
 
 async def make_users(layer: DataLayer, count: int) -> list[PydanticObjectId]:

@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from beanie import PydanticObjectId
 
 from caas_data import (
@@ -33,14 +32,7 @@ from caas_data.testing import ServerHandle
 
 from .conftest import Tenants
 
-TIERS = {"shared": Tier.FREE, "pro": Tier.PRO, "enterprise": Tier.ENTERPRISE}
 TenantFactory = Callable[..., Awaitable[str]]
-
-
-@pytest_asyncio.fixture(params=list(TIERS))
-async def tenant(request: pytest.FixtureRequest, caas_tenant: TenantFactory) -> str:
-    """A fresh tenant of one isolation model: the test runs once per model."""
-    return await caas_tenant(TIERS[request.param])
 
 
 async def make_users(layer: DataLayer, count: int) -> list[PydanticObjectId]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import pytest
-import pytest_asyncio
 from beanie import PydanticObjectId
 from pymongo.errors import OperationFailure
 
@@ -13,14 +12,7 @@ from caas_data import DataLayer, DocumentValidationError, Tier, UserRepository, 
 from caas_data.repositories.saas.messaging import ConversationRepository, MessageRepository
 from caas_data.repositories.saas.search import MessageSearchRepository
 
-TIERS = {"shared": Tier.FREE, "pro": Tier.PRO, "enterprise": Tier.ENTERPRISE}
 TenantFactory = Callable[..., Awaitable[str]]
-
-
-@pytest_asyncio.fixture(params=list(TIERS))
-async def tenant(request: pytest.FixtureRequest, caas_tenant: TenantFactory) -> str:
-    """A fresh tenant of one isolation model: the test runs once per model."""
-    return await caas_tenant(TIERS[request.param])
 
 
 class PortableSearch(MessageSearchRepository):

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from beanie import PydanticObjectId
 
 from caas_data import (
@@ -32,14 +31,8 @@ from caas_data.repositories.saas.messaging import (
 from caas_data.repositories.saas.retention import RetentionService
 from caas_data.repositories.saas.settings import TenantSettingsRepository
 
-TIERS = {"shared": Tier.FREE, "pro": Tier.PRO, "enterprise": Tier.ENTERPRISE}
 TenantFactory = Callable[..., Awaitable[str]]
 SHA = "ab" * 32
-
-
-@pytest_asyncio.fixture(params=list(TIERS))
-async def tenant(request: pytest.FixtureRequest, caas_tenant: TenantFactory) -> str:
-    return await caas_tenant(TIERS[request.param])
 
 
 async def backdate(layer: DataLayer, document: type[BaseDocument], ids: list[Any], **fields: Any):  # type: ignore[no-untyped-def]

@@ -74,21 +74,21 @@ async def test_cidr_matching_for_ipv4_and_ipv6(
     assert await access.is_allowed(other, "11.0.0.0")  # the lists are per tenant
 
 
-async def test_blocks_win_and_can_expire(caas_layer: DataLayer, tenants: Tenants) -> None:
+async def test_blocks_win_and_can_expire(caas_layer: DataLayer, pro_tenant: str) -> None:
     access = IpAccessControl(caas_layer)
-    async with tenant_scope(tenants.pro):
+    async with tenant_scope(pro_tenant):
         await caas_layer.repo(IpWhitelistRepository).allow("10.0.0.0/8")
         blocks = caas_layer.repo(BlockedIpRepository)
         await blocks.block("10.6.0.0/16", reason="abuse")
         timed = await blocks.block("2001:db8::1", reason="scan", duration=timedelta(minutes=10))
     assert timed.expires_at is not None
-    decision = await access.check(tenants.pro, "10.6.1.1")
+    decision = await access.check(pro_tenant, "10.6.1.1")
     assert (decision.allowed, decision.reason, decision.rule) == (False, "blocked", "10.6.0.0/16")
-    assert await access.is_allowed(tenants.pro, "10.7.1.1")
-    assert not await access.is_allowed(tenants.pro, "2001:db8::1")  # blocked, and not allowed
+    assert await access.is_allowed(pro_tenant, "10.7.1.1")
+    assert not await access.is_allowed(pro_tenant, "2001:db8::1")  # blocked, and not allowed
     later = utcnow() + timedelta(minutes=11)
-    assert (await access.check(tenants.pro, "2001:db8::1", now=later)).reason != "blocked"
-    async with tenant_scope(tenants.pro):
+    assert (await access.check(pro_tenant, "2001:db8::1", now=later)).reason != "blocked"
+    async with tenant_scope(pro_tenant):
         blocks = caas_layer.repo(BlockedIpRepository)
         # Blocking again replaces the reason and expiry rather than failing.
         again = await blocks.block(
@@ -98,7 +98,7 @@ async def test_blocks_win_and_can_expire(caas_layer: DataLayer, tenants: Tenants
         await blocks.remove("10.6.0.0/16", actor="admin:2")
         with pytest.raises(NotFoundError):
             await blocks.remove("10.6.0.0/16")
-    assert await access.is_allowed(tenants.pro, "10.6.1.1")
+    assert await access.is_allowed(pro_tenant, "10.6.1.1")
 
 
 async def test_blocks_expire_by_ttl_index(caas_layer: DataLayer) -> None:
@@ -109,12 +109,12 @@ async def test_blocks_expire_by_ttl_index(caas_layer: DataLayer) -> None:
     assert indexes["ttl_expires_at"]["expireAfterSeconds"] == 0
 
 
-async def test_bad_addresses_are_clear_errors(caas_layer: DataLayer, tenants: Tenants) -> None:
+async def test_bad_addresses_are_clear_errors(caas_layer: DataLayer, shared_tenant: str) -> None:
     access = IpAccessControl(caas_layer)
     with pytest.raises(DocumentValidationError, match="not an IPv4 or IPv6 address") as caught:
-        await access.is_allowed(tenants.shared, "10.0.0.300")
+        await access.is_allowed(shared_tenant, "10.0.0.300")
     assert caught.value.fields == ("ip",)
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         with pytest.raises(DocumentValidationError, match=re.escape("did you mean 10.0.0.0/8")):
             await caas_layer.repo(IpWhitelistRepository).allow("10.1.2.3/8")
         with pytest.raises(DocumentValidationError, match="duration must be positive"):
@@ -122,16 +122,16 @@ async def test_bad_addresses_are_clear_errors(caas_layer: DataLayer, tenants: Te
 
 
 async def test_the_ip_policy_can_turn_the_allow_list_off(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, enterprise_tenant: str
 ) -> None:
     access = IpAccessControl(caas_layer)
-    async with tenant_scope(tenants.enterprise):
+    async with tenant_scope(enterprise_tenant):
         await caas_layer.repo(IpWhitelistRepository).allow("10.0.0.0/8")
-        assert not await access.is_allowed(tenants.enterprise, "8.8.8.8")
+        assert not await access.is_allowed(enterprise_tenant, "8.8.8.8")
         await caas_layer.repo(SecurityPolicyRepository).set(IpPolicy(enforce_whitelist=False))
-        assert await access.is_allowed(tenants.enterprise, "8.8.8.8")
+        assert await access.is_allowed(enterprise_tenant, "8.8.8.8")
         await caas_layer.repo(BlockedIpRepository).block("8.8.8.8")
-        assert not await access.is_allowed(tenants.enterprise, "8.8.8.8")  # blocks still win
+        assert not await access.is_allowed(enterprise_tenant, "8.8.8.8")  # blocks still win
         trail = (await caas_layer.repo(AuditLogRepository).trail()).items
     assert [e.action for e in trail] == [
         "ip_whitelist.created",

@@ -13,15 +13,13 @@ from caas_data import (
     tenant_scope,
 )
 
-from .conftest import Tenants
-
 ADMIN = "admin-7"
 
 
 async def test_soft_deleted_users_are_hidden_then_restored(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, shared_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         repo = caas_layer.repo(UserRepository)
         user = await repo.create({"external_id": "d", "display_name": "d"})
         await repo.create({"external_id": "live", "display_name": "live"})
@@ -42,9 +40,9 @@ async def test_soft_deleted_users_are_hidden_then_restored(
 
 
 async def test_writes_do_not_resurrect_deleted_documents(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, pro_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.pro):
+    async with tenant_scope(pro_tenant):
         repo = caas_layer.repo(UserRepository)
         user = await repo.create({"external_id": "d", "display_name": "d"})
         await repo.soft_delete(user)
@@ -58,9 +56,9 @@ async def test_writes_do_not_resurrect_deleted_documents(
 
 
 async def test_duplicate_of_a_deleted_document_says_restore(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, enterprise_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.enterprise):
+    async with tenant_scope(enterprise_tenant):
         repo = caas_layer.repo(UserRepository)
         user = await repo.create({"external_id": "dup", "display_name": "d"})
         with pytest.raises(DuplicateError) as live:
@@ -73,8 +71,8 @@ async def test_duplicate_of_a_deleted_document_says_restore(
         assert await repo.count(include_deleted=True) == 1
 
 
-async def test_purge_removes_for_good(caas_layer: DataLayer, tenants: Tenants) -> None:
-    async with tenant_scope(tenants.shared):
+async def test_purge_removes_for_good(caas_layer: DataLayer, shared_tenant: str) -> None:
+    async with tenant_scope(shared_tenant):
         repo = caas_layer.repo(UserRepository)
         user = await repo.create({"external_id": "p", "display_name": "p"})
         await repo.soft_delete(user)
@@ -86,8 +84,8 @@ async def test_purge_removes_for_good(caas_layer: DataLayer, tenants: Tenants) -
             await repo.restore(user)
 
 
-async def test_beanie_delete_is_a_soft_delete(caas_layer: DataLayer, tenants: Tenants) -> None:
-    async with tenant_scope(tenants.shared):
+async def test_beanie_delete_is_a_soft_delete(caas_layer: DataLayer, shared_tenant: str) -> None:
+    async with tenant_scope(shared_tenant):
         user = User(external_id="b", display_name="b")
         await user.insert()
         await user.delete(deleted_by=ADMIN)
@@ -98,9 +96,9 @@ async def test_beanie_delete_is_a_soft_delete(caas_layer: DataLayer, tenants: Te
 
 
 async def test_soft_delete_inside_a_transaction_stays_inside(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, pro_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.pro):
+    async with tenant_scope(pro_tenant):
         repo = caas_layer.repo(UserRepository)
         user = await repo.create({"external_id": "t", "display_name": "t"})
         with pytest.raises(RuntimeError):

@@ -6,20 +6,19 @@ import asyncio
 
 import pytest
 
-from caas_data import DataLayer, DocumentValidationError, Tier, VersionConflict, tenant_scope
+from caas_data import DataLayer, DocumentValidationError, VersionConflict, tenant_scope
 from caas_data.documents.saas.settings import MIB, SettingsSection, TenantSettings
 from caas_data.repositories.saas.settings import TenantSettingsRepository
 
+from .conftest import MODEL_TIERS as TIERS
 from .conftest import Tenants, raw_collection
-
-TIERS = {"shared": Tier.FREE, "pro": Tier.PRO, "enterprise": Tier.ENTERPRISE}
 
 
 @pytest.mark.parametrize("model", ["shared", "pro", "enterprise"])
 async def test_defaults_are_read_without_writing(
-    caas_layer: DataLayer, tenants: Tenants, model: str
+    caas_layer: DataLayer, model_tenant: str, model: str
 ) -> None:
-    tenant = getattr(tenants, model)
+    tenant = model_tenant
     async with tenant_scope(tenant):
         settings = await caas_layer.repo(TenantSettingsRepository).get_settings()
     assert settings.id is None and settings.version == 0
@@ -32,9 +31,9 @@ async def test_defaults_are_read_without_writing(
 
 @pytest.mark.parametrize("model", ["shared", "pro", "enterprise"])
 async def test_partial_update_keeps_other_settings_and_lands_in_place(
-    caas_layer: DataLayer, tenants: Tenants, model: str
+    caas_layer: DataLayer, model_tenant: str, model: str
 ) -> None:
-    tenant = getattr(tenants, model)
+    tenant = model_tenant
     async with tenant_scope(tenant):
         repo = caas_layer.repo(TenantSettingsRepository)
         first = await repo.update_section("limits", {"max_group_members": 50})
@@ -79,13 +78,13 @@ async def test_each_tenant_has_its_own_settings(caas_layer: DataLayer, tenants: 
 )
 async def test_invalid_changes_name_the_setting_and_write_nothing(
     caas_layer: DataLayer,
-    tenants: Tenants,
+    shared_tenant: str,
     section: str,
     changes: dict[str, object],
     field: str,
     words: str,
 ) -> None:
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         repo = caas_layer.repo(TenantSettingsRepository)
         with pytest.raises(DocumentValidationError) as caught:
             await repo.update_section(section, changes)
@@ -96,9 +95,9 @@ async def test_invalid_changes_name_the_setting_and_write_nothing(
 
 
 async def test_unknown_section_and_empty_changes_are_refused(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, pro_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.pro):
+    async with tenant_scope(pro_tenant):
         repo = caas_layer.repo(TenantSettingsRepository)
         with pytest.raises(DocumentValidationError) as caught:
             await repo.update_section("quotas", {"x": 1})
@@ -109,9 +108,9 @@ async def test_unknown_section_and_empty_changes_are_refused(
 
 
 async def test_retention_none_means_forever_and_can_be_set_back(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, enterprise_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.enterprise):
+    async with tenant_scope(enterprise_tenant):
         repo = caas_layer.repo(TenantSettingsRepository)
         await repo.update_section("retention", {"media_retention_days": 90})
         settings = await repo.update_section("retention", {"media_retention_days": None})
@@ -120,9 +119,9 @@ async def test_retention_none_means_forever_and_can_be_set_back(
 
 @pytest.mark.parametrize("model", ["shared", "pro", "enterprise"])
 async def test_expected_version_refuses_a_stale_update(
-    caas_layer: DataLayer, tenants: Tenants, model: str
+    caas_layer: DataLayer, model_tenant: str, model: str
 ) -> None:
-    async with tenant_scope(getattr(tenants, model)):
+    async with tenant_scope(model_tenant):
         repo = caas_layer.repo(TenantSettingsRepository)
         read = await repo.get_settings()
         with pytest.raises(VersionConflict):  # never saved: only version 0 fits
@@ -139,9 +138,9 @@ async def test_expected_version_refuses_a_stale_update(
 
 
 async def test_concurrent_first_saves_of_different_settings_all_land(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, shared_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         repo = caas_layer.repo(TenantSettingsRepository)
         await asyncio.gather(
             repo.update_section("limits", {"max_group_members": 77}),

@@ -8,22 +8,22 @@ import pytest
 
 from caas_data import DataLayer, User, UserRepository, current_tenant_id, tenant_scope
 
-from .conftest import Tenants
 
-
-async def test_commit_makes_all_writes_visible(caas_layer: DataLayer, tenants: Tenants) -> None:
-    async with tenant_scope(tenants.enterprise):
+async def test_commit_makes_all_writes_visible(
+    caas_layer: DataLayer, enterprise_tenant: str
+) -> None:
+    async with tenant_scope(enterprise_tenant):
         repo = caas_layer.repo(UserRepository)
         async with caas_layer.unit_of_work() as uow:
             assert uow.session.in_transaction
-            assert current_tenant_id() == tenants.enterprise
+            assert current_tenant_id() == enterprise_tenant
             await repo.create({"external_id": "a", "display_name": "a"})
             await User(external_id="b", display_name="b").insert()
         assert await repo.count() == 2
 
 
-async def test_an_error_rolls_everything_back(caas_layer: DataLayer, tenants: Tenants) -> None:
-    async with tenant_scope(tenants.shared):
+async def test_an_error_rolls_everything_back(caas_layer: DataLayer, shared_tenant: str) -> None:
+    async with tenant_scope(shared_tenant):
         repo = caas_layer.repo(UserRepository)
         kept = await repo.create({"external_id": "k", "display_name": "k"})
         with pytest.raises(ValueError, match="boom"):
@@ -36,9 +36,9 @@ async def test_an_error_rolls_everything_back(caas_layer: DataLayer, tenants: Te
 
 
 async def test_nested_units_join_the_outer_transaction(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, pro_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.pro):
+    async with tenant_scope(pro_tenant):
         repo = caas_layer.repo(UserRepository)
         with pytest.raises(RuntimeError):
             async with caas_layer.unit_of_work() as outer:
@@ -50,9 +50,9 @@ async def test_nested_units_join_the_outer_transaction(
 
 
 async def test_run_transaction_retries_write_conflicts(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, shared_tenant: str
 ) -> None:
-    async with tenant_scope(tenants.shared):
+    async with tenant_scope(shared_tenant):
         repo = caas_layer.repo(UserRepository)
         user = await repo.create({"external_id": "c", "display_name": "c", "metadata": {"n": 0}})
         attempts = 0

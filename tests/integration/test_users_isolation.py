@@ -6,9 +6,8 @@ import pytest
 
 from caas_data import DataLayer, Tier, User, UserRepository, tenant_scope
 
+from .conftest import MODEL_TIERS as TIERS
 from .conftest import Tenants, raw_collection
-
-TIERS = {"shared": Tier.FREE, "pro": Tier.PRO, "enterprise": Tier.ENTERPRISE}
 
 
 async def _seed(layer: DataLayer, tenants: Tenants) -> None:
@@ -89,12 +88,12 @@ async def test_get_by_id_of_another_tenant_finds_nothing(
 
 
 async def test_provisioning_is_idempotent_and_refuses_tier_changes(
-    caas_layer: DataLayer, tenants: Tenants
+    caas_layer: DataLayer, pro_tenant: str
 ) -> None:
     from caas_data import TenantAlreadyProvisioned
 
-    again = await caas_layer.tenants.provision(tenants.pro, tier=Tier.PRO)
+    again = await caas_layer.tenants.provision(pro_tenant, tier=Tier.PRO)
     assert again.tier is Tier.PRO
     with pytest.raises(TenantAlreadyProvisioned):
-        await caas_layer.tenants.provision(tenants.pro, tier=Tier.ENTERPRISE)
-    assert (await caas_layer.tenants.get(tenants.pro)).tier is Tier.PRO
+        await caas_layer.tenants.provision(pro_tenant, tier=Tier.ENTERPRISE)
+    assert (await caas_layer.tenants.get(pro_tenant)).tier is Tier.PRO
