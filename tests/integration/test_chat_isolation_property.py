@@ -6,7 +6,7 @@ Enterprise), and tries to reach other tenants' messages and conversations by id.
 step every tenant's history, reactions, unread count and physical `messages` collection must
 equal a per-tenant model: gap-free seqs, its own texts, nothing of anyone else.
 
-CI runs a few examples (half the default profile); `--hypothesis-profile=deep` runs many more.
+CI runs a fifth of the default profile's examples; `--hypothesis-profile=deep` runs many more.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from caas_data.repositories.saas.messaging import (
 from caas_data.testing import ServerHandle
 
 from .conftest import raw_collection
-from .machines import TIERS, LayerMachine, run_machine
+from .machines import TIERS, LayerMachine, each_tenant, run_machine
 
 EMOJIS = ("👍", "🎉")
 
@@ -229,34 +229,33 @@ class ChatIsolationMachine(LayerMachine):
         if not hasattr(self, "chats"):
             return
 
-        async def check() -> None:
-            for tenant, chat in self.chats.items():
-                async with tenant_scope(tenant, layer=self.layer):
-                    page = await self.repo(MessageRepository).history(chat.conversation, limit=1000)
-                    seen = {m.id: (m.seq, m.tenant_id, m.is_deleted, m.text) for m in page}
-                    assert seen == {
-                        i: (s.seq, tenant, s.deleted, None if s.deleted else s.text)
-                        for i, s in chat.messages.items()
-                    }, tenant
-                    summaries = await self.repo(ReactionRepository).summaries(list(seen))
-                    counted = {(i, r.emoji): r.count for i, rs in summaries.items() for r in rs}
-                    expected: dict[tuple[PydanticObjectId, str], int] = {}
-                    for message_id, _, emoji in chat.reactions:
-                        key = (message_id, emoji)
-                        expected[key] = expected.get(key, 0) + 1
-                    assert counted == expected, tenant
-                    unread = await self.repo(ConversationRepository).unread_count(
-                        chat.conversation, chat.users[1]
-                    )
-                    assert unread == len(chat.messages) - chat.read
-                raw = raw_collection(self.layer, tenant, self.tiers[tenant], "messages")
-                stored = await raw.find({"conversation_id": chat.conversation}).to_list()
-                assert {d["_id"]: d["tenant_id"] for d in stored} == dict.fromkeys(
-                    chat.messages, tenant
+        async def check(tenant: str, chat: Chat) -> None:
+            async with tenant_scope(tenant, layer=self.layer):
+                page = await self.repo(MessageRepository).history(chat.conversation, limit=1000)
+                seen = {m.id: (m.seq, m.tenant_id, m.is_deleted, m.text) for m in page}
+                assert seen == {
+                    i: (s.seq, tenant, s.deleted, None if s.deleted else s.text)
+                    for i, s in chat.messages.items()
+                }, tenant
+                summaries = await self.repo(ReactionRepository).summaries(list(seen))
+                counted = {(i, r.emoji): r.count for i, rs in summaries.items() for r in rs}
+                expected: dict[tuple[PydanticObjectId, str], int] = {}
+                for message_id, _, emoji in chat.reactions:
+                    key = (message_id, emoji)
+                    expected[key] = expected.get(key, 0) + 1
+                assert counted == expected, tenant
+                unread = await self.repo(ConversationRepository).unread_count(
+                    chat.conversation, chat.users[1]
                 )
+                assert unread == len(chat.messages) - chat.read
+            raw = raw_collection(self.layer, tenant, self.tiers[tenant], "messages")
+            stored = await raw.find({"conversation_id": chat.conversation}).to_list()
+            assert {d["_id"]: d["tenant_id"] for d in stored} == dict.fromkeys(
+                chat.messages, tenant
+            )
 
-        self.run(check())
+        self.run(each_tenant(check, self.chats))
 
 
 def test_chat_isolation_state_machine(caas_server: ServerHandle) -> None:
-    run_machine(ChatIsolationMachine, caas_server, examples_share=0.5)
+    run_machine(ChatIsolationMachine, caas_server, examples_share=0.2)

@@ -6,7 +6,7 @@ two in the shared model, one PRO, one Enterprise. After each step every tenant's
 through the layer and also straight from its physical collection, must equal a per-tenant
 model, so no operation can have touched another tenant.
 
-CI runs the default profile (10 examples); `--hypothesis-profile=deep` runs many more.
+CI runs the default profile (25 examples of 12 steps); `--hypothesis-profile=deep` runs many more.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from caas_data import (
 from caas_data.testing import ServerHandle
 
 from .conftest import raw_collection
-from .machines import TIERS, LayerMachine, run_machine
+from .machines import TIERS, LayerMachine, each_tenant, run_machine
 
 
 @dataclass
@@ -251,24 +251,22 @@ class IsolationMachine(LayerMachine):
         if not hasattr(self, "world"):
             return
 
-        async def check() -> None:
-            for tenant, rows in self.world.rows.items():
-                async with tenant_scope(tenant, layer=self.layer):
-                    repo = self.layer.repo(UserRepository)
-                    page = await repo.find(include_deleted=True, limit=1000)
-                    seen = {
-                        u.id: Row(u.external_id, u.metadata["n"], u.version, u.is_deleted)
-                        for u in page
-                    }
-                    assert seen == rows, tenant
-                    assert await repo.count() == sum(not r.deleted for r in rows.values())
-                raw = raw_collection(self.layer, tenant, self.tiers[tenant], "users")
-                stored = await raw.find({"tenant_id": tenant}).to_list()
-                assert {d["_id"]: (d["__v"], d["deleted_at"] is not None) for d in stored} == {
-                    i: (r.version, r.deleted) for i, r in rows.items()
+        async def check(tenant: str, rows: dict[ObjectId, Row]) -> None:
+            async with tenant_scope(tenant, layer=self.layer):
+                repo = self.layer.repo(UserRepository)
+                page = await repo.find(include_deleted=True, limit=1000)
+                seen = {
+                    u.id: Row(u.external_id, u.metadata["n"], u.version, u.is_deleted) for u in page
                 }
+                assert seen == rows, tenant
+                assert await repo.count() == sum(not r.deleted for r in rows.values())
+            raw = raw_collection(self.layer, tenant, self.tiers[tenant], "users")
+            stored = await raw.find({"tenant_id": tenant}).to_list()
+            assert {d["_id"]: (d["__v"], d["deleted_at"] is not None) for d in stored} == {
+                i: (r.version, r.deleted) for i, r in rows.items()
+            }
 
-        self.run(check())
+        self.run(each_tenant(check, self.world.rows))
 
 
 def test_tenant_isolation_state_machine(caas_server: ServerHandle) -> None:
