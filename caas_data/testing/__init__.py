@@ -8,6 +8,7 @@ which runs as a separate process and is never imported.
 from caas_data.testing._server import ServerHandle, TestServer, start_test_server
 from caas_data.testing.factories import Factories
 from caas_data.testing.helpers import (
+    TEST_MONITOR_TIMEOUT_MS,
     TEST_OPERATION_TIMEOUT_MS,
     connect_for_tests,
     drop_prefix_databases,
@@ -17,6 +18,7 @@ from caas_data.testing.helpers import (
 )
 
 __all__ = [
+    "TEST_MONITOR_TIMEOUT_MS",
     "TEST_OPERATION_TIMEOUT_MS",
     "Factories",
     "ServerHandle",

@@ -10,6 +10,7 @@ from caas_data.documents.base import BaseDocument
 from caas_data.engine.layer import DataLayer, connect
 
 __all__ = [
+    "TEST_MONITOR_TIMEOUT_MS",
     "TEST_OPERATION_TIMEOUT_MS",
     "connect_for_tests",
     "drop_prefix_databases",
@@ -18,8 +19,10 @@ __all__ = [
     "patient_uri",
 ]
 
-# The embedded server is slow and CI machines are small: give operations a minute, not 10 s.
-TEST_OPERATION_TIMEOUT_MS = 60_000
+# The embedded server is slow and CI machines are small: give operations two minutes, not
+# 10 s, and the driver's monitor five (see `patient_uri`).
+TEST_OPERATION_TIMEOUT_MS = 120_000
+TEST_MONITOR_TIMEOUT_MS = 300_000
 
 
 def new_prefix() -> str:
@@ -33,26 +36,40 @@ def new_tenant_id(stem: str = "t") -> str:
 
 
 def patient_uri(uri: str) -> str:
-    """`uri` with a connect timeout as long as the operation timeout.
+    """`uri` whose driver monitor waits out a busy server instead of giving up on it.
 
-    The driver's monitor checks the server with the connect timeout (20 s by default); a
-    check that times out marks the server unknown and cancels every operation in flight. A
-    busy CI machine can pause the embedded server longer than that, so tests wait instead.
+    The monitor times its checks with the connect timeout (20 s by default); a check that
+    times out marks the server unknown and cancels every operation in flight. The embedded
+    server answers in arrival order, so under 50 concurrent tasks on a small CI machine its
+    answer to the monitor can queue for more than a minute (seen in CI). Longer timeouts
+    already in `uri` are kept.
     """
     parts = urlsplit(uri)
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    query.setdefault("connectTimeoutMS", str(TEST_OPERATION_TIMEOUT_MS))
-    query.setdefault("serverSelectionTimeoutMS", str(TEST_OPERATION_TIMEOUT_MS))
+    for option, least in (
+        ("connectTimeoutMS", TEST_MONITOR_TIMEOUT_MS),
+        ("serverSelectionTimeoutMS", TEST_OPERATION_TIMEOUT_MS),
+    ):
+        given = query.get(option, "")
+        if not given.isdigit() or int(given) < least:
+            query[option] = str(least)
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 async def connect_for_tests(
-    uri: str, *, documents: Iterable[type[BaseDocument]] | None = None
+    uri: str,
+    *,
+    documents: Iterable[type[BaseDocument]] | None = None,
+    database_prefix: str | None = None,
 ) -> DataLayer:
-    """A layer on fresh databases (a new prefix), with the test operation timeout."""
+    """A layer with the tests' timeouts, on fresh databases (a new prefix) by default.
+
+    Pass another layer's `database_prefix` for a second layer on its databases: what a second
+    process of the same application would have.
+    """
     return await connect(
         patient_uri(uri),
-        database_prefix=new_prefix(),
+        database_prefix=new_prefix() if database_prefix is None else database_prefix,
         documents=documents,
         operation_timeout_ms=TEST_OPERATION_TIMEOUT_MS,
     )

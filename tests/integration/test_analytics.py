@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from caas_data import DataLayer, UnsafeOperation, connect, system_scope, tenant_scope
+from caas_data import DataLayer, UnsafeOperation, system_scope, tenant_scope
 from caas_data.documents.analytics import EVENTS_RETENTION, MetricPeriod
 from caas_data.documents.base import utcnow
 from caas_data.repositories.analytics import (
@@ -18,7 +18,7 @@ from caas_data.repositories.analytics import (
     ensure_events_collection,
 )
 from caas_data.testing import ServerHandle
-from caas_data.testing.helpers import TEST_OPERATION_TIMEOUT_MS
+from caas_data.testing.helpers import connect_for_tests
 
 from .conftest import Tenants
 
@@ -64,11 +64,7 @@ async def test_a_missing_collection_is_created_and_detected(
     caas_layer: DataLayer, caas_server: ServerHandle
 ) -> None:
     assert await ensure_events_collection(caas_layer) is EventStorage.TIME_SERIES
-    again = await connect(
-        caas_server.uri,
-        database_prefix=caas_layer.prefix,
-        operation_timeout_ms=TEST_OPERATION_TIMEOUT_MS,
-    )
+    again = await connect_for_tests(caas_server.uri, database_prefix=caas_layer.prefix)
     try:
         assert "timeseries" in await events_options(again)  # a reconnect keeps it as it is
         await drop_events(again)  # as if connected with create_platform_indexes=False

@@ -11,7 +11,6 @@ from caas_data import (
     DuplicateError,
     Tier,
     UnsafeOperation,
-    connect,
     system_scope,
     tenant_scope,
 )
@@ -21,7 +20,7 @@ from caas_data.errors import TenantContextMissing, TenantMismatch
 from caas_data.repositories.api_keys import ApiKeyRepository, IssuedApiKey
 from caas_data.repositories.audit import AuditLogRepository
 from caas_data.testing import ServerHandle
-from caas_data.testing.helpers import TEST_OPERATION_TIMEOUT_MS
+from caas_data.testing.helpers import connect_for_tests
 
 from .conftest import Tenants
 
@@ -68,11 +67,7 @@ async def test_fifty_concurrent_appends_never_fork_the_chain(
 ) -> None:
     # Two layers stand for two processes: within one, appends queue on a lock; between
     # them, only the unique (tenant_id, seq) index keeps the chain from forking.
-    other = await connect(
-        caas_server.uri,
-        database_prefix=caas_layer.prefix,
-        operation_timeout_ms=TEST_OPERATION_TIMEOUT_MS,
-    )
+    other = await connect_for_tests(caas_server.uri, database_prefix=caas_layer.prefix)
     try:
 
         async def append(layer: DataLayer, i: int) -> AuditLog:
@@ -109,11 +104,7 @@ async def test_concurrent_audited_writes_in_transactions_keep_one_chain(
 ) -> None:
     # Each key and its entry commit together. Two layers (two processes): their transactions
     # conflict on the chain's next seq and re-run; within a layer they queue on a lock.
-    other = await connect(
-        caas_server.uri,
-        database_prefix=caas_layer.prefix,
-        operation_timeout_ms=TEST_OPERATION_TIMEOUT_MS,
-    )
+    other = await connect_for_tests(caas_server.uri, database_prefix=caas_layer.prefix)
     try:
 
         async def issue(layer: DataLayer, i: int) -> IssuedApiKey:

@@ -16,7 +16,6 @@ from caas_data import (
     Tier,
     User,
     UserRepository,
-    connect,
     system_scope,
     tenant_scope,
 )
@@ -30,7 +29,7 @@ from caas_data.repositories.billing import (
 )
 from caas_data.repositories.invoices import InvoiceRepository
 from caas_data.testing import ServerHandle
-from caas_data.testing.helpers import TEST_OPERATION_TIMEOUT_MS
+from caas_data.testing.helpers import connect_for_tests
 
 from .conftest import Tenants
 
@@ -158,11 +157,7 @@ async def test_concurrent_issues_get_unique_gap_free_numbers(
         invoices = caas_layer.repo(InvoiceRepository)
         drafts = [await invoices.create_draft([LINE]) for _ in range(20)]
     # Two layers stand for two processes: their transactions conflict on the counter.
-    other = await connect(
-        caas_server.uri,
-        database_prefix=caas_layer.prefix,
-        operation_timeout_ms=TEST_OPERATION_TIMEOUT_MS,
-    )
+    other = await connect_for_tests(caas_server.uri, database_prefix=caas_layer.prefix)
     try:
 
         async def issue(layer: DataLayer, draft: Invoice) -> Invoice:

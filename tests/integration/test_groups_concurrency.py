@@ -16,12 +16,12 @@ from caas_data import (
     DocumentValidationError,
     NotFoundError,
     Tier,
-    connect,
     tenant_scope,
 )
 from caas_data.documents.saas.groups import Group, GroupMember
 from caas_data.repositories.saas.groups import GroupMemberRepository, GroupRepository
 from caas_data.testing._server import ServerHandle
+from caas_data.testing.helpers import connect_for_tests
 
 from .conftest import MODEL_TIERS as TIERS
 
@@ -48,7 +48,7 @@ async def second_layer(
     caas_server: ServerHandle, caas_layer: DataLayer
 ) -> AsyncIterator[DataLayer]:
     """Another connection to the same databases: what a second app process would have."""
-    layer = await connect(caas_server.uri, database_prefix=caas_layer.prefix)
+    layer = await connect_for_tests(caas_server.uri, database_prefix=caas_layer.prefix)
     try:
         yield layer
     finally:

@@ -17,7 +17,6 @@ from caas_data import (
     Tier,
     UserRepository,
     VersionConflict,
-    connect,
     tenant_scope,
 )
 from caas_data.documents.base import utcnow
@@ -29,6 +28,7 @@ from caas_data.repositories.saas.messaging import (
     ReactionRepository,
 )
 from caas_data.testing import ServerHandle
+from caas_data.testing.helpers import connect_for_tests
 
 from .conftest import Tenants
 
@@ -137,7 +137,7 @@ async def test_senders_on_separate_clients_conflict_and_still_get_gap_free_seqs(
     """Two layers stand for two app processes: no local queue between them, so their
     transactions conflict on the counter and are retried (jittered) until they get through."""
     tenant = await caas_tenant(Tier.PRO)
-    other = await connect(caas_server.uri, database_prefix=caas_layer.prefix)
+    other = await connect_for_tests(caas_server.uri, database_prefix=caas_layer.prefix)
     try:
         async with caas_layer.tenant_scope(tenant):
             users = await make_users(caas_layer, 4)

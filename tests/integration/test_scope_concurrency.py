@@ -8,6 +8,8 @@ import random
 from caas_data import DataLayer, Tier, User, UserRepository, current_tenant_id, tenant_scope
 from caas_data.testing.helpers import new_tenant_id
 
+STEPS = 3  # per task: write, then read through the repository and through Beanie
+
 
 async def test_fifty_interleaved_tasks_stay_in_their_tenant(caas_layer: DataLayer) -> None:
     tiers = [Tier.FREE, Tier.STARTER, Tier.PRO, Tier.ENTERPRISE]
@@ -21,7 +23,7 @@ async def test_fifty_interleaved_tasks_stay_in_their_tenant(caas_layer: DataLaye
         tenant = tenants[n % len(tenants)]
         async with tenant_scope(tenant):
             repo = caas_layer.repo(UserRepository)
-            for step in range(4):
+            for step in range(STEPS):
                 await asyncio.sleep(rng.random() / 200)  # interleave with the others
                 assert current_tenant_id() == tenant
                 await repo.create({"external_id": f"w{n}-{step}", "display_name": f"{tenant}"})
@@ -32,12 +34,12 @@ async def test_fifty_interleaved_tasks_stay_in_their_tenant(caas_layer: DataLaye
                 )
 
     await asyncio.gather(*(worker(n) for n in range(50)))
-    assert len(seen) == 200
+    assert len(seen) == 50 * STEPS
     for tenant, tenants_seen in seen:
         assert tenants_seen == {tenant}
     for tenant in tenants:
         async with tenant_scope(tenant):
-            assert await caas_layer.repo(UserRepository).count() == 40
+            assert await caas_layer.repo(UserRepository).count() == 10 * STEPS
 
 
 async def test_tasks_created_inside_a_scope_inherit_it(caas_layer: DataLayer) -> None:
