@@ -9,13 +9,17 @@ transaction session and translates driver errors.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import asyncio
+import itertools
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo import DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.cursor import AsyncCursor
+from pymongo.errors import OperationFailure
 
 from caas_data.documents.base import utcnow
 from caas_data.engine.rules import (
@@ -31,6 +35,10 @@ from caas_data.engine.sessions import current_session
 from caas_data.errors import UnsafeOperation, translate_driver_errors
 
 __all__ = ["GuardedCollection"]
+
+T = TypeVar("T")
+_WRITE_CONFLICT = 112
+_CONFLICT_RETRIES = 8
 
 _SAFE_ATTRIBUTES = frozenset(
     {"name", "full_name", "codec_options", "read_preference", "write_concern", "read_concern"}
@@ -150,6 +158,24 @@ class GuardedCollection:
             kwargs["session"] = current_session()
         return kwargs
 
+    async def _single_write(self, write: Callable[[], Awaitable[T]], session: Any) -> T:
+        """Run a one-document write, again when the server reports a write conflict.
+
+        Outside a transaction a `WriteConflict` (112) means the statement was rolled back and
+        nothing was written: mongod retries it itself and never reports it, but the embedded
+        server can. Inside a transaction it aborts the transaction: that is the unit of
+        work's to retry, so it is raised.
+        """
+        for attempt in itertools.count():
+            try:
+                return await write()
+            except OperationFailure as exc:
+                in_transaction = session is not None and session.in_transaction
+                if exc.code != _WRITE_CONFLICT or in_transaction or attempt >= _CONFLICT_RETRIES:
+                    raise
+                await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
     # -- reads ------------------------------------------------------------------------
 
     def find(self, *args: Any, **kwargs: Any) -> AsyncCursor[Any]:
@@ -221,9 +247,11 @@ class GuardedCollection:
         guarded = guard_update(
             update, self._rules, now=stamp_time or utcnow(), upsert=bool(kwargs.get("upsert"))
         )
+        query, options = self._filter(filter), self._session(kwargs)
         with self._errors():
-            return await self._collection.update_one(
-                self._filter(filter), guarded, **self._session(kwargs)
+            return await self._single_write(
+                lambda: self._collection.update_one(query, guarded, **options),
+                options["session"],
             )
 
     async def update_many(self, filter: Any, update: Any, **kwargs: Any) -> Any:
@@ -251,8 +279,11 @@ class GuardedCollection:
         query, new = guard_replacement(
             self._filter(filter), replacement, self._rules, now=stamp_time or utcnow()
         )
+        options = self._session(kwargs)
         with self._errors():
-            return await self._collection.replace_one(query, new, **self._session(kwargs))
+            return await self._single_write(
+                lambda: self._collection.replace_one(query, new, **options), options["session"]
+            )
 
     async def delete_one(self, filter: Any, **kwargs: Any) -> Any:
         """`delete_one` (a hard delete) within the tenant; soft-deleted documents included."""
@@ -274,17 +305,23 @@ class GuardedCollection:
         """`find_one_and_update` within the tenant; bumps `__v` and `updated_at`."""
         self._writable("find_one_and_update")
         guarded = guard_update(update, self._rules, now=utcnow(), upsert=bool(kwargs.get("upsert")))
+        query, options = self._filter(filter), self._session(kwargs)
         with self._errors():
-            return await self._collection.find_one_and_update(
-                self._filter(filter), guarded, **self._session(kwargs)
+            return await self._single_write(
+                lambda: self._collection.find_one_and_update(query, guarded, **options),
+                options["session"],
             )
 
     async def find_one_and_replace(self, filter: Any, replacement: Any, **kwargs: Any) -> Any:
         """`find_one_and_replace`, conditional on the `__v` the replacement carries."""
         self._writable("find_one_and_replace")
         query, new = guard_replacement(self._filter(filter), replacement, self._rules, now=utcnow())
+        options = self._session(kwargs)
         with self._errors():
-            return await self._collection.find_one_and_replace(query, new, **self._session(kwargs))
+            return await self._single_write(
+                lambda: self._collection.find_one_and_replace(query, new, **options),
+                options["session"],
+            )
 
     async def find_one_and_delete(self, filter: Any, **kwargs: Any) -> Any:
         """`find_one_and_delete` (a hard delete) within the tenant."""

@@ -47,7 +47,8 @@ async def test_many_concurrent_writers_exactly_one_wins(
         )
         winners = [r for r in results if isinstance(r, User)]
         conflicts = [r for r in results if isinstance(r, VersionConflict)]
-        assert len(winners) == 1 and len(conflicts) == 9
+        others = [r for r in results if not isinstance(r, (User, VersionConflict))]
+        assert len(winners) == 1 and len(conflicts) == 9, others
         stored = await repo.get(created.id)
         assert stored.display_name == winners[0].display_name and stored.version == 1
 
