@@ -111,8 +111,8 @@ class DataLayer:
             database = self._databases[name] = self.client[name]
         return database
 
-    def physical_collection(self, database: str, name: str) -> AsyncCollection[dict[str, Any]]:
-        """A raw collection handle (cached); only the layer's own code uses these."""
+    def _handle(self, database: str, name: str) -> AsyncCollection[dict[str, Any]]:
+        """The driver's handle of a collection (cached), for routing to wrap in the guard."""
         key = (database, name)
         collection = self._collections.get(key)
         if collection is None:
@@ -121,12 +121,26 @@ class DataLayer:
             collection = self._collections[key] = self.database(database)[name]
         return collection
 
-    def platform_collection(
-        self, document_type: type[BaseDocument]
+    def unguarded_collection(
+        self, database: str, name: str, *, why: str
     ) -> AsyncCollection[dict[str, Any]]:
-        """The raw collection of a non-tenant document class (for the layer's internals)."""
+        """The one escape hatch past the tenant guard: a raw driver collection.
+
+        For the platform's own code that the guard cannot express (DDL, the resolver's
+        directory reads, provisioning). `why` is required so every use states its reason
+        where it is made (grep `unguarded_`). Like `client`, it is the operator's: tenant code
+        never gets a `DataLayer`, only scopes, documents and repositories.
+        """
+        if not isinstance(why, str) or not why.strip():
+            raise ConfigurationError("unguarded_collection() needs a reason (`why=`)")
+        return self._handle(database, name)
+
+    def unguarded_platform_collection(
+        self, document_type: type[BaseDocument], *, why: str
+    ) -> AsyncCollection[dict[str, Any]]:
+        """`unguarded_collection` of a non-tenant document class."""
         spec = spec_of(document_type)
-        return self.physical_collection(self.database_name(spec.area), spec.name)
+        return self.unguarded_collection(self.database_name(spec.area), spec.name, why=why)
 
     def collection(
         self, document_type: type[BaseDocument], *, include_deleted: bool = False

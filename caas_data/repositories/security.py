@@ -280,9 +280,9 @@ class SecurityPolicyRepository(AuditedRepository[SecurityPolicy]):
             return own.settings
         # Platform defaults are rows of the platform's reserved id, which a tenant scope
         # cannot read through the guard: read them from the platform collection directly.
-        raw = await self._layer.platform_collection(SecurityPolicy).find_one(
-            {"tenant_id": PLATFORM_AUDIT_TENANT, "kind": kind.value}
-        )
+        raw = await self._layer.unguarded_platform_collection(
+            SecurityPolicy, why="platform defaults belong to no tenant the scope can read"
+        ).find_one({"tenant_id": PLATFORM_AUDIT_TENANT, "kind": kind.value})
         if raw is not None:
             return self._load(raw).settings
         return _BUILT_IN_DEFAULTS[kind]

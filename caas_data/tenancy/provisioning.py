@@ -73,7 +73,9 @@ class TenantService:
             created_at=now,
             updated_at=now,
         )
-        collection = self._layer.platform_collection(SaasClient)
+        collection = self._layer.unguarded_platform_collection(
+            SaasClient, why="provisioning writes the directory entry"
+        )
         try:
             with translate_driver_errors(tenant_id=tenant_id, document_type=SaasClient):
                 await collection.insert_one(client.model_dump(by_alias=True, exclude={"id"}))
@@ -147,7 +149,9 @@ class TenantService:
             details={"tier": client.tier.value, "database": placement.database},
         )
         with translate_driver_errors(tenant_id=tenant_id, document_type=SaasClient):
-            await layer.platform_collection(SaasClient).delete_one({"tenant_id": tenant_id})
+            await layer.unguarded_platform_collection(
+                SaasClient, why="deprovisioning removes the directory entry"
+            ).delete_one({"tenant_id": tenant_id})
         layer.resolver.invalidate(tenant_id)
         return True
 
@@ -173,7 +177,9 @@ class TenantService:
     async def get_or_none(self, tenant_id: str) -> SaasClient | None:
         """The directory entry of a tenant, or None."""
         validate_tenant_id(tenant_id)
-        collection = self._layer.platform_collection(SaasClient)
+        collection = self._layer.unguarded_platform_collection(
+            SaasClient, why="the directory is read from any scope, tenants' own included"
+        )
         with translate_driver_errors(tenant_id=tenant_id, document_type=SaasClient):
             raw = await collection.find_one({"tenant_id": tenant_id})
             return None if raw is None else SaasClient.model_validate(raw)

@@ -61,7 +61,9 @@ class TenantResolver:
     async def _load(self, tenant_id: str) -> Placement | None:
         from caas_data.documents.platform import SaasClient
 
-        collection = self._layer.platform_collection(SaasClient)
+        collection = self._layer.unguarded_platform_collection(
+            SaasClient, why="the resolver reads placements from the platform's own directory"
+        )
         with translate_driver_errors(tenant_id=tenant_id, document_type=SaasClient):
             raw = await collection.find_one({"tenant_id": tenant_id}, {"tier": 1, "placement": 1})
         if raw is None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
+from pymongo.asynchronous.collection import AsyncCollection
 
 from caas_data import (
     DataLayer,
@@ -80,7 +82,7 @@ async def test_a_directory_entry_pointing_elsewhere_is_refused(
     victim, tampered = await caas_tenant(Tier.FREE), await caas_tenant(Tier.ENTERPRISE)
     await seed(caas_layer, victim)
     # A corrupted entry: an enterprise tenant whose database is the shared one.
-    await caas_layer.platform_collection(SaasClient).update_one(
+    await directory(caas_layer).update_one(
         {"tenant_id": tampered},
         {"$set": {"placement.database": f"{caas_layer.prefix}_shared"}},
     )
@@ -88,7 +90,11 @@ async def test_a_directory_entry_pointing_elsewhere_is_refused(
         await caas_layer.tenants.deprovision(tampered)
     async with tenant_scope(victim):
         assert await caas_layer.repo(UserRepository).count() == 3
-    await caas_layer.platform_collection(SaasClient).update_one(
+    await directory(caas_layer).update_one(
         {"tenant_id": tampered},
         {"$set": {"placement.database": f"{caas_layer.prefix}_{tampered}"}},
     )
+
+
+def directory(layer: DataLayer) -> AsyncCollection[Any]:
+    return layer.unguarded_platform_collection(SaasClient, why="test: corrupt the directory")

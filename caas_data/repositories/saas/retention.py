@@ -103,7 +103,9 @@ class RetentionService:
                 tenant_id=scope.tenant_id,
             )
         now = _aware(now)
-        directory = self._layer.platform_collection(SaasClient)
+        directory = self._layer.unguarded_platform_collection(
+            SaasClient, why="apply_all walks the whole directory"
+        )
         tenant_ids = [
             raw["tenant_id"]
             for raw in await directory.find({}, {"tenant_id": 1}, sort=[("tenant_id", 1)]).to_list()

@@ -163,7 +163,10 @@ class MessageSearchRepository(Repository[Message]):
         support = _TEXT_SUPPORT.setdefault(self.layer, _TextSupport())
         if support.supported is False:
             return False
-        physical = self.collection().physical
+        database, name = self.collection().full_name.split(".", 1)
+        physical = self.layer.unguarded_collection(
+            database, name, why="index builds (DDL) are not tenant operations"
+        )
         if physical.full_name in support.ready:
             return True
         with translate_driver_errors(document_type=Message):
