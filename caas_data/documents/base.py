@@ -10,7 +10,7 @@ reach the scope's tenant and nobody rebinds classes per request.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Self
 
@@ -18,6 +18,7 @@ from beanie import Document, PydanticObjectId
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from caas_data.clock import utcnow
 from caas_data.errors import TenantContextMissing
 from caas_data.tenancy.context import current_scope
 
@@ -28,6 +29,7 @@ __all__ = [
     "CreatedAtMixin",
     "PlatformDocument",
     "SoftDeleteMixin",
+    "TenantAccess",
     "TenantDocument",
     "TenantMixin",
     "TenantOwnedDocument",
@@ -35,12 +37,6 @@ __all__ = [
     "VersionMixin",
     "utcnow",
 ]
-
-
-def utcnow() -> datetime:
-    """Now, timezone-aware UTC, at the millisecond precision BSON stores."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _tenant_from_scope() -> str:
@@ -62,12 +58,32 @@ class Area(StrEnum):
     ANALYTICS = "analytics"
 
 
+class TenantAccess(StrEnum):
+    """What a tenant scope may do with a platform collection (rows that no tenant owns).
+
+    Platform rows are written only outside tenant scopes (the platform's own code, or
+    `system_scope()`): a tenant that could write the directory could re-route another tenant.
+    """
+
+    NONE = "none"  # platform-only: refused in a tenant scope (admins and their hashes)
+    OWN_ROW = "own_row"  # the tenant reads the one row whose tenant_id is its own (directory)
+    READ = "read"  # the tenant reads every row (a catalogue, e.g. plans)
+
+
 class BaseDocument(Document):
     """Beanie document routed per call; subclasses pick an area and mixins."""
 
     model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
 
     caas_area: ClassVar[Area] = Area.PLATFORM
+    # Platform documents only: what a tenant scope may read of them (see TenantAccess).
+    caas_tenant_access: ClassVar[TenantAccess] = TenantAccess.NONE
+    # Fields that only the domain's own methods write (e.g. an invoice's number): updates and
+    # replacements through any other path are refused, and new documents carry the default.
+    caas_protected_fields: ClassVar[frozenset[str]] = frozenset()
+    # Conditions a stored document must meet to be updated, replaced or deleted by any path
+    # other than the domain's own methods (e.g. only draft invoices change).
+    caas_writable_when: ClassVar[dict[str, Any]] = {}
     # Options asked for when the layer creates the collection (e.g. {"timeseries": {...}});
     # a server that refuses them gets a plain collection.
     caas_collection_options: ClassVar[dict[str, Any]] = {}

@@ -16,7 +16,13 @@ from beanie import PydanticObjectId
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-from caas_data.documents.base import Area, BaseDocument, PlatformDocument, TenantOwnedDocument
+from caas_data.documents.base import (
+    Area,
+    BaseDocument,
+    PlatformDocument,
+    TenantAccess,
+    TenantOwnedDocument,
+)
 from caas_data.tenancy.tiers import Tier
 
 __all__ = [
@@ -127,6 +133,8 @@ class UsageMetric(StrEnum):
 class Plan(PlatformDocument):
     """A price plan; it names the tier (and so the isolation model) a subscriber gets."""
 
+    caas_tenant_access: ClassVar[TenantAccess] = TenantAccess.READ
+
     caas_area: ClassVar[Area] = Area.BILLING
 
     code: str = Field(pattern=_CODE, description="Stable identifier, e.g. `pro-monthly`.")
@@ -215,6 +223,12 @@ class Invoice(TenantOwnedDocument):
     """A client's invoice. Numbered (gap-free per client) when issued; immutable from then."""
 
     caas_area: ClassVar[Area] = Area.BILLING
+    # Only `InvoiceRepository.issue/mark_paid/void` number and settle an invoice, and only
+    # drafts change by any other path (Beanie's API and raw updates included).
+    caas_protected_fields: ClassVar[frozenset[str]] = frozenset(
+        {"number", "status", "issued_at", "paid_at", "voided_at"}
+    )
+    caas_writable_when: ClassVar[dict[str, Any]] = {"status": "draft"}
 
     number: int | None = Field(default=None, ge=1, description="Set when issued.")
     status: InvoiceStatus = InvoiceStatus.DRAFT

@@ -15,6 +15,10 @@ __all__ = ["DOCUMENTS", "Counter", "OwnedCounter"]
 class Counter(TenantDocument):
     """A tenant's counter, stored with its other data (same placement, same transactions)."""
 
+    # Only the counter repository moves a counter: a value set by hand would skip or reuse
+    # sequence numbers.
+    caas_protected_fields: ClassVar[frozenset[str]] = frozenset({"value"})
+
     key: str = Field(min_length=1, max_length=200)
     value: int = Field(default=0, ge=0)
 
@@ -27,6 +31,7 @@ class OwnedCounter(TenantOwnedDocument):
     """A tenant's counter kept in the platform database (invoice numbers, audit sequence)."""
 
     caas_area: ClassVar[Area] = Area.PLATFORM
+    caas_protected_fields: ClassVar[frozenset[str]] = frozenset({"value"})
 
     key: str = Field(min_length=1, max_length=200)
     value: int = Field(default=0, ge=0)

@@ -11,7 +11,13 @@ from beanie import PydanticObjectId
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-from caas_data.documents.base import Area, BaseDocument, PlatformDocument, TenantOwnedDocument
+from caas_data.documents.base import (
+    Area,
+    BaseDocument,
+    PlatformDocument,
+    TenantAccess,
+    TenantOwnedDocument,
+)
 from caas_data.tenancy.tiers import Tier
 
 __all__ = [
@@ -46,7 +52,12 @@ class PlacementRecord(BaseModel):
 
 
 class SaasClient(PlatformDocument):
-    """A registered SaaS company: the tenant directory the resolver reads."""
+    """A registered SaaS company: the tenant directory the resolver reads.
+
+    A tenant scope reads its own entry only and writes none: the resolver routes by it.
+    """
+
+    caas_tenant_access: ClassVar[TenantAccess] = TenantAccess.OWN_ROW
 
     tenant_id: str = Field(description="The tenant id every tenant row carries.")
     name: str = Field(min_length=1, max_length=200)

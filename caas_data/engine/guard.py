@@ -10,18 +10,19 @@ transaction session and translates driver errors.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pymongo import DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import OperationFailure
 
-from caas_data.documents.base import utcnow
+from caas_data.clock import write_stamp
+from caas_data.engine.cursors import GuardedCursor
 from caas_data.engine.rules import (
     CollectionRules,
     LookupTarget,
@@ -30,11 +31,31 @@ from caas_data.engine.rules import (
     guard_pipeline,
     guard_replacement,
     guard_update,
+    guard_write_filter,
 )
 from caas_data.engine.sessions import current_session
-from caas_data.errors import UnsafeOperation, translate_driver_errors
+from caas_data.errors import (
+    DocumentValidationError,
+    TenantContextMissing,
+    TenantMismatch,
+    UnsafeOperation,
+    translate_driver_errors,
+)
+from caas_data.tenancy.context import Scope, current_scope
 
-__all__ = ["GuardedCollection"]
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+__all__ = ["GuardedCollection", "ScopeKey", "scope_key"]
+
+ScopeKey = tuple[object, str | None] | None
+"""Who a handle serves: (layer, tenant id or None for a system scope), or None outside scopes."""
+
+
+def scope_key(scope: Scope | None) -> ScopeKey:
+    """The part of a scope a handle is bound to."""
+    return None if scope is None else (scope.layer, scope.tenant_id)
+
 
 T = TypeVar("T")
 _WRITE_CONFLICT = 112
@@ -63,6 +84,7 @@ class GuardedCollection:
         "_include_deleted",
         "_resolve",
         "_rules",
+        "_scope",
         "_shared",
     )
 
@@ -73,6 +95,7 @@ class GuardedCollection:
         *,
         resolve: Callable[[str], LookupTarget],
         shared: bool,
+        scope: ScopeKey,
         document_type: type[Any] | None = None,
         include_deleted: bool = False,
     ) -> None:
@@ -80,6 +103,7 @@ class GuardedCollection:
         self._rules = rules
         self._resolve = resolve
         self._shared = shared
+        self._scope = scope
         self._document_type = document_type
         self._include_deleted = include_deleted
 
@@ -104,47 +128,86 @@ class GuardedCollection:
         """What this proxy enforces."""
         return self._rules
 
-    @property
-    def physical(self) -> AsyncCollection[Any]:
-        """The collection behind the proxy, for the layer's own provisioning code."""
-        return self._collection
+    def _copy(
+        self,
+        *,
+        collection: AsyncCollection[Any] | None = None,
+        rules: CollectionRules | None = None,
+        include_deleted: bool | None = None,
+    ) -> GuardedCollection:
+        return GuardedCollection(
+            self._collection if collection is None else collection,
+            self._rules if rules is None else rules,
+            resolve=self._resolve,
+            shared=self._shared,
+            scope=self._scope,
+            document_type=self._document_type,
+            include_deleted=self._include_deleted if include_deleted is None else include_deleted,
+        )
 
     def including_deleted(self) -> GuardedCollection:
         """The same proxy, but reads also see soft-deleted documents."""
-        return GuardedCollection(
-            self._collection,
-            self._rules,
-            resolve=self._resolve,
-            shared=self._shared,
-            document_type=self._document_type,
-            include_deleted=True,
-        )
+        return self._copy(include_deleted=True)
 
     def with_options(self, **options: Any) -> GuardedCollection:
         """`AsyncCollection.with_options`, still guarded."""
-        return GuardedCollection(
-            self._collection.with_options(**options),
-            self._rules,
-            resolve=self._resolve,
-            shared=self._shared,
-            document_type=self._document_type,
-            include_deleted=self._include_deleted,
-        )
+        return self._copy(collection=self._collection.with_options(**options))
+
+    def _privileged(self) -> GuardedCollection:
+        """The layer's own writes: they may set the fields the layer owns (never the tenant)."""
+        return self._copy(rules=dataclasses.replace(self._rules, privileged=True))
 
     # -- helpers ----------------------------------------------------------------------
 
+    def _check_scope(self) -> None:
+        """Serve only the scope this handle was made in (a handle kept past it is refused)."""
+        running = scope_key(current_scope())
+        if running == self._scope:
+            return
+        made_for = "no scope" if self._scope is None else f"tenant {self._scope[1]!r}"
+        if self._scope is not None and self._scope[1] is None:
+            made_for = "the system scope"
+        message = (
+            f"this {self._collection.name} handle was made for {made_for}; take a new one "
+            "in the running scope (handles and cursors serve only their own scope)"
+        )
+        if running is None:
+            raise TenantContextMissing(
+                message, tenant_id=self._rules.tenant_id, document_type=self._document_type
+            )
+        raise TenantMismatch(message, tenant_id=running[1], document_type=self._document_type)
+
     def _filter(self, query: Any) -> dict[str, Any]:
+        self._check_scope()
         if query is not None and not isinstance(query, Mapping):
             query = {"_id": query}  # PyMongo accepts a bare _id for find_one
         return guard_filter(query, self._rules, include_deleted=self._include_deleted)
 
-    def _errors(self) -> Any:
+    def _errors(self) -> AbstractContextManager[None]:
         return translate_driver_errors(
             tenant_id=self._rules.tenant_id, document_type=self._document_type
         )
 
-    def _writable(self, operation: str) -> None:
-        if self._rules.append_only:
+    def _cursor(self, cursor: Any) -> GuardedCursor:
+        return GuardedCursor(cursor, check=self._check_scope, errors=self._errors)
+
+    def _write_filter(self, query: Any, *, include_deleted: bool | None = None) -> dict[str, Any]:
+        self._check_scope()
+        if query is not None and not isinstance(query, Mapping):
+            query = {"_id": query}
+        deleted = self._include_deleted if include_deleted is None else include_deleted
+        return guard_write_filter(query, self._rules, include_deleted=deleted)
+
+    def _writable(self, operation: str, *, insert: bool = False) -> None:
+        self._check_scope()
+        if self._rules.read_only and not self._rules.privileged:
+            raise UnsafeOperation(
+                f"{operation} refused: {self._collection.name} is platform data, read-only "
+                "from a tenant scope (write it in `system_scope()`)",
+                tenant_id=self._rules.tenant_id,
+                document_type=self._document_type,
+            )
+        if self._rules.append_only and not insert:
             raise UnsafeOperation(
                 f"{operation} refused: the collection is append-only "
                 "(retention uses delete_older_than)",
@@ -178,10 +241,12 @@ class GuardedCollection:
 
     # -- reads ------------------------------------------------------------------------
 
-    def find(self, *args: Any, **kwargs: Any) -> AsyncCursor[Any]:
+    def find(self, *args: Any, **kwargs: Any) -> GuardedCursor:
         """`find`, restricted to the scope's tenant (and to live documents)."""
         query, rest = _split_filter(args, kwargs)
-        return self._collection.find(self._filter(query), *rest, **self._session(kwargs))
+        with self._errors():
+            cursor = self._collection.find(self._filter(query), *rest, **self._session(kwargs))
+        return self._cursor(cursor)
 
     async def find_one(self, filter: Any = None, *args: Any, **kwargs: Any) -> Any:
         """`find_one`, restricted like `find`."""
@@ -208,19 +273,22 @@ class GuardedCollection:
                 key, self._filter(filter), **self._session(kwargs)
             )
 
-    async def aggregate(self, pipeline: Sequence[Any], **kwargs: Any) -> Any:
+    async def aggregate(self, pipeline: Sequence[Any], **kwargs: Any) -> GuardedCursor:
         """`aggregate`, with every stage (joins included) restricted to the tenant."""
+        self._check_scope()
         guarded = guard_pipeline(
             pipeline, self._rules, self._resolve, include_deleted=self._include_deleted
         )
         with self._errors():
-            return await self._collection.aggregate(guarded, **self._session(kwargs))
+            cursor = await self._collection.aggregate(guarded, **self._session(kwargs))
+        return self._cursor(cursor)
 
     # -- writes -------------------------------------------------------------------------
 
     async def insert_one(self, document: Any, **kwargs: Any) -> Any:
         """`insert_one`, with the tenant stamped (or checked) on the document."""
-        new = guard_new_document(document, self._rules, now=utcnow())
+        self._writable("insert_one", insert=True)
+        new = guard_new_document(document, self._rules, now=write_stamp())
         with self._errors():
             result = await self._collection.insert_one(new, **self._session(kwargs))
         if isinstance(document, dict) and "_id" not in document:
@@ -229,7 +297,8 @@ class GuardedCollection:
 
     async def insert_many(self, documents: Any, **kwargs: Any) -> Any:
         """`insert_many`, with the tenant stamped (or checked) on every document."""
-        now = utcnow()
+        self._writable("insert_many", insert=True)
+        now = write_stamp()
         news = [guard_new_document(d, self._rules, now=now) for d in documents]
         with self._errors():
             return await self._collection.insert_many(news, **self._session(kwargs))
@@ -245,22 +314,26 @@ class GuardedCollection:
         """`update_one` within the tenant; bumps `__v` and `updated_at`."""
         self._writable("update_one")
         guarded = guard_update(
-            update, self._rules, now=stamp_time or utcnow(), upsert=bool(kwargs.get("upsert"))
+            update, self._rules, now=stamp_time or write_stamp(), upsert=bool(kwargs.get("upsert"))
         )
-        query, options = self._filter(filter), self._session(kwargs)
+        query, options = guarded.filter(self._write_filter(filter)), self._session(kwargs)
+        body = guarded.update
         with self._errors():
             return await self._single_write(
-                lambda: self._collection.update_one(query, guarded, **options),
+                lambda: self._collection.update_one(query, body, **options),
                 options["session"],
             )
 
     async def update_many(self, filter: Any, update: Any, **kwargs: Any) -> Any:
         """`update_many` within the tenant; bumps `__v` and `updated_at` on every match."""
         self._writable("update_many")
-        guarded = guard_update(update, self._rules, now=utcnow(), upsert=bool(kwargs.get("upsert")))
+        guarded = guard_update(
+            update, self._rules, now=write_stamp(), upsert=bool(kwargs.get("upsert")), single=False
+        )
+        query = guarded.filter(self._write_filter(filter))
         with self._errors():
             return await self._collection.update_many(
-                self._filter(filter), guarded, **self._session(kwargs)
+                query, guarded.update, **self._session(kwargs)
             )
 
     async def replace_one(
@@ -277,7 +350,7 @@ class GuardedCollection:
         """
         self._writable("replace_one")
         query, new = guard_replacement(
-            self._filter(filter), replacement, self._rules, now=stamp_time or utcnow()
+            self._write_filter(filter), replacement, self._rules, now=stamp_time or write_stamp()
         )
         options = self._session(kwargs)
         with self._errors():
@@ -288,34 +361,37 @@ class GuardedCollection:
     async def delete_one(self, filter: Any, **kwargs: Any) -> Any:
         """`delete_one` (a hard delete) within the tenant; soft-deleted documents included."""
         self._writable("delete_one")
+        query = self._write_filter(filter, include_deleted=True)
         with self._errors():
-            return await self._collection.delete_one(
-                guard_filter(filter, self._rules, include_deleted=True), **self._session(kwargs)
-            )
+            return await self._collection.delete_one(query, **self._session(kwargs))
 
     async def delete_many(self, filter: Any, **kwargs: Any) -> Any:
         """`delete_many` (a hard delete) within the tenant; soft-deleted documents included."""
         self._writable("delete_many")
+        query = self._write_filter(filter, include_deleted=True)
         with self._errors():
-            return await self._collection.delete_many(
-                guard_filter(filter, self._rules, include_deleted=True), **self._session(kwargs)
-            )
+            return await self._collection.delete_many(query, **self._session(kwargs))
 
     async def find_one_and_update(self, filter: Any, update: Any, **kwargs: Any) -> Any:
         """`find_one_and_update` within the tenant; bumps `__v` and `updated_at`."""
         self._writable("find_one_and_update")
-        guarded = guard_update(update, self._rules, now=utcnow(), upsert=bool(kwargs.get("upsert")))
-        query, options = self._filter(filter), self._session(kwargs)
+        guarded = guard_update(
+            update, self._rules, now=write_stamp(), upsert=bool(kwargs.get("upsert"))
+        )
+        query, options = guarded.filter(self._write_filter(filter)), self._session(kwargs)
+        body = guarded.update
         with self._errors():
             return await self._single_write(
-                lambda: self._collection.find_one_and_update(query, guarded, **options),
+                lambda: self._collection.find_one_and_update(query, body, **options),
                 options["session"],
             )
 
     async def find_one_and_replace(self, filter: Any, replacement: Any, **kwargs: Any) -> Any:
         """`find_one_and_replace`, conditional on the `__v` the replacement carries."""
         self._writable("find_one_and_replace")
-        query, new = guard_replacement(self._filter(filter), replacement, self._rules, now=utcnow())
+        query, new = guard_replacement(
+            self._write_filter(filter), replacement, self._rules, now=write_stamp()
+        )
         options = self._session(kwargs)
         with self._errors():
             return await self._single_write(
@@ -326,14 +402,14 @@ class GuardedCollection:
     async def find_one_and_delete(self, filter: Any, **kwargs: Any) -> Any:
         """`find_one_and_delete` (a hard delete) within the tenant."""
         self._writable("find_one_and_delete")
+        query = self._write_filter(filter, include_deleted=True)
         with self._errors():
-            return await self._collection.find_one_and_delete(
-                guard_filter(filter, self._rules, include_deleted=True), **self._session(kwargs)
-            )
+            return await self._collection.find_one_and_delete(query, **self._session(kwargs))
 
     async def bulk_write(self, requests: Sequence[Any], **kwargs: Any) -> Any:
         """`bulk_write`, each request guarded as its single-operation twin would be."""
-        now = utcnow()
+        self._writable("bulk_write", insert=True)  # each request is checked below
+        now = write_stamp()
         guarded = [self._guard_request(request, now) for request in requests]
         with self._errors():
             return await self._collection.bulk_write(guarded, **self._session(kwargs))
@@ -352,10 +428,16 @@ class GuardedCollection:
             )
         self._writable(f"bulk {kind.__name__}")
         if kind in (UpdateOne, UpdateMany):
-            upsert = bool(request._upsert)
+            guarded = guard_update(
+                request._doc,
+                self._rules,
+                now=now,
+                upsert=bool(request._upsert),
+                single=kind is UpdateOne,
+            )
             return kind(
-                self._filter(request._filter),
-                guard_update(request._doc, self._rules, now=now, upsert=upsert),
+                guarded.filter(self._write_filter(request._filter)),
+                guarded.update,
                 upsert=request._upsert,
                 collation=request._collation,
                 array_filters=request._array_filters,
@@ -363,7 +445,7 @@ class GuardedCollection:
             )
         if kind is ReplaceOne:
             query, new = guard_replacement(
-                self._filter(request._filter), request._doc, self._rules, now=now
+                self._write_filter(request._filter), request._doc, self._rules, now=now
             )
             return ReplaceOne(
                 query, new, upsert=request._upsert, collation=request._collation,
@@ -371,7 +453,7 @@ class GuardedCollection:
             )  # fmt: skip
         if kind in (DeleteOne, DeleteMany):
             return kind(
-                guard_filter(request._filter, self._rules, include_deleted=True),
+                self._write_filter(request._filter, include_deleted=True),
                 collation=request._collation,
                 hint=request._hint,
             )
@@ -394,13 +476,26 @@ class GuardedCollection:
         The one delete append-only collections allow. With `limit`, at most that many go per
         call (oldest first), so a large backlog is removed in bounded batches.
         """
+        self._check_scope()
+        if not isinstance(cutoff, datetime) or cutoff.tzinfo is None:
+            raise DocumentValidationError(
+                "a retention cutoff must be a timezone-aware datetime", fields=("cutoff",)
+            )
+        if cutoff > datetime.now(UTC):
+            raise DocumentValidationError(
+                f"a retention cutoff in the future ({cutoff.isoformat()}) would delete entries "
+                "not yet due; refused",
+                fields=("cutoff",),
+                tenant_id=self._rules.tenant_id,
+                document_type=self._document_type,
+            )
+        if limit is not None and (type(limit) is not int or not 1 <= limit <= 1_000_000):
+            raise DocumentValidationError("limit must be an integer from 1 to 1,000,000")
         query = guard_filter({field: {"$lt": cutoff}}, self._rules, include_deleted=True)
         with self._errors():
             if limit is None:
                 result = await self._collection.delete_many(query, **self._session(kwargs))
                 return int(result.deleted_count)
-            if limit < 1:
-                raise ValueError("limit must be positive")
             ids = [
                 doc["_id"]
                 async for doc in self._collection.find(
@@ -422,6 +517,7 @@ class GuardedCollection:
         filters on the document's pre-image: the collection must record pre-images
         (provisioning turns them on); without them `watch` is refused.
         """
+        self._check_scope()
         stages = list(pipeline or [])
         for stage in stages:
             if not isinstance(stage, Mapping) or len(stage) != 1:
@@ -452,7 +548,8 @@ class GuardedCollection:
                 },
             )
         with self._errors():
-            return await self._collection.watch(stages, **self._session(kwargs))
+            stream = await self._collection.watch(stages, **self._session(kwargs))
+        return self._cursor(stream)
 
     async def _records_pre_images(self) -> bool:
         database = self._collection.database
@@ -468,10 +565,12 @@ class GuardedCollection:
 
     async def index_information(self, **kwargs: Any) -> Any:
         """Index metadata: names and keys, no documents."""
+        self._check_scope()
         with self._errors():
             return await self._collection.index_information(**self._session(kwargs))
 
     async def list_indexes(self, **kwargs: Any) -> Any:
         """Index metadata: names and keys, no documents."""
+        self._check_scope()
         with self._errors():
-            return await self._collection.list_indexes(**self._session(kwargs))
+            return self._cursor(await self._collection.list_indexes(**self._session(kwargs)))

@@ -6,14 +6,16 @@ that is not registered in the same area is refused.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from caas_data.documents.base import (
     AppendOnlyMixin,
     Area,
     BaseDocument,
     SoftDeleteMixin,
+    TenantAccess,
     TenantMixin,
     TimestampMixin,
     VersionMixin,
@@ -34,6 +36,10 @@ class CollectionSpec:
     timestamps: bool
     soft_delete: bool
     append_only: bool = False
+    tenant_access: TenantAccess = TenantAccess.NONE
+    # stored name -> the value a new document carries
+    protected: Mapping[str, Any] = field(default_factory=dict)
+    writable_when: Mapping[str, Any] = field(default_factory=dict)
 
 
 _SPECS: dict[type[BaseDocument], CollectionSpec] = {}
@@ -55,6 +61,13 @@ def _read_spec(document_type: type[BaseDocument]) -> CollectionSpec:
             f"{document_type.__name__} needs `class Settings: name = ...`",
             document_type=document_type,
         )
+    if getattr(settings, "use_cache", False):
+        # Beanie's cache is keyed by query, not by tenant: one tenant would read another's rows.
+        raise ConfigurationError(
+            f"{document_type.__name__}: `Settings.use_cache` is not supported (Beanie's cache "
+            "is shared between tenants)",
+            document_type=document_type,
+        )
     return CollectionSpec(
         name=name,
         area=document_type.caas_area,
@@ -63,7 +76,23 @@ def _read_spec(document_type: type[BaseDocument]) -> CollectionSpec:
         timestamps=issubclass(document_type, TimestampMixin),
         soft_delete=issubclass(document_type, SoftDeleteMixin),
         append_only=issubclass(document_type, AppendOnlyMixin),
+        tenant_access=document_type.caas_tenant_access,
+        protected=_protected_defaults(document_type),
+        writable_when=dict(document_type.caas_writable_when),
     )
+
+
+def _protected_defaults(document_type: type[BaseDocument]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for name in document_type.caas_protected_fields:
+        info = document_type.model_fields.get(name)
+        if info is None or info.is_required() or info.default_factory is not None:
+            raise ConfigurationError(
+                f"protected field {name!r} needs a plain default (what a new document carries)",
+                document_type=document_type,
+            )
+        result[info.alias or name] = info.default
+    return result
 
 
 class DocumentRegistry:

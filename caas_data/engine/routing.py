@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from caas_data.documents.base import Area, BaseDocument
-from caas_data.engine.guard import GuardedCollection
+from caas_data.documents.base import Area, BaseDocument, TenantAccess
+from caas_data.engine.guard import GuardedCollection, scope_key
 from caas_data.engine.registry import CollectionSpec, spec_of
 from caas_data.engine.rules import CollectionRules, LookupTarget
-from caas_data.errors import ConfigurationError, TenantContextMissing, UnsafeOperation
+from caas_data.errors import (
+    ConfigurationError,
+    TenantContextMissing,
+    TenantMismatch,
+    UnsafeOperation,
+)
 from caas_data.tenancy.context import Scope, current_scope
 from caas_data.tenancy.tiers import IsolationModel, Placement
 
@@ -19,13 +24,27 @@ __all__ = ["collection_for", "route"]
 
 
 def _rules(spec: CollectionSpec, tenant_id: str | None) -> CollectionRules:
+    """What the guard enforces on `spec`'s collection for a scope of `tenant_id`."""
+    tenant_keyed, read_only = spec.tenant_keyed, False
+    if not spec.tenant_keyed and tenant_id is not None:
+        # Platform rows seen from a tenant scope: read-only, and only what the class allows.
+        if spec.tenant_access is TenantAccess.NONE:
+            raise TenantMismatch(
+                f"{spec.name} is platform data: not readable from a tenant scope",
+                tenant_id=tenant_id,
+            )
+        tenant_keyed = spec.tenant_access is TenantAccess.OWN_ROW
+        read_only = True
     return CollectionRules(
-        tenant_id=tenant_id if spec.tenant_keyed else None,
+        tenant_id=tenant_id if tenant_keyed else None,
         versioned=spec.versioned,
         timestamps=spec.timestamps,
         soft_delete=spec.soft_delete,
-        tenant_keyed=spec.tenant_keyed,
+        tenant_keyed=tenant_keyed,
         append_only=spec.append_only,
+        read_only=read_only,
+        protected=spec.protected,
+        writable_when=spec.writable_when,
     )
 
 
@@ -72,10 +91,11 @@ def route(
             return _area_target(layer, area, tenant_id, name)
 
     return GuardedCollection(
-        layer.physical_collection(database, physical),
+        layer._handle(database, physical),
         _rules(spec, tenant_id),
         resolve=resolve,
         shared=shared,
+        scope=scope_key(scope),
         document_type=document_type,
         include_deleted=include_deleted,
     )
@@ -87,6 +107,11 @@ def _unknown(name: str, where: str) -> UnsafeOperation:
 
 def _tenant_target(layer: DataLayer, placement: Placement, name: str) -> LookupTarget:
     target = layer.registry.get(Area.TENANT, name)
+    prefix = placement.collection_prefix
+    if target is None and prefix and name.startswith(prefix):
+        # Beanie names a join by the physical name it was handed (`acme_users`).
+        name = name[len(prefix) :]
+        target = layer.registry.get(Area.TENANT, name)
     if target is None:
         raise _unknown(name, "the tenant collections")
     return LookupTarget(

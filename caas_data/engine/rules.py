@@ -4,30 +4,55 @@ They take what a driver call would send and return what it must send instead, or
 `tenant_id` is merged into a filter at the top level (never by wrapping the filter in `$and`):
 real MongoDB plans both the same, but some servers only use the `_id` index for a top-level
 `_id`. Anything these rules do not understand is refused, never passed through.
+
+What is checked is what is sent: every mapping the rules look into is first copied into a
+plain `dict` with plain `str` keys (a look-alike mapping or key cannot show the guard one thing
+and the driver another), and tenant ids compare as exact `str`.
+
+The layer owns some fields on every document: `tenant_id`, `__v`, `created_at`, `updated_at`,
+`deleted_at`/`deleted_by` and `schema_version`, plus the fields a document class declares in
+`caas_protected_fields` (e.g. an invoice's number and status, which only the domain's own method
+may set). Update operators and replacements cannot change them; only the layer's own writes,
+through a privileged guard, can.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from caas_data.errors import TenantMismatch, UnsafeOperation
 
 __all__ = [
+    "OWNED_FIELDS",
     "CollectionRules",
+    "GuardedUpdate",
     "LookupTarget",
     "guard_filter",
     "guard_new_document",
     "guard_pipeline",
     "guard_replacement",
     "guard_update",
+    "guard_write_filter",
+    "plain_key",
 ]
 
 TENANT_FIELD = "tenant_id"
 VERSION_FIELD = "__v"
 DELETED_FIELD = "deleted_at"
+DELETED_BY_FIELD = "deleted_by"
+_MAX_VERSION = 2**63 - 2
+_MAX_DEPTH = 100
+
+# Fields only the layer writes (tenant_id has rules of its own).
+OWNED_FIELDS = frozenset(
+    {VERSION_FIELD, "created_at", "updated_at", DELETED_FIELD, DELETED_BY_FIELD, "schema_version"}
+)
+# Owned fields an update may name in `$set` only as the whole-document `$set` of Beanie's
+# `save()` does: they take effect at insert (upsert) and are ignored on a stored document.
+_INSERT_ONLY = frozenset({"created_at", "schema_version"})
 
 _LOGICAL = ("$and", "$or", "$nor")
 _UPDATE_OPERATORS = frozenset(
@@ -55,7 +80,10 @@ _UPDATE_PIPELINE_STAGES = frozenset({"$set", "$addFields", "$unset"})
 class CollectionRules:
     """What the guard enforces on one physical collection for one scope.
 
-    `tenant_id` None means no tenant filter (platform data, or a system scope).
+    `tenant_id` None means no tenant filter (platform data, or a system scope). `read_only`
+    refuses every write (platform data seen from a tenant scope). `protected` maps the fields
+    only the domain's own methods may write to the value a new document must carry.
+    `privileged` is the layer's own writes: owned and protected fields are theirs to set.
     """
 
     tenant_id: str | None
@@ -64,6 +92,10 @@ class CollectionRules:
     soft_delete: bool = False
     tenant_keyed: bool = True
     append_only: bool = False
+    read_only: bool = False
+    protected: Mapping[str, Any] = field(default_factory=dict)
+    writable_when: Mapping[str, Any] = field(default_factory=dict)
+    privileged: bool = False
 
     @property
     def filters_tenant(self) -> bool:
@@ -79,6 +111,68 @@ class LookupTarget:
     rules: CollectionRules
 
 
+@dataclass(frozen=True, slots=True)
+class GuardedUpdate:
+    """An update as it must be sent: the conditions it adds to the filter, and its body."""
+
+    conditions: dict[str, Any]
+    update: dict[str, Any] | list[dict[str, Any]]
+
+    def filter(self, query: dict[str, Any]) -> dict[str, Any]:
+        """`query` (already guarded) with this update's conditions merged in."""
+        return _merge_conditions(query, self.conditions)
+
+
+# -- snapshots ----------------------------------------------------------------------------
+
+
+def plain_key(key: Any) -> str:
+    """A field name as the driver will encode it: an exact `str`, or refused."""
+    if type(key) is str:
+        return key
+    if isinstance(key, str):
+        # What BSON encodes is the string's own data, whatever its class's methods say.
+        return str.__str__(key)
+    raise UnsafeOperation(f"field names must be strings, got {type(key).__name__} {key!r}")
+
+
+def _plain_mapping(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise UnsafeOperation(f"{what} must be a mapping, got {type(value).__name__}")
+    return {plain_key(k): v for k, v in dict(value).items()}
+
+
+def _plain_str(value: Any) -> str | None:
+    """An exact str for a str (or str subclass) value, else None."""
+    if type(value) is str:
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    return None
+
+
+def _plain_list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes) or _is_mapping(value):
+        raise UnsafeOperation(f"{what} must be a list, got {type(value).__name__}")
+    return list(value)
+
+
+def _is_mapping(value: Any) -> bool:
+    return isinstance(value, Mapping)
+
+
+def _snapshot_filter(query: Any, depth: int = 0) -> dict[str, Any]:
+    """A plain copy of a filter, with every logical clause copied too."""
+    if depth > _MAX_DEPTH:
+        raise UnsafeOperation("filter nested too deeply")
+    result = _plain_mapping(query, "a filter")
+    for key in _LOGICAL:
+        if key in result:
+            clauses = _plain_list(result[key], f"{key}")
+            result[key] = [_snapshot_filter(clause, depth + 1) for clause in clauses]
+    return result
+
+
 # -- filters ------------------------------------------------------------------------------
 
 
@@ -87,39 +181,38 @@ def _mismatch(rules: CollectionRules, what: str) -> TenantMismatch:
 
 
 def _condition_is_tenant(condition: Any, tenant_id: str) -> bool:
-    if isinstance(condition, str):
-        return condition == tenant_id
+    text = _plain_str(condition)
+    if text is not None:
+        return text == tenant_id
     if isinstance(condition, Mapping) and len(condition) == 1:
-        ((op, value),) = condition.items()
+        ((op, value),) = dict(condition).items()
         if op == "$eq":
-            return bool(value == tenant_id)
-        if op == "$in" and isinstance(value, Sequence) and not isinstance(value, str):
-            return len(value) > 0 and all(v == tenant_id for v in value)
+            return _plain_str(value) == tenant_id
+        if op == "$in" and isinstance(value, list | tuple):
+            return len(value) > 0 and all(_plain_str(v) == tenant_id for v in value)
     return False
 
 
 def _check_tenant_conditions(query: Mapping[str, Any], rules: CollectionRules) -> None:
-    """Refuse any clause, at any logical depth, that names a tenant other than the scope's."""
+    """Refuse any clause, at any logical depth, that names a tenant other than the scope's.
+
+    `query` must be a snapshot (`_snapshot_filter`).
+    """
     assert rules.tenant_id is not None
     for key, value in query.items():
         if key == TENANT_FIELD or key.startswith(TENANT_FIELD + "."):
             if not _condition_is_tenant(value, rules.tenant_id):
                 raise _mismatch(rules, f"filter {{{key!r}: {value!r}}}")
-        elif key in _LOGICAL and isinstance(value, Sequence):
+        elif key in _LOGICAL:
             for clause in value:
-                if isinstance(clause, Mapping):
-                    _check_tenant_conditions(clause, rules)
+                _check_tenant_conditions(clause, rules)
 
 
-def _mentions(query: Mapping[str, Any], field: str) -> bool:
+def _mentions(query: Mapping[str, Any], name: str) -> bool:
     for key, value in query.items():
-        if key == field:
+        if key == name:
             return True
-        if (
-            key in _LOGICAL
-            and isinstance(value, Sequence)
-            and any(isinstance(c, Mapping) and _mentions(c, field) for c in value)
-        ):
+        if key in _LOGICAL and any(_mentions(c, name) for c in value):
             return True
     return False
 
@@ -128,24 +221,42 @@ def guard_filter(
     query: Mapping[str, Any] | None, rules: CollectionRules, *, include_deleted: bool = False
 ) -> dict[str, Any]:
     """The filter with the scope's tenant (and the live-documents rule) merged in."""
-    if query is not None and not isinstance(query, Mapping):
-        raise UnsafeOperation(f"a filter must be a mapping, got {type(query).__name__}")
-    result: dict[str, Any] = {}
+    result = {} if query is None else _snapshot_filter(query)
     if rules.filters_tenant:
         assert rules.tenant_id is not None
-        if query:
-            _check_tenant_conditions(query, rules)
-        result[TENANT_FIELD] = rules.tenant_id
-    if query:
-        for key, value in query.items():
-            if key != TENANT_FIELD or not rules.filters_tenant:
-                result[key] = value
+        _check_tenant_conditions(result, rules)
+        result.pop(TENANT_FIELD, None)
+        result = {TENANT_FIELD: rules.tenant_id, **result}
     if rules.soft_delete and not include_deleted and not _mentions(result, DELETED_FIELD):
         result[DELETED_FIELD] = None
     return result
 
 
-# -- writes ------------------------------------------------------------------------------
+def guard_write_filter(
+    query: Mapping[str, Any] | None, rules: CollectionRules, *, include_deleted: bool = False
+) -> dict[str, Any]:
+    """`guard_filter` for a write: also only documents the general API may still change."""
+    result = guard_filter(query, rules, include_deleted=include_deleted)
+    if rules.privileged:
+        return result
+    return _merge_conditions(result, rules.writable_when)
+
+
+def _merge_conditions(query: dict[str, Any], conditions: Mapping[str, Any]) -> dict[str, Any]:
+    if not conditions:
+        return query
+    merged = dict(query)
+    for key, value in conditions.items():
+        if key in merged and merged[key] != value:
+            raise UnsafeOperation(
+                f"the filter's condition on {key!r} contradicts what the write needs "
+                f"({key}: {value!r})"
+            )
+        merged[key] = value
+    return merged
+
+
+# -- new documents and replacements ---------------------------------------------------------
 
 
 def _stamp_tenant(document: dict[str, Any], rules: CollectionRules, what: str) -> None:
@@ -153,31 +264,69 @@ def _stamp_tenant(document: dict[str, Any], rules: CollectionRules, what: str) -
         return
     given = document.get(TENANT_FIELD)
     if rules.tenant_id is None:
-        if not isinstance(given, str) or not given:
+        text = _plain_str(given)
+        if not text:
             raise TenantMismatch(f"{what} in a system scope must carry its tenant_id")
+        document[TENANT_FIELD] = text
         return
-    if given is None:
+    if given is None or _plain_str(given) == rules.tenant_id:
         document[TENANT_FIELD] = rules.tenant_id
-    elif given != rules.tenant_id:
+    else:
         raise TenantMismatch(
             f"{what} belongs to tenant {given!r}, not to the scope's", tenant_id=rules.tenant_id
         )
+
+
+def _check_protected_new(document: Mapping[str, Any], rules: CollectionRules) -> None:
+    if rules.privileged:
+        return
+    for name, default in rules.protected.items():
+        if name in document and document[name] != default:
+            raise UnsafeOperation(
+                f"{name!r} is set by the domain's own method, not on insert "
+                f"(a new document carries {default!r})",
+                tenant_id=rules.tenant_id,
+            )
 
 
 def guard_new_document(
     document: Mapping[str, Any], rules: CollectionRules, *, now: datetime
 ) -> dict[str, Any]:
     """A document about to be inserted: tenant stamped, timestamps and version set."""
-    if not isinstance(document, Mapping):
-        raise UnsafeOperation(f"a document must be a mapping, got {type(document).__name__}")
-    result = dict(document)
+    result = _plain_mapping(document, "a document")
     _stamp_tenant(result, rules, "document")
+    _check_protected_new(result, rules)
     if rules.timestamps:
         result.setdefault("created_at", now)
         result.setdefault("updated_at", now)
     if rules.versioned:
+        version = result.get(VERSION_FIELD, 0)
+        if (type(version) is not int or version != 0) and not rules.privileged:
+            raise UnsafeOperation(
+                f"a new document starts at version 0, not {version!r} (`__v` is the layer's)",
+                tenant_id=rules.tenant_id,
+            )
         result.setdefault(VERSION_FIELD, 0)
     return result
+
+
+def _version_value(value: Any, rules: CollectionRules) -> int:
+    if type(value) is not int or not 0 <= value <= _MAX_VERSION:
+        raise UnsafeOperation(
+            f"`__v` must be the integer version the document was read with, not {value!r}",
+            tenant_id=rules.tenant_id,
+        )
+    return value
+
+
+def _pinned_fields(rules: CollectionRules) -> list[str]:
+    """Fields a replacement must carry unchanged: it is conditional on their stored values."""
+    pinned = ["schema_version", *rules.protected]
+    if rules.timestamps:
+        pinned.append("created_at")
+    if rules.soft_delete:
+        pinned += [DELETED_FIELD, DELETED_BY_FIELD]
+    return pinned
 
 
 def guard_replacement(
@@ -187,100 +336,202 @@ def guard_replacement(
     *,
     now: datetime,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A replacement, made conditional on the `__v` it carries and stored with `__v + 1`.
+    """A replacement, conditional on the `__v` it carries and stored with `__v + 1`.
 
+    It is also conditional on the layer's other fields being what it carries (it cannot change
+    `created_at`, `deleted_at` or a protected field): a replacement that tries matches nothing.
     `query` must already have passed `guard_filter`.
     """
-    if not isinstance(replacement, Mapping):
-        raise UnsafeOperation("a replacement must be a mapping")
-    if any(str(k).startswith("$") for k in replacement):
+    new = _plain_mapping(replacement, "a replacement")
+    if any(k.startswith("$") for k in new):
         raise UnsafeOperation("a replacement must not contain update operators")
-    new = dict(replacement)
     _stamp_tenant(new, rules, "replacement")
-    query = dict(query or {})
+    conditions: dict[str, Any] = {}
     if rules.versioned:
-        version = new.get(VERSION_FIELD)
-        if not isinstance(version, int):
+        if VERSION_FIELD not in new:
             raise UnsafeOperation(
                 "a replacement of a versioned document must carry the `__v` it was read with"
             )
-        query.setdefault(VERSION_FIELD, version)
+        version = _version_value(new[VERSION_FIELD], rules)
+        conditions[VERSION_FIELD] = version
         new[VERSION_FIELD] = version + 1
+    if not rules.privileged:
+        for name in _pinned_fields(rules):
+            conditions[name] = new.get(name)
     if rules.timestamps:
         new["updated_at"] = now
         new.setdefault("created_at", now)
-    return query, new
+    return _merge_conditions(dict(query or {}), conditions), new
 
 
-def _touched_fields(operator: str, arguments: Any) -> list[str]:
-    if not isinstance(arguments, Mapping):
-        raise UnsafeOperation(f"update operator {operator} needs a document of fields")
-    fields = [str(k) for k in arguments]
-    if operator == "$rename":
-        fields += [str(v) for v in arguments.values()]
-    return fields
+# -- updates ------------------------------------------------------------------------------
 
 
-def _touches_tenant(field: str) -> bool:
-    return field == TENANT_FIELD or field.startswith(TENANT_FIELD + ".")
+def _top(path: str) -> str:
+    return path.split(".", 1)[0]
+
+
+def _refuse_field(rules: CollectionRules, operator: str, name: str, why: str) -> UnsafeOperation:
+    return UnsafeOperation(
+        f"an update must not {operator} {name!r}: {why}", tenant_id=rules.tenant_id
+    )
+
+
+def _check_tenant_write(rules: CollectionRules, operator: str, value: Any, path: str) -> None:
+    allowed = operator in ("$set", "$setOnInsert") and path == TENANT_FIELD
+    if not allowed or rules.tenant_id is None or _plain_str(value) != rules.tenant_id:
+        raise TenantMismatch(
+            f"an update must not change tenant_id ({operator} {path})", tenant_id=rules.tenant_id
+        )
+
+
+class _UpdateBuilder:
+    """Rewrites one operator document; collects the filter conditions it needs."""
+
+    def __init__(self, rules: CollectionRules, *, upsert: bool, single: bool) -> None:
+        self.rules = rules
+        self.upsert = upsert
+        self.single = single
+        self.conditions: dict[str, Any] = {}
+        self.result: dict[str, dict[str, Any]] = {}
+        self.version_set = False
+
+    def put(self, operator: str, name: str, value: Any) -> None:
+        self.result.setdefault(operator, {})[name] = value
+
+    def field(self, operator: str, path: str, value: Any) -> None:
+        rules = self.rules
+        top = _top(path)
+        if rules.tenant_keyed and top == TENANT_FIELD:
+            _check_tenant_write(rules, operator, value, path)
+            self.put(operator, TENANT_FIELD, rules.tenant_id)
+            return
+        if rules.privileged or (top not in OWNED_FIELDS and top not in rules.protected):
+            self.put(operator, path, value)
+            return
+        if top in rules.protected:
+            raise _refuse_field(rules, operator, path, "only the domain's own method sets it")
+        if top != path:
+            raise _refuse_field(rules, operator, path, "the layer owns this field")
+        self.owned(operator, path, value)
+
+    def owned(self, operator: str, name: str, value: Any) -> None:
+        rules = self.rules
+        if operator == "$setOnInsert":
+            self.on_insert(name, value)
+        elif name == VERSION_FIELD:
+            if operator != "$set" or not self.single or not rules.versioned:
+                raise _refuse_field(
+                    rules, operator, name, "`$set` it on one document to the version read"
+                )
+            version = _version_value(value, rules)
+            self.conditions[VERSION_FIELD] = version
+            self.put("$set", VERSION_FIELD, version + 1)
+            self.version_set = True
+        elif name == "updated_at":
+            if operator != "$set":
+                raise _refuse_field(rules, operator, name, "the layer stamps it")
+            # The guard stamps its own time below.
+        elif name in _INSERT_ONLY:
+            # Only an upsert's whole-document `$set` (Beanie's `save()`) may name it: it then
+            # applies when the document is created, and never to a stored one.
+            if operator != "$set" or not self.upsert:
+                raise _refuse_field(rules, operator, name, "it is set when the document is created")
+            self.put("$setOnInsert", name, value)
+        elif name in (DELETED_FIELD, DELETED_BY_FIELD):
+            clearing = operator == "$unset" or (operator == "$set" and value is None)
+            if not clearing or not rules.soft_delete:
+                raise _refuse_field(rules, operator, name, "use delete() and restore()")
+            # Only live documents may be written like this, so it changes nothing.
+            self.conditions[DELETED_FIELD] = None
+        else:  # pragma: no cover - OWNED_FIELDS is covered above
+            raise _refuse_field(rules, operator, name, "the layer owns this field")
+
+    def on_insert(self, name: str, value: Any) -> None:
+        """`$setOnInsert` of an owned field: only the value a new document gets anyway."""
+        fresh = {VERSION_FIELD: 0, DELETED_FIELD: None, DELETED_BY_FIELD: None}
+        if name in _INSERT_ONLY:
+            if self.upsert:
+                self.put("$setOnInsert", name, value)
+        elif name in fresh and (value != fresh[name] or type(value) is bool):
+            raise _refuse_field(
+                self.rules, "$setOnInsert", name, f"a new document has {fresh[name]!r}"
+            )
+        # `updated_at` and `__v` are set by the guard itself; deleted fields start empty.
+
+
+def _rename_target(rules: CollectionRules, value: Any) -> str:
+    target = _plain_str(value)
+    if target is None:
+        raise UnsafeOperation("$rename needs field names as targets")
+    top = _top(target)
+    if rules.tenant_keyed and top == TENANT_FIELD:
+        raise TenantMismatch(
+            "an update must not change tenant_id ($rename)", tenant_id=rules.tenant_id
+        )
+    if not rules.privileged and (top in OWNED_FIELDS or top in rules.protected):
+        raise _refuse_field(rules, "$rename onto", target, "the layer owns this field")
+    return target
 
 
 def _guard_update_document(
-    update: Mapping[str, Any], rules: CollectionRules, *, now: datetime, upsert: bool
-) -> dict[str, Any]:
-    result: dict[str, dict[str, Any]] = {}
-    touched: set[str] = set()
-    for operator, arguments in update.items():
+    update: Mapping[str, Any], rules: CollectionRules, *, now: datetime, upsert: bool, single: bool
+) -> GuardedUpdate:
+    builder = _UpdateBuilder(rules, upsert=upsert, single=single)
+    for operator, arguments in _plain_mapping(update, "an update").items():
         if operator not in _UPDATE_OPERATORS:
             raise UnsafeOperation(f"unknown or unsupported update operator {operator!r}")
-        for field in _touched_fields(operator, arguments):
-            touched.add(field)
-            if not (rules.tenant_keyed and _touches_tenant(field)):
-                continue
-            value = arguments.get(field) if operator in ("$set", "$setOnInsert") else None
-            if rules.tenant_id is None or value != rules.tenant_id:
-                raise TenantMismatch(
-                    f"an update must not change tenant_id ({operator} {field})",
-                    tenant_id=rules.tenant_id,
-                )
-        result[operator] = dict(arguments)
-    if rules.versioned and VERSION_FIELD not in touched:
-        result.setdefault("$inc", {})[VERSION_FIELD] = 1
+        fields = _plain_mapping(arguments, f"update operator {operator}")
+        if not fields:
+            builder.result.setdefault(operator, {})
+        for path, value in fields.items():
+            if operator == "$rename":
+                value = _rename_target(rules, value)
+            builder.field(operator, path, value)
+    touched = {_top(path) for body in builder.result.values() for path in body}
+    if rules.versioned and not builder.version_set and VERSION_FIELD not in touched:
+        builder.result.setdefault("$inc", {})[VERSION_FIELD] = 1
     if rules.timestamps:
-        if "updated_at" not in touched:
-            result.setdefault("$set", {})["updated_at"] = now
-        if upsert and "created_at" not in touched:
-            result.setdefault("$setOnInsert", {})["created_at"] = now
-    return dict(result)
+        builder.result.setdefault("$set", {})["updated_at"] = now
+        if upsert and "created_at" not in builder.result.get("$setOnInsert", {}):
+            builder.result.setdefault("$setOnInsert", {})["created_at"] = now
+    return GuardedUpdate(builder.conditions, dict(builder.result))
+
+
+def _pipeline_fields(name: str, body: Any) -> dict[str, Any]:
+    if name == "$unset":
+        names = [body] if isinstance(body, str) else _plain_list(body, "$unset")
+        return {plain_key(n): None for n in names}
+    return _plain_mapping(body, f"{name} in an update pipeline")
 
 
 def _guard_update_pipeline(
     stages: Sequence[Any], rules: CollectionRules, *, now: datetime
-) -> list[dict[str, Any]]:
+) -> GuardedUpdate:
     result: list[dict[str, Any]] = []
-    touched: set[str] = set()
     for stage in stages:
         name, body = _single_stage(stage)
         if name not in _UPDATE_PIPELINE_STAGES:
             raise UnsafeOperation(f"update pipelines may use $set/$addFields/$unset, not {name}")
-        fields = [body] if isinstance(body, str) else list(body)
-        for field in fields:
-            touched.add(str(field))
-            if rules.tenant_keyed and _touches_tenant(str(field)):
-                value = body.get(field) if isinstance(body, Mapping) else None
-                if rules.tenant_id is None or value != rules.tenant_id:
-                    raise TenantMismatch(
-                        "an update must not change tenant_id", tenant_id=rules.tenant_id
-                    )
-        result.append({name: body})
+        fields = _pipeline_fields(name, body)
+        for path in fields:
+            top = _top(path)
+            if rules.tenant_keyed and top == TENANT_FIELD:
+                _check_tenant_write(rules, "$set" if name != "$unset" else name, fields[path], path)
+            elif (top in OWNED_FIELDS or top in rules.protected) and not rules.privileged:
+                raise _refuse_field(rules, name, path, "the layer owns this field")
+        if name == "$unset":
+            result.append({name: list(fields)})
+        else:
+            result.append({name: fields})
     extra: dict[str, Any] = {}
-    if rules.versioned and VERSION_FIELD not in touched:
+    if rules.versioned:
         extra[VERSION_FIELD] = {"$add": [{"$ifNull": ["$" + VERSION_FIELD, 0]}, 1]}
-    if rules.timestamps and "updated_at" not in touched:
+    if rules.timestamps:
         extra["updated_at"] = now
     if extra:
         result.append({"$set": extra})
-    return result
+    return GuardedUpdate({}, result)
 
 
 def guard_update(
@@ -289,17 +540,21 @@ def guard_update(
     *,
     now: datetime,
     upsert: bool = False,
-) -> dict[str, Any] | list[dict[str, Any]]:
-    """An update that cannot move a document to another tenant.
+    single: bool = True,
+) -> GuardedUpdate:
+    """An update that cannot move a document to another tenant nor touch the layer's fields.
 
     It also bumps `__v` and `updated_at` whichever path sent it (Beanie's hooks only run on
-    instance methods).
+    instance methods). `$set` of `__v` on one document (`single`) makes the update conditional
+    on that version, as Beanie's `save()` sends it.
     """
+    if rules.read_only and not rules.privileged:
+        raise UnsafeOperation("this collection is read-only here", tenant_id=rules.tenant_id)
     if isinstance(update, Mapping):
-        return _guard_update_document(update, rules, now=now, upsert=upsert)
-    if isinstance(update, Sequence) and not isinstance(update, str | bytes):
+        return _guard_update_document(update, rules, now=now, upsert=upsert, single=single)
+    if isinstance(update, list | tuple):
         return _guard_update_pipeline(update, rules, now=now)
-    raise UnsafeOperation(f"an update must be a mapping or a pipeline, not {type(update)}")
+    raise UnsafeOperation(f"an update must be a mapping or a pipeline, not {type(update).__name__}")
 
 
 # -- pipelines -----------------------------------------------------------------------------
@@ -310,86 +565,102 @@ Resolver = Callable[[str], LookupTarget]
 def _single_stage(stage: Any) -> tuple[str, Any]:
     if not isinstance(stage, Mapping) or len(stage) != 1:
         raise UnsafeOperation(f"a pipeline stage must be a one-key mapping, got {stage!r}")
-    ((name, body),) = stage.items()
-    return str(name), body
+    ((name, body),) = dict(stage).items()
+    return plain_key(name), body
 
 
 def _target(resolve: Resolver, name: Any, stage: str) -> LookupTarget:
-    if not isinstance(name, str):
+    text = _plain_str(name)
+    if text is None:
         raise UnsafeOperation(f"{stage} must name a collection of this layer, got {name!r}")
-    return resolve(name)
+    return resolve(text)
 
 
 def _joined_pipeline(
-    sub: Any, target: LookupTarget, resolve: Resolver, stage: str
+    sub: Any, target: LookupTarget, resolve: Resolver, stage: str, depth: int
 ) -> list[dict[str, Any]]:
-    if sub is not None and (not isinstance(sub, Sequence) or isinstance(sub, str | bytes)):
-        raise UnsafeOperation(f"{stage} pipeline must be a list of stages")
-    rewritten = _rewrite_stages(list(sub or []), resolve)
+    stages = [] if sub is None else _plain_list(sub, f"{stage} pipeline")
+    rewritten = _rewrite_stages(stages, resolve, depth + 1)
     own = guard_filter(None, target.rules)
     return ([{"$match": own}] if own else []) + rewritten
 
 
-def _rewrite_lookup(body: Any, resolve: Resolver) -> dict[str, Any]:
-    if not isinstance(body, Mapping):
-        raise UnsafeOperation("$lookup needs a document")
-    target = _target(resolve, body.get("from"), "$lookup")
-    new = dict(body)
+def _rewrite_lookup(body: Any, resolve: Resolver, depth: int) -> dict[str, Any]:
+    new = _plain_mapping(body, "$lookup")
+    target = _target(resolve, new.get("from"), "$lookup")
     new["from"] = target.physical_name
-    pipeline = _joined_pipeline(body.get("pipeline"), target, resolve, "$lookup")
-    if pipeline or "pipeline" in body:
+    pipeline = _joined_pipeline(new.get("pipeline"), target, resolve, "$lookup", depth)
+    if pipeline or "pipeline" in new:
         new["pipeline"] = pipeline
     return new
 
 
-def _rewrite_union(body: Any, resolve: Resolver) -> dict[str, Any]:
-    if isinstance(body, str):
-        body = {"coll": body}
-    if not isinstance(body, Mapping):
-        raise UnsafeOperation("$unionWith needs a collection name or a document")
-    target = _target(resolve, body.get("coll"), "$unionWith")
-    new = dict(body)
+def _rewrite_union(body: Any, resolve: Resolver, depth: int) -> dict[str, Any]:
+    new: dict[str, Any] = (
+        {"coll": body} if isinstance(body, str) else _plain_mapping(body, "$unionWith")
+    )
+    target = _target(resolve, new.get("coll"), "$unionWith")
     new["coll"] = target.physical_name
-    new["pipeline"] = _joined_pipeline(body.get("pipeline"), target, resolve, "$unionWith")
+    new["pipeline"] = _joined_pipeline(new.get("pipeline"), target, resolve, "$unionWith", depth)
     return new
 
 
-def _rewrite_graph_lookup(body: Any, resolve: Resolver) -> dict[str, Any]:
-    if not isinstance(body, Mapping):
-        raise UnsafeOperation("$graphLookup needs a document")
-    target = _target(resolve, body.get("from"), "$graphLookup")
-    new = dict(body)
+def _rewrite_graph_lookup(body: Any, resolve: Resolver) -> list[dict[str, Any]]:
+    """The stage, and a `$set` that keeps only the target's allowed documents in its output.
+
+    `restrictSearchWithMatch` limits the walk on MongoDB, but a server that ignores the option
+    would return every tenant's documents: the filter after the stage holds either way.
+    """
+    new = _plain_mapping(body, "$graphLookup")
+    target = _target(resolve, new.get("from"), "$graphLookup")
+    output = _plain_str(new.get("as"))
+    if not output or output.startswith("$"):
+        raise UnsafeOperation("$graphLookup needs an output field name in `as`")
     new["from"] = target.physical_name
-    restrict = guard_filter(body.get("restrictSearchWithMatch"), target.rules)
+    restrict = guard_filter(
+        None if new.get("restrictSearchWithMatch") is None else new["restrictSearchWithMatch"],
+        target.rules,
+    )
     if restrict:
         new["restrictSearchWithMatch"] = restrict
-    return new
+    stages: list[dict[str, Any]] = [{"$graphLookup": new}]
+    conditions: list[Any] = []
+    if target.rules.filters_tenant:
+        conditions.append({"$eq": ["$$this." + TENANT_FIELD, target.rules.tenant_id]})
+    if target.rules.soft_delete:
+        conditions.append({"$eq": [{"$ifNull": ["$$this." + DELETED_FIELD, None]}, None]})
+    if conditions:
+        keep = {"$filter": {"input": "$" + output, "cond": {"$and": conditions}}}
+        stages.append({"$set": {output: keep}})
+    return stages
 
 
-def _rewrite_facet(body: Any, resolve: Resolver) -> dict[str, Any]:
-    if not isinstance(body, Mapping):
-        raise UnsafeOperation("$facet needs a document of pipelines")
-    return {name: _rewrite_stages(list(sub), resolve) for name, sub in body.items()}
+def _rewrite_facet(body: Any, resolve: Resolver, depth: int) -> dict[str, Any]:
+    facets = _plain_mapping(body, "$facet")
+    return {
+        name: _rewrite_stages(_plain_list(sub, f"$facet {name!r}"), resolve, depth + 1)
+        for name, sub in facets.items()
+    }
 
 
-def _rewrite_stages(stages: list[Any], resolve: Resolver) -> list[dict[str, Any]]:
+def _rewrite_stages(stages: list[Any], resolve: Resolver, depth: int = 0) -> list[dict[str, Any]]:
+    if depth > _MAX_DEPTH:
+        raise UnsafeOperation("pipeline nested too deeply")
     result: list[dict[str, Any]] = []
     for stage in stages:
         name, body = _single_stage(stage)
         if name in _REFUSED_STAGES:
             raise UnsafeOperation(f"{name} is refused: it {_REFUSED_STAGES[name]}")
         if name == "$lookup":
-            result.append({name: _rewrite_lookup(body, resolve)})
+            result.append({name: _rewrite_lookup(body, resolve, depth)})
         elif name == "$unionWith":
-            result.append({name: _rewrite_union(body, resolve)})
+            result.append({name: _rewrite_union(body, resolve, depth)})
         elif name == "$graphLookup":
-            result.append({name: _rewrite_graph_lookup(body, resolve)})
+            result.extend(_rewrite_graph_lookup(body, resolve))
         elif name == "$facet":
-            result.append({name: _rewrite_facet(body, resolve)})
+            result.append({name: _rewrite_facet(body, resolve, depth)})
         elif name == "$match":
-            if not isinstance(body, Mapping):
-                raise UnsafeOperation("$match needs a document")
-            result.append({name: dict(body)})
+            result.append({name: _snapshot_filter(body)})
         elif name in _PASSTHROUGH_STAGES:
             result.append({name: body})
         else:
@@ -409,18 +680,17 @@ def guard_pipeline(
     The tenant filter is merged into a leading `$match` (so `$text` stays first) or into a
     leading `$geoNear`'s query; otherwise a `$match` is put in front.
     """
-    if not isinstance(pipeline, Sequence) or isinstance(pipeline, str | bytes):
-        raise UnsafeOperation("a pipeline must be a list of stages")
-    stages = list(pipeline)
+    stages = _plain_list(pipeline, "a pipeline")
     head: dict[str, Any] | None = None
     if stages:
         name, body = _single_stage(stages[0])
         if name == "$match":
             head = {"$match": guard_filter(body, rules, include_deleted=include_deleted)}
             stages = stages[1:]
-        elif name == "$geoNear" and isinstance(body, Mapping):
-            geo = dict(body)
-            geo["query"] = guard_filter(body.get("query"), rules, include_deleted=include_deleted)
+        elif name == "$geoNear":
+            geo = _plain_mapping(body, "$geoNear")
+            query = geo.get("query")
+            geo["query"] = guard_filter(query, rules, include_deleted=include_deleted)
             head = {"$geoNear": geo}
             stages = stages[1:]
     if head is None:

@@ -152,9 +152,14 @@ async def set_deleted(
     soft delete drops the session) and moves `__v` and `updated_at`.
     """
     state: Any = None if deleted else {"$ne": None}
-    result = await collection.including_deleted().update_one(
-        {"_id": document_id, "deleted_at": state},
-        {"$set": {"deleted_at": utcnow() if deleted else None, "deleted_by": deleted_by}},
-        session=session,
+    # The one path that writes `deleted_at`/`deleted_by`: the guard refuses them elsewhere.
+    result = (
+        await collection.including_deleted()
+        ._privileged()
+        .update_one(
+            {"_id": document_id, "deleted_at": state},
+            {"$set": {"deleted_at": utcnow() if deleted else None, "deleted_by": deleted_by}},
+            session=session,
+        )
     )
     return bool(result.matched_count)

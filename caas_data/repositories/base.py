@@ -385,8 +385,13 @@ class Repository(Generic[D]):
             NotFoundError: it was deleted meanwhile.
             DocumentValidationError: a change does not fit the schema.
         """
-        updated, set_fields = self._changes(document, changes)
-        collection = self.collection()
+        return await self._apply_update(document, changes, self.collection())
+
+    async def _apply_update(
+        self, document: D, changes: Mapping[str, Any], collection: GuardedCollection
+    ) -> D:
+        """`update` through `collection` (the layer's own writes pass a privileged one)."""
+        updated, set_fields = self._changes(document, dict(changes))
         expected = getattr(document, "version", 0)
         now = utcnow()
         result = await collection.update_one(

@@ -29,7 +29,8 @@ class SequenceRepository(Repository[C]):
             raise DocumentValidationError("count must be at least 1", fields=("count",))
         if not key:
             raise DocumentValidationError("a counter needs a key", fields=("key",))
-        collection = self.collection()
+        # Counters are protected fields: only this method moves them.
+        collection = self.collection()._privileged()
         for _ in range(5):
             # No upsert: racing first upserts can apply an increment and still answer
             # nothing (seen on the embedded server), and asking again would leave a gap. The

@@ -129,7 +129,9 @@ class InvoiceRepository(Repository[Invoice]):
         async def write() -> Invoice:
             number = await self._layer.repo(OwnedCounterRepository).allocate(INVOICE_COUNTER)
             now = utcnow()
-            result = await self.collection().update_one(
+            # Numbering and settling are the invoice's own transitions: privileged writes.
+            invoices = self.collection()._privileged()
+            result = await invoices.update_one(
                 {"_id": draft.id, "__v": draft.version, "status": InvoiceStatus.DRAFT.value},
                 {
                     "$set": {
@@ -151,7 +153,8 @@ class InvoiceRepository(Repository[Invoice]):
 
     async def _settle(self, invoice_id: Any, status: InvoiceStatus, field: str) -> Invoice:
         document_id = self._id(invoice_id)
-        result = await self.collection().update_one(
+        invoices = self.collection()._privileged()
+        result = await invoices.update_one(
             {"_id": document_id, "status": InvoiceStatus.ISSUED.value},
             {"$set": {"status": status.value, field: utcnow()}},
         )

@@ -24,10 +24,16 @@ from caas_data.documents.platform import (
     PlatformAdmin,
     SaasClient,
 )
-from caas_data.errors import DocumentValidationError, NotFoundError, TenantNotFound
+from caas_data.errors import (
+    DocumentValidationError,
+    NotFoundError,
+    TenantMismatch,
+    TenantNotFound,
+)
 from caas_data.repositories.audit import AuditedRepository
 from caas_data.repositories.base import Repository
 from caas_data.repositories.owned import owned_scope, scope_tenant
+from caas_data.tenancy.context import current_scope
 from caas_data.tenancy.ids import validate_tenant_id
 from caas_data.tenancy.tiers import Tier
 
@@ -71,7 +77,9 @@ class SaasClientRepository(AuditedRepository[SaasClient]):
 
         async def write() -> SaasClient:
             client = await self.get_by_tenant_id(tenant_id)
-            return await Repository.update(self, client, **changes)
+            # The directory is read-only to tenant scopes; these audited transitions are the
+            # layer's own writes (the generic `update` stays refused there).
+            return await self._apply_update(client, changes, self.collection()._privileged())
 
         async with owned_scope(self._layer, tenant_id):
             try:
@@ -103,7 +111,14 @@ class SaasClientRepository(AuditedRepository[SaasClient]):
     async def set_status(
         self, tenant_id: str, status: ClientStatus, *, actor: str | None = None
     ) -> SaasClient:
-        """Suspend or re-activate a tenant (audited)."""
+        """Suspend or re-activate a tenant (audited); the platform's call, never a tenant's."""
+        scope = current_scope()
+        if scope is not None and scope.tenant_id is not None:
+            raise TenantMismatch(
+                "a tenant's status is set by the platform: call set_status outside tenant "
+                "scopes (or in `system_scope()`)",
+                tenant_id=scope.tenant_id,
+            )
         status = ClientStatus(status)
         current = await self.get_by_tenant_id(tenant_id)
         if current.status is status:

@@ -87,16 +87,77 @@ class TestWrites:
             guard_new_document({"a": 1}, SYSTEM, now=NOW)
 
     def test_updates_bump_version_and_timestamp(self) -> None:
-        update = guard_update({"$set": {"name": "x"}}, PLAIN, now=NOW)
-        assert update == {"$set": {"name": "x", "updated_at": NOW}, "$inc": {"__v": 1}}
+        guarded = guard_update({"$set": {"name": "x"}}, PLAIN, now=NOW)
+        assert guarded.update == {"$set": {"name": "x", "updated_at": NOW}, "$inc": {"__v": 1}}
+        assert guarded.conditions == {}
 
     def test_upserts_also_set_created_at(self) -> None:
-        update = guard_update({"$set": {"a": 1}}, PLAIN, now=NOW, upsert=True)
+        update = guard_update({"$set": {"a": 1}}, PLAIN, now=NOW, upsert=True).update
         assert update["$setOnInsert"] == {"created_at": NOW}
 
-    def test_explicit_version_is_left_alone(self) -> None:
-        update = guard_update({"$set": {"__v": 7}}, PLAIN, now=NOW)
-        assert "$inc" not in update
+    def test_set_version_makes_a_single_update_conditional_on_it(self) -> None:
+        guarded = guard_update({"$set": {"__v": 7, "a": 1}}, PLAIN, now=NOW)
+        assert guarded.conditions == {"__v": 7}
+        assert guarded.update["$set"]["__v"] == 8
+        assert "$inc" not in guarded.update
+        assert guarded.filter({"tenant_id": "acme", "_id": 1}) == {
+            "tenant_id": "acme",
+            "_id": 1,
+            "__v": 7,
+        }
+        with pytest.raises(UnsafeOperation):
+            guarded.filter({"_id": 1, "__v": 3})  # contradicts the version it names
+
+    @pytest.mark.parametrize(
+        "update",
+        [
+            {"$inc": {"__v": -5}},
+            {"$set": {"__v": -1}},
+            {"$set": {"__v": True}},
+            {"$min": {"__v": 0}},
+            {"$max": {"created_at": NOW}},
+            {"$unset": {"__v": ""}},
+            {"$rename": {"__v": "old"}},
+            {"$rename": {"x": "created_at"}},
+            {"$currentDate": {"created_at": True}},
+            {"$set": {"deleted_at": NOW}},
+            {"$set": {"deleted_by": "someone"}},
+            {"$inc": {"schema_version": 1}},
+            {"$set": {"created_at.x": 1}},
+            {"$unset": {"updated_at": ""}},
+        ],
+    )
+    def test_layer_owned_fields_are_refused(self, update: dict) -> None:
+        with pytest.raises(UnsafeOperation):
+            guard_update(update, ACME, now=NOW)
+
+    def test_version_set_on_many_documents_is_refused(self) -> None:
+        with pytest.raises(UnsafeOperation):
+            guard_update({"$set": {"__v": 1}}, PLAIN, now=NOW, single=False)
+
+    def test_whole_document_set_keeps_the_layers_fields(self) -> None:
+        guarded = guard_update(
+            {"$set": {"a": 1, "created_at": NOW, "schema_version": 1, "updated_at": 0}},
+            ACME,
+            now=NOW,
+            upsert=True,
+        )
+        assert guarded.update == {
+            "$set": {"a": 1, "updated_at": NOW},
+            "$setOnInsert": {"created_at": NOW, "schema_version": 1},
+            "$inc": {"__v": 1},
+        }
+        with pytest.raises(UnsafeOperation):  # outside an upsert it would change nothing
+            guard_update({"$set": {"created_at": NOW}}, ACME, now=NOW)
+        clearing = guard_update({"$set": {"deleted_at": None}}, ACME, now=NOW)
+        assert clearing.conditions == {"deleted_at": None}  # live documents only
+
+    def test_privileged_writes_may_set_owned_fields(self) -> None:
+        rules = CollectionRules(tenant_id="acme", soft_delete=True, privileged=True)
+        guarded = guard_update({"$set": {"deleted_at": NOW}}, rules, now=NOW)
+        assert guarded.update["$set"]["deleted_at"] == NOW
+        with pytest.raises(TenantMismatch):
+            guard_update({"$set": {"tenant_id": "beta"}}, rules, now=NOW)
 
     @pytest.mark.parametrize(
         "update",
@@ -121,8 +182,10 @@ class TestWrites:
             guard_update({"$where": "1"}, PLAIN, now=NOW)
 
     def test_update_pipelines_are_checked_and_versioned(self) -> None:
-        stages = guard_update([{"$set": {"a": 1}}], PLAIN, now=NOW)
+        stages = guard_update([{"$set": {"a": 1}}], PLAIN, now=NOW).update
         assert stages[-1]["$set"]["updated_at"] == NOW
+        with pytest.raises(UnsafeOperation):
+            guard_update([{"$set": {"__v": 0}}], PLAIN, now=NOW)
         with pytest.raises(TenantMismatch):
             guard_update([{"$set": {"tenant_id": "beta"}}], PLAIN, now=NOW)
         with pytest.raises(UnsafeOperation):
@@ -132,6 +195,20 @@ class TestWrites:
         query, new = guard_replacement({"_id": 1, "tenant_id": "acme"}, {"__v": 3}, PLAIN, now=NOW)
         assert query["__v"] == 3
         assert new["__v"] == 4 and new["tenant_id"] == "acme" and new["updated_at"] == NOW
+
+    def test_replacement_cannot_rewind_the_version_through_its_filter(self) -> None:
+        with pytest.raises(UnsafeOperation):
+            guard_replacement({"_id": 1, "__v": {"$gte": 0}}, {"__v": 0}, PLAIN, now=NOW)
+
+    def test_replacement_is_conditional_on_the_layers_other_fields(self) -> None:
+        query, _ = guard_replacement(
+            {"_id": 1, "tenant_id": "acme"},
+            {"__v": 3, "created_at": NOW, "schema_version": 1},
+            ACME,
+            now=NOW,
+        )
+        assert query["created_at"] == NOW and query["schema_version"] == 1
+        assert query["deleted_at"] is None and query["deleted_by"] is None
 
     def test_replacement_without_version_is_refused(self) -> None:
         with pytest.raises(UnsafeOperation, match="__v"):
