@@ -7,7 +7,8 @@ CaasDataError
 │   ├── InvalidTenantId           also a ValueError; raised before any I/O
 │   ├── TenantContextMissing      tenant data touched outside a tenant scope
 │   ├── TenantNotFound            the tenant is not in the directory
-│   ├── TenantMismatch            a document, filter or update names another tenant
+│   ├── TenantMismatch            a document, filter or update names another tenant;
+│   │                             an operator operation runs inside a tenant scope
 │   ├── TenantAlreadyProvisioned  provisioned before with another tier
 │   └── UnsafeOperation           the guard refuses an operation it cannot make tenant-safe
 ├── RepositoryError
@@ -98,7 +99,10 @@ class TenantNotFound(TenancyError):
 
 
 class TenantMismatch(TenancyError):
-    """A document, filter, update or nested scope names a tenant other than the scope's."""
+    """A document, filter, update or nested scope names a tenant other than the scope's.
+
+    Also raised when an operator operation (provision, deprovision) runs in a tenant scope.
+    """
 
 
 class TenantAlreadyProvisioned(TenancyError):

@@ -11,10 +11,12 @@ from caas_data.engine.registry import spec_of
 from caas_data.errors import (
     DuplicateError,
     TenantAlreadyProvisioned,
+    TenantMismatch,
     TenantNotFound,
     UnsafeOperation,
     translate_driver_errors,
 )
+from caas_data.tenancy.context import current_scope
 from caas_data.tenancy.ids import validate_tenant_id
 from caas_data.tenancy.tiers import IsolationModel, Placement, Tier
 
@@ -24,8 +26,32 @@ if TYPE_CHECKING:
 __all__ = ["TenantService"]
 
 
+def _require_operator_scope(operation: str, tenant_id: str) -> None:
+    """Refuse a lifecycle write from inside a tenant scope, before any I/O.
+
+    Provisioning and deprovisioning act on a tenant from the outside: run in a tenant's scope
+    they would mix its routing with another tenant's data (or act on itself as a tenant).
+
+    Raises:
+        TenantMismatch: a tenant scope is running, the tenant's own or another's.
+    """
+    scope = current_scope()
+    if scope is None or scope.tenant_id is None:
+        return
+    whose = "its own scope" if scope.tenant_id == tenant_id else f"the scope of {scope.tenant_id!r}"
+    raise TenantMismatch(
+        f"{operation} of tenant {tenant_id!r} is an operator operation, refused inside {whose}: "
+        "run it outside any tenant scope or in `system_scope()`",
+        tenant_id=scope.tenant_id,
+    )
+
+
 class TenantService:
-    """`layer.tenants`: the tenant directory and the collections behind each tenant."""
+    """`layer.tenants`: the tenant directory and the collections behind each tenant.
+
+    Every method that writes is an operator operation: it runs outside any scope or in a
+    `system_scope()`, and raises `TenantMismatch` inside a tenant scope.
+    """
 
     def __init__(self, layer: DataLayer) -> None:
         self._layer = layer
@@ -40,9 +66,11 @@ class TenantService:
         Raises:
             InvalidTenantId: the id is malformed or reserved.
             TenantAlreadyProvisioned: the tenant exists with another tier.
+            TenantMismatch: called inside a tenant scope.
         """
         validate_tenant_id(tenant_id)
         tier = Tier(tier)
+        _require_operator_scope("provision", tenant_id)
         existing = await self.get_or_none(tenant_id)
         if existing is not None and existing.tier is not tier:
             raise TenantAlreadyProvisioned(
@@ -84,7 +112,12 @@ class TenantService:
         return await self.get(tenant_id)
 
     async def ensure_collections(self, placement: Placement) -> None:
-        """Create every tenant collection at `placement` (idempotent)."""
+        """Create every tenant collection at `placement` (idempotent).
+
+        Raises:
+            TenantMismatch: called inside a tenant scope.
+        """
+        _require_operator_scope("ensure_collections", placement.tenant_id)
         shared = placement.isolation is IsolationModel.SHARED
         for document_type in self._layer.registry.in_area(Area.TENANT):
             await self._layer.ensure_collection(
@@ -108,8 +141,10 @@ class TenantService:
         Raises:
             InvalidTenantId: the id is malformed or reserved.
             UnsafeOperation: the directory points the tenant at a place it cannot own.
+            TenantMismatch: called inside a tenant scope.
         """
         validate_tenant_id(tenant_id)
+        _require_operator_scope("deprovision", tenant_id)
         client = await self.get_or_none(tenant_id)
         if client is None:
             return False
