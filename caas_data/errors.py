@@ -10,6 +10,7 @@ CaasDataError
 │   ├── TenantMismatch            a document, filter or update names another tenant;
 │   │                             an operator operation runs inside a tenant scope
 │   ├── TenantAlreadyProvisioned  provisioned before with another tier
+│   │   └── TenantIdRetained      a deprovisioned id still owns rows; `retained` names them
 │   └── UnsafeOperation           the guard refuses an operation it cannot make tenant-safe
 ├── RepositoryError
 │   ├── NotFoundError
@@ -44,6 +45,7 @@ __all__ = [
     "TenancyError",
     "TenantAlreadyProvisioned",
     "TenantContextMissing",
+    "TenantIdRetained",
     "TenantMismatch",
     "TenantNotFound",
     "UnsafeOperation",
@@ -107,6 +109,19 @@ class TenantMismatch(TenancyError):
 
 class TenantAlreadyProvisioned(TenancyError):
     """The tenant exists with another tier; moving between tiers is a separate operation."""
+
+
+class TenantIdRetained(TenantAlreadyProvisioned):
+    """The id is not live, but rows of a former tenant under it remain (or its tombstone).
+
+    Provisioning it would hand them to the new tenant. `retained` maps each
+    `database.collection` to its row count; `provision(..., reuse_id="purge_retained")` removes
+    them first.
+    """
+
+    def __init__(self, message: str, *, retained: dict[str, int], **context: Any) -> None:
+        super().__init__(message, **context)
+        self.retained = dict(retained)
 
 
 class UnsafeOperation(TenancyError):

@@ -16,6 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from caas_data.documents.base import utcnow
 from caas_data.documents.platform import (
+    RETIRED_CLIENT_STATUSES,
     AdminRole,
     AdminStatus,
     Application,
@@ -24,7 +25,12 @@ from caas_data.documents.platform import (
     PlatformAdmin,
     SaasClient,
 )
-from caas_data.errors import DocumentValidationError, NotFoundError, TenantNotFound
+from caas_data.errors import (
+    DocumentValidationError,
+    NotFoundError,
+    TenantNotFound,
+    UnsafeOperation,
+)
 from caas_data.repositories.audit import AuditedRepository
 from caas_data.repositories.base import Repository
 from caas_data.repositories.owned import owned_scope, scope_tenant
@@ -57,9 +63,14 @@ class SaasClientRepository(AuditedRepository[SaasClient]):
     audit_target = "tenant"
 
     async def get_by_tenant_id(self, tenant_id: str) -> SaasClient:
-        """The directory entry of a tenant; `TenantNotFound` if it is not provisioned."""
+        """The directory entry of a tenant; `TenantNotFound` if it is not provisioned.
+
+        A deprovisioned tenant's tombstone is not found: it must not be changed back to life.
+        """
         validate_tenant_id(tenant_id)
-        client = await self.find_one({"tenant_id": tenant_id})
+        client = await self.find_one(
+            {"tenant_id": tenant_id, "status": {"$nin": sorted(RETIRED_CLIENT_STATUSES)}}
+        )
         if client is None:
             raise TenantNotFound("tenant is not provisioned", tenant_id=tenant_id)
         return client
@@ -103,8 +114,19 @@ class SaasClientRepository(AuditedRepository[SaasClient]):
     async def set_status(
         self, tenant_id: str, status: ClientStatus, *, actor: str | None = None
     ) -> SaasClient:
-        """Suspend or re-activate a tenant (audited)."""
+        """Suspend or re-activate a tenant (audited).
+
+        Raises:
+            UnsafeOperation: `status` is a deprovisioning status (only
+                `layer.tenants.deprovision` sets those, after removing the tenant's data).
+        """
         status = ClientStatus(status)
+        if status in RETIRED_CLIENT_STATUSES:
+            raise UnsafeOperation(
+                f"status {status.value!r} is set by `layer.tenants.deprovision`, not directly",
+                tenant_id=tenant_id,
+                document_type=SaasClient,
+            )
         current = await self.get_by_tenant_id(tenant_id)
         if current.status is status:
             return current
