@@ -108,7 +108,11 @@ class TenantMismatch(TenancyError):
 
 
 class TenantAlreadyProvisioned(TenancyError):
-    """The tenant exists with another tier; moving between tiers is a separate operation."""
+    """The tenant id is taken.
+
+    The tenant exists with another tier (moving between tiers is a separate operation), or a
+    former tenant's rows remain under the id (`TenantIdRetained`).
+    """
 
 
 class TenantIdRetained(TenantAlreadyProvisioned):
