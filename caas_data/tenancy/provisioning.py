@@ -233,6 +233,7 @@ class TenantService:
         names = [
             placement.collection_name(spec_of(d).name) for d in layer.registry.in_area(Area.TENANT)
         ]
+        # unguarded: deprovisioning deletes everything at a placement `_check_owned` accepted
         database = layer.database(placement.database)
         with translate_driver_errors(tenant_id=tenant_id):
             if placement.isolation is IsolationModel.DATABASE:
@@ -410,6 +411,7 @@ class TenantService:
         `include_retired=True` also returns the tombstone of a deprovisioned tenant.
         """
         validate_tenant_id(tenant_id)
+        # unguarded: the operator reads the directory, tombstones included
         collection = self._layer.platform_collection(SaasClient)
         with translate_driver_errors(tenant_id=tenant_id, document_type=SaasClient):
             raw = await collection.find_one({"tenant_id": tenant_id})
