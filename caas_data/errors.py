@@ -7,8 +7,10 @@ CaasDataError
 │   ├── InvalidTenantId           also a ValueError; raised before any I/O
 │   ├── TenantContextMissing      tenant data touched outside a tenant scope
 │   ├── TenantNotFound            the tenant is not in the directory
-│   ├── TenantMismatch            a document, filter or update names another tenant
+│   ├── TenantMismatch            a document, filter or update names another tenant;
+│   │                             an operator operation runs inside a tenant scope
 │   ├── TenantAlreadyProvisioned  provisioned before with another tier
+│   │   └── TenantIdRetained      a deprovisioned id still owns rows; `retained` names them
 │   └── UnsafeOperation           the guard refuses an operation it cannot make tenant-safe
 ├── RepositoryError
 │   ├── NotFoundError
@@ -43,6 +45,7 @@ __all__ = [
     "TenancyError",
     "TenantAlreadyProvisioned",
     "TenantContextMissing",
+    "TenantIdRetained",
     "TenantMismatch",
     "TenantNotFound",
     "UnsafeOperation",
@@ -98,11 +101,31 @@ class TenantNotFound(TenancyError):
 
 
 class TenantMismatch(TenancyError):
-    """A document, filter, update or nested scope names a tenant other than the scope's."""
+    """A document, filter, update or nested scope names a tenant other than the scope's.
+
+    Also raised when an operator operation (provision, deprovision) runs in a tenant scope.
+    """
 
 
 class TenantAlreadyProvisioned(TenancyError):
-    """The tenant exists with another tier; moving between tiers is a separate operation."""
+    """The tenant id is taken.
+
+    The tenant exists with another tier (moving between tiers is a separate operation), or a
+    former tenant's rows remain under the id (`TenantIdRetained`).
+    """
+
+
+class TenantIdRetained(TenantAlreadyProvisioned):
+    """The id is not live, but rows of a former tenant under it remain (or its tombstone).
+
+    Provisioning it would hand them to the new tenant. `retained` maps each
+    `database.collection` to its row count; `provision(..., reuse_id="purge_retained")` removes
+    them first.
+    """
+
+    def __init__(self, message: str, *, retained: dict[str, int], **context: Any) -> None:
+        super().__init__(message, **context)
+        self.retained = dict(retained)
 
 
 class UnsafeOperation(TenancyError):

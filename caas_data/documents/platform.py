@@ -23,6 +23,7 @@ from caas_data.tenancy.tiers import Tier
 __all__ = [
     "API_KEY_SCOPE_PATTERN",
     "DOCUMENTS",
+    "RETIRED_CLIENT_STATUSES",
     "AdminRole",
     "AdminStatus",
     "ApiKey",
@@ -36,10 +37,22 @@ __all__ = [
 
 
 class ClientStatus(StrEnum):
-    """Whether a tenant may use the platform."""
+    """Whether a tenant may use the platform.
+
+    The last two are set only by `layer.tenants.deprovision`: the resolver never routes such a
+    tenant, and the entry stays as a tombstone so the id is not silently reused.
+    """
 
     ACTIVE = "active"
     SUSPENDED = "suspended"
+    DEPROVISIONING = "deprovisioning"
+    DEPROVISIONED = "deprovisioned"
+
+
+RETIRED_CLIENT_STATUSES: frozenset[ClientStatus] = frozenset(
+    {ClientStatus.DEPROVISIONING, ClientStatus.DEPROVISIONED}
+)
+"""Statuses of a directory entry that no longer stands for a live tenant."""
 
 
 class PlacementRecord(BaseModel):
@@ -71,6 +84,11 @@ class SaasClient(PlatformDocument):
     class Settings:
         name = "saas_clients"
         indexes = [IndexModel([("tenant_id", ASCENDING)], unique=True, name="tenant_id_unique")]
+
+    @property
+    def is_retired(self) -> bool:
+        """True for the tombstone of a deprovisioned (or deprovisioning) tenant."""
+        return self.status in RETIRED_CLIENT_STATUSES
 
 
 class ApplicationStatus(StrEnum):

@@ -72,6 +72,11 @@ def _has_label(error: BaseException, label: str) -> bool:
     return isinstance(driver, PyMongoError) and driver.has_error_label(label)
 
 
+def _require_reason(why: str) -> None:
+    if not isinstance(why, str) or not why.strip():
+        raise ConfigurationError("the escape hatch past the tenant guard needs a reason (`why=`)")
+
+
 class DataLayer:
     """A connected data layer. Get one with `await caas_data.connect()`."""
 
@@ -104,8 +109,12 @@ class DataLayer:
             raise ConfigurationError("tenant data has no fixed database: it follows placement")
         return f"{self.prefix}_{area.value}"
 
-    def database(self, name: str) -> AsyncDatabase[dict[str, Any]]:
-        """A database of this layer's client (cached handle)."""
+    def unguarded_database(self, name: str, *, why: str) -> AsyncDatabase[dict[str, Any]]:
+        """`unguarded_collection` for a whole database (DDL: drop, list collections)."""
+        _require_reason(why)
+        return self._database(name)
+
+    def _database(self, name: str) -> AsyncDatabase[dict[str, Any]]:
         database = self._databases.get(name)
         if database is None:
             database = self._databases[name] = self.client[name]
@@ -118,7 +127,7 @@ class DataLayer:
         if collection is None:
             if len(self._collections) > 50_000:  # many tenants: keep the cache bounded
                 self._collections.clear()
-            collection = self._collections[key] = self.database(database)[name]
+            collection = self._collections[key] = self._database(database)[name]
         return collection
 
     def unguarded_collection(
@@ -131,8 +140,7 @@ class DataLayer:
         where it is made (grep `unguarded_`). Like `client`, it is the operator's: tenant code
         never gets a `DataLayer`, only scopes, documents and repositories.
         """
-        if not isinstance(why, str) or not why.strip():
-            raise ConfigurationError("unguarded_collection() needs a reason (`why=`)")
+        _require_reason(why)
         return self._handle(database, name)
 
     def unguarded_platform_collection(
@@ -240,7 +248,7 @@ class DataLayer:
         try:
             with translate_driver_errors():
                 await self.client.admin.command("ping")
-            platform_db = self.database(self.database_name(Area.PLATFORM))
+            platform_db = self._database(self.database_name(Area.PLATFORM))
             await init_beanie(
                 database=platform_db, document_models=self.registry.all(), skip_indexes=True
             )
@@ -273,7 +281,9 @@ class DataLayer:
         key = (database, name)
         if key in self._ensured:
             return
-        await ensure_collection(self.database(database), name, document_type, pre_images=pre_images)
+        await ensure_collection(
+            self._database(database), name, document_type, pre_images=pre_images
+        )
         self._ensured.add(key)
 
     def forget_ensured(

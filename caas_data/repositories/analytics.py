@@ -94,7 +94,9 @@ async def _options(database: AsyncDatabase[Any], name: str) -> dict[str, Any] | 
 async def _ensure(
     layer: DataLayer, ttl_seconds: int, timeseries: Mapping[str, Any] | None
 ) -> EventStorage:
-    database = layer.database(layer.database_name(Area.ANALYTICS))
+    database = layer.unguarded_database(
+        layer.database_name(Area.ANALYTICS), why="events storage options (TTL, time series) are DDL"
+    )
     name = spec_of(Event).name
     options = await _options(database, name)
     if options is None:  # e.g. connected with create_platform_indexes=False

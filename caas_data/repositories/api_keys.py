@@ -163,7 +163,8 @@ class ApiKeyRepository(AuditedRepository[ApiKey]):
         only that tenant's keys are found.
 
         Raises:
-            NotFoundError: the key is unknown or malformed, revoked, or expired.
+            NotFoundError: the key is unknown or malformed, revoked, or expired, or its tenant
+                is not (or no longer) provisioned.
         """
         moment = now or utcnow()
         prefix = _split(raw_key)
@@ -184,6 +185,14 @@ class ApiKeyRepository(AuditedRepository[ApiKey]):
             if key.expires_at is not None and key.expires_at <= moment:
                 raise NotFoundError(
                     f"API key {key.prefix} expired at {key.expires_at.isoformat()}",
+                    tenant_id=key.tenant_id,
+                    document_type=ApiKey,
+                )
+            # Deprovisioning deletes a tenant's keys first; this holds even for a key that an
+            # interrupted run left behind, or one issued later under the retired id.
+            if await self._layer.resolver.resolve_or_none(key.tenant_id) is None:
+                raise NotFoundError(
+                    f"API key {key.prefix} belongs to a tenant that is not provisioned",
                     tenant_id=key.tenant_id,
                     document_type=ApiKey,
                 )

@@ -16,6 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from caas_data.documents.base import utcnow
 from caas_data.documents.platform import (
+    RETIRED_CLIENT_STATUSES,
     AdminRole,
     AdminStatus,
     Application,
@@ -29,6 +30,7 @@ from caas_data.errors import (
     NotFoundError,
     TenantMismatch,
     TenantNotFound,
+    UnsafeOperation,
 )
 from caas_data.repositories.audit import AuditedRepository
 from caas_data.repositories.base import Repository
@@ -63,9 +65,14 @@ class SaasClientRepository(AuditedRepository[SaasClient]):
     audit_target = "tenant"
 
     async def get_by_tenant_id(self, tenant_id: str) -> SaasClient:
-        """The directory entry of a tenant; `TenantNotFound` if it is not provisioned."""
+        """The directory entry of a tenant; `TenantNotFound` if it is not provisioned.
+
+        A deprovisioned tenant's tombstone is not found: it must not be changed back to life.
+        """
         validate_tenant_id(tenant_id)
-        client = await self.find_one({"tenant_id": tenant_id})
+        client = await self.find_one(
+            {"tenant_id": tenant_id, "status": {"$nin": sorted(RETIRED_CLIENT_STATUSES)}}
+        )
         if client is None:
             raise TenantNotFound("tenant is not provisioned", tenant_id=tenant_id)
         return client
@@ -111,7 +118,13 @@ class SaasClientRepository(AuditedRepository[SaasClient]):
     async def set_status(
         self, tenant_id: str, status: ClientStatus, *, actor: str | None = None
     ) -> SaasClient:
-        """Suspend or re-activate a tenant (audited); the platform's call, never a tenant's."""
+        """Suspend or re-activate a tenant (audited); the platform's call, never a tenant's.
+
+        Raises:
+            TenantMismatch: called inside a tenant scope.
+            UnsafeOperation: `status` is a deprovisioning status (only
+                `layer.tenants.deprovision` sets those, after removing the tenant's data).
+        """
         scope = current_scope()
         if scope is not None and scope.tenant_id is not None:
             raise TenantMismatch(
@@ -120,6 +133,12 @@ class SaasClientRepository(AuditedRepository[SaasClient]):
                 tenant_id=scope.tenant_id,
             )
         status = ClientStatus(status)
+        if status in RETIRED_CLIENT_STATUSES:
+            raise UnsafeOperation(
+                f"status {status.value!r} is set by `layer.tenants.deprovision`, not directly",
+                tenant_id=tenant_id,
+                document_type=SaasClient,
+            )
         current = await self.get_by_tenant_id(tenant_id)
         if current.status is status:
             return current

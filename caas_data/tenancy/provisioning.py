@@ -1,67 +1,167 @@
-"""Provisioning: record a tenant in the directory and create its collections and indexes."""
+"""Provisioning: record a tenant in the directory and create its collections and indexes.
+
+The lifecycle rules:
+
+- Provision and deprovision are operator operations: they run outside any scope or in a
+  `system_scope()`, never in a tenant scope (`TenantMismatch`, before any I/O).
+- Deprovision retires the entry first (status `deprovisioning`: the resolver stops routing the
+  tenant), deletes its credentials (API keys, applications), then its data at its placement
+  (end-user sessions included), audits, and leaves the entry as a `deprovisioned` tombstone.
+  An interrupted run is finished by calling it again.
+- The platform's records of the tenant (invoices, usage, analytics, the audit trail...) stay.
+  So an id that is not live but still owns rows anywhere (its tombstone, those records, data
+  left at any placement) is not handed to a new tenant: `provision` raises `TenantIdRetained`
+  naming them, unless told `reuse_id="purge_retained"`, which removes them first (audited in
+  the platform's chain).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
-from caas_data.documents.base import Area, utcnow
-from caas_data.documents.platform import PlacementRecord, SaasClient
+from caas_data.documents.analytics import PLATFORM_AUDIT_TENANT
+from caas_data.documents.base import Area, BaseDocument, utcnow
+from caas_data.documents.platform import (
+    RETIRED_CLIENT_STATUSES,
+    ApiKey,
+    Application,
+    ClientStatus,
+    PlacementRecord,
+    SaasClient,
+)
 from caas_data.engine.registry import spec_of
 from caas_data.errors import (
+    DocumentValidationError,
     DuplicateError,
     TenantAlreadyProvisioned,
+    TenantIdRetained,
+    TenantMismatch,
     TenantNotFound,
     UnsafeOperation,
     translate_driver_errors,
 )
+from caas_data.tenancy.context import current_scope
 from caas_data.tenancy.ids import validate_tenant_id
 from caas_data.tenancy.tiers import IsolationModel, Placement, Tier
 
 if TYPE_CHECKING:
     from caas_data.engine.layer import DataLayer
 
-__all__ = ["TenantService"]
+__all__ = ["ReuseId", "TenantService"]
+
+ReuseId = Literal["refuse", "purge_retained"]
+"""What `provision` does with the rows a former tenant of the same id left."""
+
+_REUSE_CHOICES: tuple[ReuseId, ...] = ("refuse", "purge_retained")
+
+_CREDENTIALS: tuple[type[BaseDocument], ...] = (ApiKey, Application)
+"""Platform rows that let someone act as the tenant: deleted before its data."""
+
+_RETAINED_AREAS = (Area.PLATFORM, Area.BILLING, Area.ANALYTICS)
+
+# One tier per isolation model: the placements an id could have had, by convention.
+_MODEL_TIERS = (Tier.FREE, Tier.PRO, Tier.ENTERPRISE)
+
+
+def _require_operator_scope(operation: str, tenant_id: str) -> None:
+    """Refuse a lifecycle write from inside a tenant scope, before any I/O.
+
+    Provisioning and deprovisioning act on a tenant from the outside: run in a tenant's scope
+    they would mix its routing with another tenant's data (or act on itself as a tenant).
+
+    Raises:
+        TenantMismatch: a tenant scope is running, the tenant's own or another's.
+    """
+    scope = current_scope()
+    if scope is None or scope.tenant_id is None:
+        return
+    whose = "its own scope" if scope.tenant_id == tenant_id else f"the scope of {scope.tenant_id!r}"
+    raise TenantMismatch(
+        f"{operation} of tenant {tenant_id!r} is an operator operation, refused inside {whose}: "
+        "run it outside any tenant scope or in `system_scope()`",
+        tenant_id=scope.tenant_id,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """Rows an id may own in one collection: those matching `filter`, or all (`whole`)."""
+
+    database: str
+    collection: str
+    filter: dict[str, Any]
+    whole: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.database}.{self.collection}"
 
 
 class TenantService:
-    """`layer.tenants`: the tenant directory and the collections behind each tenant."""
+    """`layer.tenants`: the tenant directory and the collections behind each tenant.
+
+    Every method that writes is an operator operation: it runs outside any scope or in a
+    `system_scope()`, and raises `TenantMismatch` inside a tenant scope.
+    """
 
     def __init__(self, layer: DataLayer) -> None:
         self._layer = layer
 
     async def provision(
-        self, tenant_id: str, *, tier: Tier | str, name: str | None = None
+        self,
+        tenant_id: str,
+        *,
+        tier: Tier | str,
+        name: str | None = None,
+        reuse_id: ReuseId = "refuse",
+        actor: str | None = None,
     ) -> SaasClient:
         """Create the tenant's collections and indexes, then record it in the directory.
 
-        Provisioning again with the same tier only re-ensures collections and indexes.
+        Provisioning a live tenant again with the same tier only re-ensures collections and
+        indexes. An id whose former tenant left rows (see `retained_rows`) is refused unless
+        `reuse_id="purge_retained"`: those rows are then deleted first, and the purge is
+        audited in the platform's chain.
 
         Raises:
             InvalidTenantId: the id is malformed or reserved.
             TenantAlreadyProvisioned: the tenant exists with another tier.
+            TenantIdRetained: the id is not live but still owns rows (`retained` names them).
+            TenantMismatch: called inside a tenant scope.
         """
         validate_tenant_id(tenant_id)
         tier = Tier(tier)
+        if reuse_id not in _REUSE_CHOICES:
+            raise DocumentValidationError(
+                f"reuse_id must be one of {', '.join(_REUSE_CHOICES)}, not {reuse_id!r}",
+                fields=("reuse_id",),
+                tenant_id=tenant_id,
+            )
+        _require_operator_scope("provision", tenant_id)
         existing = await self.get_or_none(tenant_id)
-        if existing is not None and existing.tier is not tier:
-            raise TenantAlreadyProvisioned(
-                f"tenant exists with tier {existing.tier}, not {tier}", tenant_id=tenant_id
-            )
-        placement = (
-            Placement(
-                tenant_id,
-                existing.tier,
-                existing.placement.database,
-                existing.placement.collection_prefix,
-            )
-            if existing is not None
-            else Placement.for_tier(tenant_id, tier, database_prefix=self._layer.prefix)
-        )
+        if existing is not None:
+            if existing.tier is not tier:
+                raise TenantAlreadyProvisioned(
+                    f"tenant exists with tier {existing.tier}, not {tier}", tenant_id=tenant_id
+                )
+            await self.ensure_collections(self._placement_of(existing))
+            return existing
+        retained = await self.retained_rows(tenant_id)
+        if retained:
+            if reuse_id != "purge_retained":
+                listed = ", ".join(f"{key} ({rows})" for key, rows in sorted(retained.items()))
+                raise TenantIdRetained(
+                    f"tenant id was used before and still owns rows: {listed}; "
+                    "pass reuse_id='purge_retained' to delete them, or choose another id",
+                    retained=retained,
+                    tenant_id=tenant_id,
+                )
+            await self._purge_retained(tenant_id, actor=actor)
+        placement = Placement.for_tier(tenant_id, tier, database_prefix=self._layer.prefix)
         # Collections first: a tenant visible in the directory always has its collections.
         await self.ensure_collections(placement)
-        if existing is not None:
-            return existing
         now = utcnow()
         client = SaasClient(
             tenant_id=tenant_id,
@@ -73,12 +173,12 @@ class TenantService:
             created_at=now,
             updated_at=now,
         )
-        collection = self._layer.unguarded_platform_collection(
-            SaasClient, why="provisioning writes the directory entry"
-        )
         try:
             with translate_driver_errors(tenant_id=tenant_id, document_type=SaasClient):
-                await collection.insert_one(client.model_dump(by_alias=True, exclude={"id"}))
+                await self._layer.unguarded_platform_collection(
+                    SaasClient,
+                    why="the directory is written by the operator, outside tenant scopes",
+                ).insert_one(client.model_dump(by_alias=True, exclude={"id"}))
         except DuplicateError:
             # Another process provisioned it at the same moment: same answer as a re-run.
             return await self.provision(tenant_id, tier=tier, name=name)
@@ -86,7 +186,12 @@ class TenantService:
         return await self.get(tenant_id)
 
     async def ensure_collections(self, placement: Placement) -> None:
-        """Create every tenant collection at `placement` (idempotent)."""
+        """Create every tenant collection at `placement` (idempotent).
+
+        Raises:
+            TenantMismatch: called inside a tenant scope.
+        """
+        _require_operator_scope("ensure_collections", placement.tenant_id)
         shared = placement.isolation is IsolationModel.SHARED
         for document_type in self._layer.registry.in_area(Area.TENANT):
             await self._layer.ensure_collection(
@@ -97,36 +202,41 @@ class TenantService:
             )
 
     async def deprovision(self, tenant_id: str, *, actor: str | None = None) -> bool:
-        """Remove a tenant's data and its directory entry (offboarding, test clean-up).
+        """Retire a tenant: revoke its credentials, remove its data, keep a tombstone.
 
-        Deletes everything at the tenant's placement: its database (database model), its
-        collection set (collection model) or its rows of the shared collections (shared
-        model; the collections stay, other tenants live in them). The directory entry goes
-        last, so an interrupted run can simply be repeated. Rows the tenant owns in the
-        platform, billing and analytics collections (invoices, usage, the audit trail) are
-        the platform's records and stay; the audit trail gets a `tenant.deprovisioned` entry.
-        Returns False when the tenant was not provisioned.
+        In order: the directory entry becomes `deprovisioning` (the resolver stops routing the
+        tenant); its API keys and applications are deleted (no old key authenticates again);
+        everything at its placement is deleted: its database (database model), its collection
+        set (collection model) or its rows of the shared collections (shared model; the
+        collections stay, other tenants live in them); the audit trail gets a
+        `tenant.deprovisioned` entry; the entry becomes a `deprovisioned` tombstone. Rows the
+        tenant owns in the platform, billing and analytics collections (invoices, usage, the
+        audit trail) are the platform's records and stay. An interrupted run is finished by
+        calling it again. Returns False when there is nothing to do (unknown or already
+        deprovisioned).
 
         Raises:
             InvalidTenantId: the id is malformed or reserved.
             UnsafeOperation: the directory points the tenant at a place it cannot own.
+            TenantMismatch: called inside a tenant scope.
         """
         validate_tenant_id(tenant_id)
-        client = await self.get_or_none(tenant_id)
-        if client is None:
+        _require_operator_scope("deprovision", tenant_id)
+        client = await self.get_or_none(tenant_id, include_retired=True)
+        if client is None or client.status is ClientStatus.DEPROVISIONED:
             return False
-        placement = Placement(
-            tenant_id,
-            client.tier,
-            client.placement.database,
-            client.placement.collection_prefix,
-        )
+        placement = self._placement_of(client)
         self._check_owned(placement)
         layer = self._layer
+        await self._set_status(tenant_id, ClientStatus.DEPROVISIONING)
+        revoked = await self._delete_credentials(tenant_id)
         names = [
             placement.collection_name(spec_of(d).name) for d in layer.registry.in_area(Area.TENANT)
         ]
-        database = layer.database(placement.database)
+        database = layer.unguarded_database(
+            placement.database,
+            why="deprovisioning deletes everything at a placement `_check_owned` accepted",
+        )
         with translate_driver_errors(tenant_id=tenant_id):
             if placement.isolation is IsolationModel.DATABASE:
                 await layer.client.drop_database(placement.database)
@@ -146,14 +256,148 @@ class TenantService:
             actor=actor,
             target_type="tenant",
             target_id=tenant_id,
-            details={"tier": client.tier.value, "database": placement.database},
+            details={
+                "tier": client.tier.value,
+                "database": placement.database,
+                "credentials_deleted": revoked,
+            },
         )
-        with translate_driver_errors(tenant_id=tenant_id, document_type=SaasClient):
-            await layer.unguarded_platform_collection(
-                SaasClient, why="deprovisioning removes the directory entry"
-            ).delete_one({"tenant_id": tenant_id})
-        layer.resolver.invalidate(tenant_id)
+        await self._set_status(tenant_id, ClientStatus.DEPROVISIONED)
         return True
+
+    async def retained_rows(self, tenant_id: str) -> dict[str, int]:
+        """What an id owns besides a live directory entry: `database.collection` -> rows.
+
+        Its tombstone, its rows in the platform, billing and analytics collections, and rows
+        left at any placement it could have had. Empty for an id never used; for a live
+        tenant, its records and data.
+
+        Raises:
+            TenantMismatch: called inside a tenant scope.
+        """
+        validate_tenant_id(tenant_id)
+        _require_operator_scope("retained_rows", tenant_id)
+        places = await self._places(tenant_id)
+        counts = await asyncio.gather(*(self._count(place) for place in places))
+        return {place.key: rows for place, rows in zip(places, counts, strict=True) if rows}
+
+    async def _places(self, tenant_id: str) -> list[_Place]:
+        """Every collection where rows of `tenant_id` can be, the directory's tombstone last."""
+        layer = self._layer
+        places = [
+            _Place(layer.database_name(area), spec_of(d).name, {"tenant_id": tenant_id})
+            for area in _RETAINED_AREAS
+            for d in layer.registry.in_area(area)
+            if spec_of(d).tenant_keyed
+        ]
+        logical = [spec_of(d).name for d in layer.registry.in_area(Area.TENANT)]
+        for tier in _MODEL_TIERS:
+            placement = Placement.for_tier(tenant_id, tier, database_prefix=layer.prefix)
+            if placement.isolation is IsolationModel.SHARED:
+                places += [
+                    _Place(placement.database, name, {"tenant_id": tenant_id}) for name in logical
+                ]
+                continue
+            wanted = {placement.collection_name(name) for name in logical}
+            with translate_driver_errors(tenant_id=tenant_id):
+                existing = await layer.unguarded_database(
+                    placement.database, why="which of a placement's collections exist"
+                ).list_collection_names()
+            places += [
+                _Place(placement.database, name, {}, whole=True)
+                for name in sorted(wanted.intersection(existing))
+            ]
+        retired = {"tenant_id": tenant_id, "status": {"$in": sorted(RETIRED_CLIENT_STATUSES)}}
+        spec = spec_of(SaasClient)
+        places.append(_Place(layer.database_name(spec.area), spec.name, retired))
+        return places
+
+    async def _count(self, place: _Place) -> int:
+        with translate_driver_errors():
+            collection = self._layer.unguarded_collection(
+                place.database,
+                place.collection,
+                why="an operator's census of one id's rows in every area",
+            )
+            # Most places hold nothing: an indexed point read answers those faster than a count.
+            if await collection.find_one(place.filter, {"_id": 1}) is None:
+                return 0
+            return await collection.count_documents(place.filter)
+
+    async def _purge_retained(self, tenant_id: str, *, actor: str | None) -> None:
+        """Delete every row a former tenant of `tenant_id` left, its tombstone last.
+
+        The purge is audited in the platform's chain before anything goes: the id's own
+        chain is among what is deleted.
+        """
+        from caas_data.repositories.audit import AuditLogRepository
+
+        layer = self._layer
+        places = await self._places(tenant_id)
+        counts = await asyncio.gather(*(self._count(place) for place in places))
+        found = [(place, rows) for place, rows in zip(places, counts, strict=True) if rows]
+        await layer.repo(AuditLogRepository).append(
+            "tenant.retained_purged",
+            tenant_id=PLATFORM_AUDIT_TENANT,
+            actor=actor,
+            target_type="tenant",
+            target_id=tenant_id,
+            details={"rows": [{"collection": p.key, "count": rows} for p, rows in found]},
+        )
+        tombstone = places[-1]  # `_places` lists the directory last
+        with translate_driver_errors(tenant_id=tenant_id):
+            for place, _ in found:
+                if place is tombstone:
+                    continue
+                collection = layer.unguarded_collection(
+                    place.database,
+                    place.collection,
+                    why="purging a retired id's rows, append-only audit entries included",
+                )
+                if place.whole:
+                    await collection.drop()
+                    layer.forget_ensured(place.database, [place.collection])
+                else:
+                    await collection.delete_many(place.filter)
+            directory = layer.unguarded_collection(
+                tombstone.database,
+                tombstone.collection,
+                why="the tombstone goes last, so an interrupted purge can be re-run",
+            )
+            await directory.delete_many(tombstone.filter)
+        layer.resolver.invalidate(tenant_id)
+
+    async def _delete_credentials(self, tenant_id: str) -> dict[str, int]:
+        """Delete the tenant's API keys and applications; the count of each."""
+        deleted: dict[str, int] = {}
+        for document_type in _CREDENTIALS:
+            with translate_driver_errors(tenant_id=tenant_id, document_type=document_type):
+                collection = self._layer.unguarded_platform_collection(
+                    document_type, why="deprovisioning revokes a retiring tenant's credentials"
+                )
+                result = await collection.delete_many({"tenant_id": tenant_id})
+            deleted[spec_of(document_type).name] = result.deleted_count
+        return deleted
+
+    async def _set_status(self, tenant_id: str, status: ClientStatus) -> None:
+        """Move the directory entry to a deprovisioning status; the resolver forgets it."""
+        with translate_driver_errors(tenant_id=tenant_id, document_type=SaasClient):
+            await self._layer.unguarded_platform_collection(
+                SaasClient, why="the directory is written by the operator, outside tenant scopes"
+            ).update_one(
+                {"tenant_id": tenant_id},
+                {"$set": {"status": status.value, "updated_at": utcnow()}, "$inc": {"__v": 1}},
+            )
+        self._layer.resolver.invalidate(tenant_id)
+
+    @staticmethod
+    def _placement_of(client: SaasClient) -> Placement:
+        return Placement(
+            client.tenant_id,
+            client.tier,
+            client.placement.database,
+            client.placement.collection_prefix,
+        )
 
     def _check_owned(self, placement: Placement) -> None:
         """Refuse to delete what a tenant cannot own, whatever the directory says."""
@@ -174,18 +418,26 @@ class TenantService:
                 tenant_id=placement.tenant_id,
             )
 
-    async def get_or_none(self, tenant_id: str) -> SaasClient | None:
-        """The directory entry of a tenant, or None."""
+    async def get_or_none(
+        self, tenant_id: str, *, include_retired: bool = False
+    ) -> SaasClient | None:
+        """The directory entry of a live tenant, or None.
+
+        `include_retired=True` also returns the tombstone of a deprovisioned tenant.
+        """
         validate_tenant_id(tenant_id)
         collection = self._layer.unguarded_platform_collection(
-            SaasClient, why="the directory is read from any scope, tenants' own included"
+            SaasClient, why="the operator reads the directory, tombstones included"
         )
         with translate_driver_errors(tenant_id=tenant_id, document_type=SaasClient):
             raw = await collection.find_one({"tenant_id": tenant_id})
-            return None if raw is None else SaasClient.model_validate(raw)
+        if raw is None:
+            return None
+        client = SaasClient.model_validate(raw)
+        return client if include_retired or not client.is_retired else None
 
     async def get(self, tenant_id: str) -> SaasClient:
-        """The directory entry of a tenant; `TenantNotFound` when there is none."""
+        """The directory entry of a live tenant; `TenantNotFound` when there is none."""
         client = await self.get_or_none(tenant_id)
         if client is None:
             raise TenantNotFound("tenant is not provisioned", tenant_id=tenant_id)

@@ -36,7 +36,7 @@ class TenantResolver:
             self._cache.pop(tenant_id, None)
 
     async def resolve_or_none(self, tenant_id: str) -> Placement | None:
-        """The tenant's placement, or None when it is not in the directory."""
+        """The tenant's placement, or None when it is not (or no longer) in the directory."""
         cached = self._cache.get(tenant_id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
@@ -59,14 +59,17 @@ class TenantResolver:
         return placement
 
     async def _load(self, tenant_id: str) -> Placement | None:
-        from caas_data.documents.platform import SaasClient
+        from caas_data.documents.platform import RETIRED_CLIENT_STATUSES, SaasClient
 
         collection = self._layer.unguarded_platform_collection(
             SaasClient, why="the resolver reads placements from the platform's own directory"
         )
         with translate_driver_errors(tenant_id=tenant_id, document_type=SaasClient):
-            raw = await collection.find_one({"tenant_id": tenant_id}, {"tier": 1, "placement": 1})
-        if raw is None:
+            raw = await collection.find_one(
+                {"tenant_id": tenant_id}, {"tier": 1, "placement": 1, "status": 1}
+            )
+        # A deprovisioned tenant's tombstone routes nowhere, as an unknown tenant.
+        if raw is None or raw.get("status") in RETIRED_CLIENT_STATUSES:
             return None
         placement = raw["placement"]
         return Placement(

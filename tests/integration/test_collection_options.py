@@ -45,14 +45,14 @@ async def layer(caas_server: ServerHandle) -> AsyncIterator[DataLayer]:
 
 
 async def test_time_series_is_used_where_the_server_has_it(layer: DataLayer) -> None:
-    database = layer.database(layer.database_name(Area.ANALYTICS))
+    database = layer.client[layer.database_name(Area.ANALYTICS)]
     applied = await collection_options_applied(database, "test_readings")
     # Both MongoDB 7/8 and the embedded server create time-series collections.
     assert applied.get("timeseries", {}).get("timeField") == "created_at"
 
 
 async def test_refused_options_fall_back_to_a_plain_collection(layer: DataLayer) -> None:
-    database = layer.database(layer.database_name(Area.ANALYTICS))
+    database = layer.client[layer.database_name(Area.ANALYTICS)]
     assert "test_impossible" in await database.list_collection_names()
     applied = await collection_options_applied(database, "test_impossible")
     assert "noSuchOption" not in applied

@@ -10,6 +10,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from caas_data import (
     DataLayer,
+    TenantIdRetained,
     TenantNotFound,
     Tier,
     UnsafeOperation,
@@ -67,7 +68,10 @@ async def test_provisioning_again_after_deprovisioning_starts_empty(
     tenant = await caas_tenant(Tier.PRO)
     await seed(caas_layer, tenant)
     await caas_layer.tenants.deprovision(tenant)
-    await caas_layer.tenants.provision(tenant, tier=Tier.PRO)
+    # The id keeps a tombstone and its audit trail: reusing it is an explicit choice.
+    with pytest.raises(TenantIdRetained):
+        await caas_layer.tenants.provision(tenant, tier=Tier.PRO)
+    await caas_layer.tenants.provision(tenant, tier=Tier.PRO, reuse_id="purge_retained")
     async with tenant_scope(tenant):
         users = caas_layer.repo(UserRepository)
         assert await users.count() == 0

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from caas_data.documents.base import utcnow
-from caas_data.documents.platform import SaasClient
+from caas_data.documents.platform import RETIRED_CLIENT_STATUSES, SaasClient
 from caas_data.errors import (
     CaasDataError,
     DocumentValidationError,
@@ -108,7 +108,12 @@ class RetentionService:
         )
         tenant_ids = [
             raw["tenant_id"]
-            for raw in await directory.find({}, {"tenant_id": 1}, sort=[("tenant_id", 1)]).to_list()
+            for raw in await directory.find(
+                # Deprovisioned tenants' tombstones have no data left to retain.
+                {"status": {"$nin": sorted(RETIRED_CLIENT_STATUSES)}},
+                {"tenant_id": 1},
+                sort=[("tenant_id", 1)],
+            ).to_list()
         ]
         reports = []
         for tenant_id in tenant_ids:
