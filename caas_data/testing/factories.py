@@ -17,6 +17,8 @@ group...) are created too.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import hashlib
 import itertools
 import secrets
@@ -416,7 +418,10 @@ class Factories:
         if "tier" not in fields:
             placement = await self.layer.tenants.placement(self._tenant())
             fields["tier"] = placement.tier
-        return await self.layer.repo(PlanRepository).create(fields)
+        # Plans are platform rows, read-only from the tenant's scope: the factory writes this
+        # one as the platform does, in a task that runs outside any scope.
+        create = self.layer.repo(PlanRepository).create(fields)
+        return await asyncio.create_task(create, context=contextvars.Context())
 
     async def subscription(self, plan: Plan | None = None) -> Subscription:
         """The tenant's active subscription to `plan`.
