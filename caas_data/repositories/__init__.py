@@ -13,7 +13,7 @@ from caas_data.repositories.audit import (
     AuditLogRepository,
     ChainReport,
 )
-from caas_data.repositories.base import Page, Repository, SortSpec
+from caas_data.repositories.base import INT64_MAX, Page, Repository, SortSpec, check_int
 from caas_data.repositories.billing import (
     PaymentMethodRepository,
     PlanRepository,
@@ -71,6 +71,7 @@ from caas_data.repositories.security import (
 )
 
 __all__ = [
+    "INT64_MAX",
     "ApiKeyPrincipal",
     "ApiKeyRepository",
     "ApplicationRepository",
@@ -112,4 +113,5 @@ __all__ = [
     "UserRelationshipRepository",
     "UserRepository",
     "UserSessionRepository",
+    "check_int",
 ]

@@ -40,7 +40,7 @@ from caas_data.errors import (
 if TYPE_CHECKING:
     from caas_data.engine.layer import DataLayer
 
-__all__ = ["Page", "Repository", "SortSpec"]
+__all__ = ["INT64_MAX", "Page", "Repository", "SortSpec", "check_int"]
 
 D = TypeVar("D", bound=BaseDocument)
 SortSpec = str | Sequence[str | tuple[str, int]]
@@ -52,6 +52,42 @@ _PROTECTED_FIELDS = frozenset(
 )  # fmt: skip
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+INT64_MAX = 2**63 - 1
+"""The largest integer BSON stores (int64): seqs, versions and counts stay within it."""
+
+
+def check_int(
+    name: str,
+    value: object,
+    *,
+    minimum: int = 0,
+    maximum: int = INT64_MAX,
+    document_type: type[Any] | None = None,
+) -> int:
+    """`value` as an int within [minimum, maximum], checked before any I/O.
+
+    Seqs, versions, limits and counts are int64 on the server: a bigger Python int would fail
+    in the driver's encoder, a bool is not a count, so both are the caller's error here.
+
+    Raises:
+        DocumentValidationError: not an int (or a bool), or out of range; `fields` is `(name,)`.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DocumentValidationError(
+            f"{name} must be an integer, got {type(value).__name__}",
+            fields=(name,),
+            document_type=document_type,
+        )
+    if not minimum <= value <= maximum:
+        shown = (
+            repr(value) if value.bit_length() <= 64 else f"an integer of {len(str(value))} digits"
+        )
+        raise DocumentValidationError(
+            f"{name} must be between {minimum} and {maximum}, got {shown}",
+            fields=(name,),
+            document_type=document_type,
+        )
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,10 +297,7 @@ class Repository(Generic[D]):
             after: the `next_cursor` of the previous page.
             include_deleted: also return soft-deleted documents.
         """
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise DocumentValidationError(
-                f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}", fields=("limit",)
-            )
+        check_int("limit", limit, minimum=1, maximum=MAX_PAGE_SIZE)
         keys = self._sort(sort)
         query = self._check_filter(filter)
         if after is not None:
