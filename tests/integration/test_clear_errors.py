@@ -217,13 +217,8 @@ async def test_the_largest_seq_is_an_ordinary_cursor(
         chat = await caas_factories.direct_conversation()
         await caas_factories.message(chat, text="hi")
         messages = caas_layer.repo(MessageRepository)
-        assert [m.text for m in (await messages.history(chat.id, before=INT64_MAX)).items] == [
-            "hi"
-        ]
+        assert [m.text for m in (await messages.history(chat.id, before=INT64_MAX)).items] == ["hi"]
         assert (await messages.history(chat.id, after=INT64_MAX)).items == []
         reader = chat.participant_ids[1]
-        receipt = await caas_layer.repo(ReadReceiptRepository).mark_read(
-            chat.id, reader, INT64_MAX
-        )
+        receipt = await caas_layer.repo(ReadReceiptRepository).mark_read(chat.id, reader, INT64_MAX)
         assert receipt.last_read_seq == 1  # clamped to the newest message
-
