@@ -418,9 +418,11 @@ class Repository(Generic[D]):
             NotFoundError: it was deleted meanwhile.
             DocumentValidationError: a change does not fit the schema.
         """
+        expected = check_int(
+            "version", getattr(document, "version", 0), document_type=self.document_type
+        )
         updated, set_fields = self._changes(document, changes)
         collection = self.collection()
-        expected = getattr(document, "version", 0)
         now = utcnow()
         result = await collection.update_one(
             {"_id": document.id, "__v": expected}, {"$set": set_fields}, stamp_time=now

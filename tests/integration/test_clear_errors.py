@@ -25,6 +25,7 @@ from caas_data import (
     MessageSearchRepository,
     ReadReceiptRepository,
     TenantSettingsRepository,
+    User,
     UserRepository,
     tenant_scope,
 )
@@ -159,6 +160,12 @@ BOUNDED: dict[str, tuple[str, Call]] = {
     "readers.seq": (
         "seq",
         lambda layer, v: layer.repo(ReadReceiptRepository).readers(NOWHERE, v),
+    ),
+    "update.version": (
+        "version",
+        lambda layer, v: layer.repo(UserRepository).update(
+            User.model_construct(id=NOWHERE, tenant_id="nobody", version=v), display_name="x"
+        ),
     ),
     "find.limit": ("limit", lambda layer, v: layer.repo(UserRepository).find(limit=v)),
     "inbox.limit": (
