@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 import bson
@@ -40,7 +41,7 @@ from caas_data.errors import (
 if TYPE_CHECKING:
     from caas_data.engine.layer import DataLayer
 
-__all__ = ["INT64_MAX", "Page", "Repository", "SortSpec", "check_int"]
+__all__ = ["INT64_MAX", "Page", "Repository", "SortSpec", "check_duration", "check_int"]
 
 D = TypeVar("D", bound=BaseDocument)
 SortSpec = str | Sequence[str | tuple[str, int]]
@@ -102,6 +103,27 @@ class Page(Generic[D]):
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+def check_duration(name: str, value: object) -> timedelta:
+    """`value` as a positive `timedelta` whose end, counted from now, is a date.
+
+    Lifetimes and durations become an expiry (`now + value`): a huge one would overflow
+    `datetime` (a raw `OverflowError`), so it is the caller's error here, before any I/O.
+
+    Raises:
+        DocumentValidationError: not a timedelta, not positive, or ending after year 9999.
+    """
+    if not isinstance(value, timedelta):
+        raise DocumentValidationError(
+            f"{name} must be a timedelta, got {type(value).__name__}", fields=(name,)
+        )
+    if value <= timedelta(0):
+        raise DocumentValidationError(f"{name} must be positive, got {value}", fields=(name,))
+    # A day short of the end of the calendar: the expiry is computed a moment later.
+    if value > datetime.max - utcnow().replace(tzinfo=None) - timedelta(days=1):
+        raise DocumentValidationError(f"{name} ends after year 9999: {value}", fields=(name,))
+    return value
 
 
 def _encode_cursor(values: list[Any]) -> str:

@@ -1,11 +1,12 @@
-"""Every failure reaches the caller as a `CaasDataError`: what BSON cannot encode, and integers
-beyond what the server stores, are the caller's `DocumentValidationError`, never a raw one.
+"""Every failure reaches the caller as a `CaasDataError`: what BSON cannot encode, integers
+beyond what the server stores and durations beyond the calendar are the caller's
+`DocumentValidationError`, never a raw `InvalidDocument`, `OverflowError` or `DocumentTooLarge`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ from bson.errors import InvalidDocument
 from pymongo.errors import DocumentTooLarge
 
 from caas_data import (
+    ApiKeyRepository,
+    BlockedIpRepository,
     ConversationRepository,
     CounterRepository,
     DataLayer,
@@ -27,6 +30,7 @@ from caas_data import (
     TenantSettingsRepository,
     User,
     UserRepository,
+    UserSessionRepository,
     tenant_scope,
 )
 from caas_data.errors import translate_driver_errors
@@ -120,7 +124,7 @@ async def test_a_message_over_16_mb_is_refused(
         assert (await messages.history(chat.id)).items == []
 
 
-# -- integers with a 64-bit limit, checked before any I/O ----------------------------------
+# -- integers with a 64-bit limit, and durations, checked before any I/O ---------------------
 
 BAD_INTS = [10**30, INT64_MAX + 1, -1, True]
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -167,6 +171,18 @@ BOUNDED: dict[str, tuple[str, Call]] = {
             User.model_construct(id=NOWHERE, tenant_id="nobody", version=v), display_name="x"
         ),
     ),
+    "issue.expires_in": (
+        "expires_in",
+        lambda layer, v: layer.repo(ApiKeyRepository).issue("k", expires_in=v),
+    ),
+    "start.lifetime": (
+        "lifetime",
+        lambda layer, v: layer.repo(UserSessionRepository).start(NOWHERE, "t", lifetime=v),
+    ),
+    "block.duration": (
+        "duration",
+        lambda layer, v: layer.repo(BlockedIpRepository).block("10.0.0.0/8", duration=v),
+    ),
     "find.limit": ("limit", lambda layer, v: layer.repo(UserRepository).find(limit=v)),
     "inbox.limit": (
         "limit",
@@ -206,9 +222,27 @@ BOUNDED: dict[str, tuple[str, Call]] = {
 }
 
 
-@pytest.mark.parametrize("value", BAD_INTS, ids=["1e30", "int64+1", "-1", "True"])
-@pytest.mark.parametrize("call", list(BOUNDED), ids=list(BOUNDED))
-async def test_integer_inputs_are_bounded_before_io(
+DURATIONS = ("issue.expires_in", "start.lifetime", "block.duration")
+# Durations become an expiry, now + duration: past year 9999 that is a raw OverflowError.
+BAD_DURATIONS = [
+    timedelta.max,
+    timedelta(days=3_000_000),
+    timedelta(0),
+    -timedelta(seconds=1),
+    3600,
+]
+
+
+def _bad_inputs() -> list[Any]:
+    cases = []
+    for call in BOUNDED:
+        values = BAD_DURATIONS if call in DURATIONS else BAD_INTS
+        cases += [pytest.param(call, value, id=f"{call}-{value!r}") for value in values]
+    return cases
+
+
+@pytest.mark.parametrize(("call", "value"), _bad_inputs())
+async def test_bounded_inputs_are_checked_before_io(
     caas_layer: DataLayer, call: str, value: Any
 ) -> None:
     field, run = BOUNDED[call]
