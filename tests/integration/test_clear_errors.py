@@ -94,6 +94,10 @@ async def test_unencodable_documents_are_validation_errors(
             key, value = next(iter(metadata.items()))
             with pytest.raises(DocumentValidationError, match=words):
                 await users.update_many({}, {"$set": {"metadata": {key: value}}})
+        # Beanie's API on the layer's documents takes the same path (cursor iteration, as in
+        # `User.find(...).to_list()`, is translated by the guard's cursor wrapping, not here).
+        with pytest.raises(DocumentValidationError, match="64 bits"):
+            await User(external_id="beanie", display_name="b", metadata={"n": 2**70}).insert()
         # In a filter, the same values are refused too (reads and counts).
         with pytest.raises(DocumentValidationError, match="64 bits"):
             await users.find({"metadata.n": 2**70})
