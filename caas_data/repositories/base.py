@@ -216,6 +216,12 @@ class Repository(Generic[D]):
         )
 
     def _stored_field(self, name: str) -> str:
+        if type(name) is not str:  # a str subclass could answer split() differently
+            raise DocumentValidationError(
+                f"field names are strings, got {type(name).__name__}",
+                fields=(str(name)[:100],),
+                document_type=self.document_type,
+            )
         root = name.split(".", 1)[0]
         stored = self._fields.get(root)
         if stored is None:
@@ -264,7 +270,7 @@ class Repository(Generic[D]):
             )
         result = dict(query.items())
         for key in result:
-            if not key.startswith("$"):
+            if type(key) is not str or not key.startswith("$"):
                 self._stored_field(key)
         return result
 

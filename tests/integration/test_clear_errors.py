@@ -105,6 +105,12 @@ async def test_unencodable_documents_are_validation_errors(
             await users.count({"metadata.n": 2**70})
         with pytest.raises(DocumentValidationError, match="NULL"):
             await users.exists({"metadata": {"a\x00": 1}})
+        # A key that is no string is named, not an AttributeError.
+        for bad in ({1: "x"}, {None: 1}):
+            with pytest.raises(DocumentValidationError, match="field names are strings"):
+                await users.find(bad)  # type: ignore[arg-type]
+            with pytest.raises(DocumentValidationError, match="field names are strings"):
+                await users.update_many({}, bad)  # type: ignore[arg-type]
         # Nothing was written; the stored user is untouched and still readable.
         assert await users.count() == 1
         assert (await users.get(kept.id)).version == 0
