@@ -16,7 +16,9 @@ CaasDataError
 │   ├── NotFoundError
 │   ├── DuplicateError            a unique key is taken (possibly by a soft-deleted document)
 │   ├── VersionConflict           the `__v` the caller read is stale
-│   └── DocumentValidationError   also a ValueError; wraps pydantic's error, names the field
+│   └── DocumentValidationError   also a ValueError; wraps pydantic's error, names the field;
+│                                 also what BSON cannot encode (over 16 MB, NUL in a key,
+│                                 an int beyond 64 bits, an unencodable type)
 └── RetryableError                network errors and timeouts: the caller may try again
 ```
 
@@ -28,9 +30,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import TracebackType
 from typing import Any
 
 import pydantic
+from bson import errors as bson_errors
 from pymongo import errors as pymongo_errors
 
 __all__ = [
@@ -225,11 +229,36 @@ def _duplicate_key(error: pymongo_errors.DuplicateKeyError) -> dict[str, Any]:
     return dict(key) if isinstance(key, dict) else {}
 
 
+# What the caller handed in and BSON cannot encode (DocumentTooLarge is an InvalidDocument).
+_UNENCODABLE = (bson_errors.InvalidDocument, bson_errors.InvalidStringData, bson_errors.InvalidId)
+
+# The packages whose code encodes documents: an OverflowError raised there is an int that BSON
+# cannot hold; one raised anywhere else is a bug of its own and keeps its type.
+_ENCODER_PACKAGES = frozenset({"bson", "pymongo"})
+
+
+def _raised_by_encoder(error: BaseException) -> bool:
+    """Whether the innermost frame of `error` is the driver's (the C encoder's caller)."""
+    traceback: TracebackType | None = error.__traceback__
+    frame = None
+    while traceback is not None:
+        frame = traceback.tb_frame
+        traceback = traceback.tb_next
+    if frame is None:
+        return False
+    module = str(frame.f_globals.get("__name__", ""))
+    return module.split(".", 1)[0] in _ENCODER_PACKAGES
+
+
 @contextmanager
 def translate_driver_errors(
     *, tenant_id: str | None = None, document_type: type[Any] | None = None
 ) -> Iterator[None]:
-    """Turn PyMongo and pydantic errors into this tree, keeping the original as the cause."""
+    """Turn PyMongo, BSON and pydantic errors into this tree, keeping the original as the cause.
+
+    What BSON cannot encode (`DocumentTooLarge`, `InvalidDocument`, an `OverflowError` raised
+    by the encoder) is the caller's input, so it becomes a `DocumentValidationError`.
+    """
     context: dict[str, Any] = {"tenant_id": tenant_id, "document_type": document_type}
     try:
         yield
@@ -237,6 +266,23 @@ def translate_driver_errors(
         raise
     except pydantic.ValidationError as exc:
         raise DocumentValidationError.from_pydantic(exc, **context) from exc
+    except _UNENCODABLE as exc:
+        # Before the PyMongoError branch: DocumentTooLarge is both. Nothing was sent.
+        if isinstance(exc, pymongo_errors.DocumentTooLarge):
+            what = "document over the 16 MB BSON limit"
+        else:
+            what = "document not encodable as BSON"
+        raise DocumentValidationError(f"{what}: {exc}", driver_error=exc, **context) from exc
+    except OverflowError as exc:
+        if not _raised_by_encoder(exc):
+            raise
+        raise DocumentValidationError(
+            f"document not encodable as BSON: an integer beyond 64 bits ({exc})",
+            driver_error=exc,
+            **context,
+        ) from exc
+    except bson_errors.BSONError as exc:
+        raise RepositoryError(f"BSON error: {exc}", driver_error=exc, **context) from exc
     except pymongo_errors.DuplicateKeyError as exc:
         key = _duplicate_key(exc)
         raise DuplicateError(

@@ -17,17 +17,22 @@ async def get_user(user_id: str, response: Response,
 
 Every handler behind a tenant dependency runs inside `tenant_scope(...)`; a request with no
 tenant gets 401, an unknown one 403, and none runs outside a scope.
+
+No input answers 500: the layer's errors, FastAPI's request validation and `HTTPException`s
+all answer with one body, `{"detail": "<what went wrong>", ...}` (422s add `"fields"`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Header, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from caas_data.engine.layer import DataLayer, connect
@@ -44,7 +49,7 @@ from caas_data.errors import (
     TenantNotFound,
     VersionConflict,
 )
-from caas_data.repositories.base import Repository
+from caas_data.repositories.base import INT64_MAX, Repository
 from caas_data.tenancy.context import tenant_scope
 from caas_data.tenancy.ids import validate_tenant_id
 
@@ -229,21 +234,27 @@ def set_etag(response: Response, document: Any) -> None:
     response.headers["ETag"] = f'"{document.version}"'
 
 
+# The ETags `set_etag` sends, `"<version>"`, also weakened by a proxy (`W/"3"`) or unquoted
+# by a careless client: ASCII digits only (`str.isdigit` accepts "²", which `int` refuses),
+# at most 19 of them (an int64), so nothing here can raise.
+_VERSION_ETAG = re.compile(r'(?:W/)?"([0-9]{1,19})"|([0-9]{1,19})')
+
+
 def if_match_version(if_match: str | None = Header(default=None)) -> int:
     """Dependency for writes: the version the client read, from `If-Match`.
 
-    428 without the header (a write without a version could lose someone's update); 412 when
-    it is not a version this API issued.
+    428 without the header, or with `If-Match: *` (it asks only that the resource exist: a
+    write without a version could lose someone's update). 412 when the header names no
+    version this API issued (RFC 9110: no listed tag matches the current one), including
+    malformed values and numbers beyond an int64.
     """
-    if if_match is None:
+    if if_match is None or if_match.strip() == "*":
         raise HTTPException(428, "If-Match header required: send the ETag you read")
-    value = if_match.strip()
-    if value.startswith("W/"):
-        value = value[2:]
-    value = value.strip('"')
-    if not value.isdigit():
+    match = _VERSION_ETAG.fullmatch(if_match.strip())
+    version = int(match.group(1) or match.group(2)) if match is not None else -1
+    if not 0 <= version <= INT64_MAX:
         raise HTTPException(412, "If-Match does not name a version of this resource")
-    return int(value)
+    return version
 
 
 def require_version(document: Any, expected: int) -> None:
@@ -289,16 +300,34 @@ def _to_response(exc: CaasDataError) -> JSONResponse:
     return _problem(500, "internal error")
 
 
+def _request_problem(exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 in the layer's body: a sentence and the fields, never the input back."""
+    fields: list[str] = []
+    details: list[str] = []
+    for error in exc.errors():
+        location = [str(part) for part in error.get("loc", ())]
+        # ("query", "before"), ("body", "seq"), ("header", "if-match"): the name is the rest.
+        name = ".".join(location[1:]) or ".".join(location) or "request"
+        fields.append(name)
+        details.append(f"{name}: {error.get('msg', 'invalid')}")
+    return _problem(422, f"invalid request: {'; '.join(details)}", fields=fields)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Map the layer's errors to HTTP statuses; other exceptions become a bare 500."""
+    """Map the layer's errors and bad requests to HTTP statuses; anything else is a bare 500."""
 
     async def on_caas_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, CaasDataError)
         return _to_response(exc)
+
+    async def on_bad_request(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return _request_problem(exc)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.error("unhandled error", exc_info=exc)
         return _problem(500, "internal error")
 
     app.add_exception_handler(CaasDataError, on_caas_error)
+    app.add_exception_handler(RequestValidationError, on_bad_request)
     app.add_exception_handler(Exception, on_unexpected)

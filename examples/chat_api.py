@@ -67,6 +67,7 @@ from caas_data.fastapi import (
     repository,
     tenant_from_trusted_header,
 )
+from caas_data.repositories import INT64_MAX
 from caas_data.repositories.saas.messaging import ReactionCount
 
 TENANT_HEADER = "X-Tenant-ID"
@@ -472,8 +473,13 @@ def create_app(
     @router.get("/conversations/{conversation_id}/messages")
     async def history(
         conversation_id: str,
-        before: int | None = Query(default=None, description="Older than this seq."),
-        after: int | None = Query(default=None, description="Newer than this seq."),
+        # Seqs are int64 on the server: a cursor outside 0..2**63-1 is the caller's 422.
+        before: int | None = Query(
+            default=None, ge=0, le=INT64_MAX, description="Older than this seq."
+        ),
+        after: int | None = Query(
+            default=None, ge=0, le=INT64_MAX, description="Newer than this seq."
+        ),
         limit: int = Query(default=50, ge=1, le=200),
         me: User = me_dep,
         conversations: ConversationRepository = conversations_dep,

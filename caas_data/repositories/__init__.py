@@ -13,7 +13,14 @@ from caas_data.repositories.audit import (
     AuditLogRepository,
     ChainReport,
 )
-from caas_data.repositories.base import Page, Repository, SortSpec
+from caas_data.repositories.base import (
+    INT64_MAX,
+    Page,
+    Repository,
+    SortSpec,
+    check_duration,
+    check_int,
+)
 from caas_data.repositories.billing import (
     PaymentMethodRepository,
     PlanRepository,
@@ -71,6 +78,7 @@ from caas_data.repositories.security import (
 )
 
 __all__ = [
+    "INT64_MAX",
     "ApiKeyPrincipal",
     "ApiKeyRepository",
     "ApplicationRepository",
@@ -112,4 +120,6 @@ __all__ = [
     "UserRelationshipRepository",
     "UserRepository",
     "UserSessionRepository",
+    "check_duration",
+    "check_int",
 ]

@@ -30,7 +30,7 @@ from caas_data.engine.indexes import declared_indexes
 from caas_data.engine.registry import spec_of
 from caas_data.engine.writes import dump_document
 from caas_data.errors import DocumentValidationError, translate_driver_errors
-from caas_data.repositories.base import Repository
+from caas_data.repositories.base import Repository, check_int
 
 if TYPE_CHECKING:
     from caas_data.engine.layer import DataLayer
@@ -225,6 +225,8 @@ class EventRepository(Repository[Event]):
 
     async def purge_older_than(self, cutoff: datetime, *, limit: int | None = None) -> int:
         """Retention before the TTL gets to it: delete events created before `cutoff`."""
+        if limit is not None:
+            check_int("limit", limit, minimum=1, document_type=Event)
         return await self.collection().delete_older_than(cutoff, limit=limit)
 
 

@@ -33,6 +33,7 @@ from caas_data.documents.base import utcnow
 from caas_data.documents.platform import ApiKey, Application
 from caas_data.errors import DocumentValidationError, NotFoundError, VersionConflict
 from caas_data.repositories.audit import AuditedRepository
+from caas_data.repositories.base import check_duration
 from caas_data.repositories.owned import owned_scope, scope_tenant
 
 __all__ = [
@@ -128,9 +129,9 @@ class ApiKeyRepository(AuditedRepository[ApiKey]):
             NotFoundError: `application_id` is not an application of this tenant.
             DocumentValidationError: a scope or the lifetime is invalid.
         """
+        if expires_in is not None:
+            check_duration("expires_in", expires_in)
         tenant = scope_tenant(tenant_id)
-        if expires_in is not None and expires_in <= timedelta(0):
-            raise DocumentValidationError("expires_in must be positive", fields=("expires_in",))
         async with owned_scope(self._layer, tenant):
             app_id = None
             if application_id is not None:

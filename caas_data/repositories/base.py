@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 import bson
@@ -40,7 +41,7 @@ from caas_data.errors import (
 if TYPE_CHECKING:
     from caas_data.engine.layer import DataLayer
 
-__all__ = ["Page", "Repository", "SortSpec"]
+__all__ = ["INT64_MAX", "Page", "Repository", "SortSpec", "check_duration", "check_int"]
 
 D = TypeVar("D", bound=BaseDocument)
 SortSpec = str | Sequence[str | tuple[str, int]]
@@ -52,6 +53,42 @@ _PROTECTED_FIELDS = frozenset(
 )  # fmt: skip
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+INT64_MAX = 2**63 - 1
+"""The largest integer BSON stores (int64): seqs, versions and counts stay within it."""
+
+
+def check_int(
+    name: str,
+    value: object,
+    *,
+    minimum: int = 0,
+    maximum: int = INT64_MAX,
+    document_type: type[Any] | None = None,
+) -> int:
+    """`value` as an int within [minimum, maximum], checked before any I/O.
+
+    Seqs, versions, limits and counts are int64 on the server: a bigger Python int would fail
+    in the driver's encoder, a bool is not a count, so both are the caller's error here.
+
+    Raises:
+        DocumentValidationError: not an int (or a bool), or out of range; `fields` is `(name,)`.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DocumentValidationError(
+            f"{name} must be an integer, got {type(value).__name__}",
+            fields=(name,),
+            document_type=document_type,
+        )
+    if not minimum <= value <= maximum:
+        shown = (
+            repr(value) if value.bit_length() <= 64 else f"an integer of {len(str(value))} digits"
+        )
+        raise DocumentValidationError(
+            f"{name} must be between {minimum} and {maximum}, got {shown}",
+            fields=(name,),
+            document_type=document_type,
+        )
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +103,27 @@ class Page(Generic[D]):
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+def check_duration(name: str, value: object) -> timedelta:
+    """`value` as a positive `timedelta` whose end, counted from now, is a date.
+
+    Lifetimes and durations become an expiry (`now + value`): a huge one would overflow
+    `datetime` (a raw `OverflowError`), so it is the caller's error here, before any I/O.
+
+    Raises:
+        DocumentValidationError: not a timedelta, not positive, or ending after year 9999.
+    """
+    if not isinstance(value, timedelta):
+        raise DocumentValidationError(
+            f"{name} must be a timedelta, got {type(value).__name__}", fields=(name,)
+        )
+    if value <= timedelta(0):
+        raise DocumentValidationError(f"{name} must be positive, got {value}", fields=(name,))
+    # A day short of the end of the calendar: the expiry is computed a moment later.
+    if value > datetime.max - utcnow().replace(tzinfo=None) - timedelta(days=1):
+        raise DocumentValidationError(f"{name} ends after year 9999: {value}", fields=(name,))
+    return value
 
 
 def _encode_cursor(values: list[Any]) -> str:
@@ -158,6 +216,12 @@ class Repository(Generic[D]):
         )
 
     def _stored_field(self, name: str) -> str:
+        if type(name) is not str:  # a str subclass could answer split() differently
+            raise DocumentValidationError(
+                f"field names are strings, got {type(name).__name__}",
+                fields=(str(name)[:100],),
+                document_type=self.document_type,
+            )
         root = name.split(".", 1)[0]
         stored = self._fields.get(root)
         if stored is None:
@@ -206,7 +270,7 @@ class Repository(Generic[D]):
             )
         result = dict(query.items())
         for key in result:
-            if not key.startswith("$"):
+            if type(key) is not str or not key.startswith("$"):
                 self._stored_field(key)
         return result
 
@@ -261,10 +325,7 @@ class Repository(Generic[D]):
             after: the `next_cursor` of the previous page.
             include_deleted: also return soft-deleted documents.
         """
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise DocumentValidationError(
-                f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}", fields=("limit",)
-            )
+        check_int("limit", limit, minimum=1, maximum=MAX_PAGE_SIZE)
         keys = self._sort(sort)
         query = self._check_filter(filter)
         if after is not None:
@@ -385,14 +446,19 @@ class Repository(Generic[D]):
             NotFoundError: it was deleted meanwhile.
             DocumentValidationError: a change does not fit the schema.
         """
-        return await self._apply_update(document, changes, self.collection())
+        return await self._apply_update(document, changes)
 
     async def _apply_update(
-        self, document: D, changes: Mapping[str, Any], collection: GuardedCollection
+        self, document: D, changes: Mapping[str, Any], *, privileged: bool = False
     ) -> D:
-        """`update` through `collection` (the layer's own writes pass a privileged one)."""
+        """`update`; `privileged` for the layer's own writes of fields it guards."""
+        expected = check_int(
+            "version", getattr(document, "version", 0), document_type=self.document_type
+        )
         updated, set_fields = self._changes(document, dict(changes))
-        expected = getattr(document, "version", 0)
+        collection = self.collection()
+        if privileged:
+            collection = collection._privileged()
         now = utcnow()
         result = await collection.update_one(
             {"_id": document.id, "__v": expected}, {"$set": set_fields}, stamp_time=now

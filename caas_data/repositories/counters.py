@@ -9,7 +9,7 @@ from pymongo import ReturnDocument
 
 from caas_data.documents.counters import Counter, OwnedCounter
 from caas_data.errors import DocumentValidationError, DuplicateError, RepositoryError
-from caas_data.repositories.base import Repository
+from caas_data.repositories.base import Repository, check_int
 
 __all__ = ["CounterRepository", "OwnedCounterRepository", "SequenceRepository"]
 
@@ -25,8 +25,7 @@ class SequenceRepository(Repository[C]):
 
     async def allocate(self, key: str, count: int = 1) -> int:
         """Reserve `count` consecutive numbers for `key`; returns the last one (from 1)."""
-        if count < 1:
-            raise DocumentValidationError("count must be at least 1", fields=("count",))
+        check_int("count", count, minimum=1)
         if not key:
             raise DocumentValidationError("a counter needs a key", fields=("key",))
         # Counters are protected fields: only this method moves them.

@@ -14,7 +14,7 @@ from caas_data.documents.base import utcnow
 from caas_data.documents.billing import Invoice, InvoiceLine, InvoiceStatus
 from caas_data.engine.writes import raise_write_miss
 from caas_data.errors import DocumentValidationError, NotFoundError
-from caas_data.repositories.base import Repository
+from caas_data.repositories.base import Repository, check_int
 from caas_data.repositories.counters import OwnedCounterRepository
 from caas_data.repositories.owned import owned_scope, serialized_transaction
 
@@ -178,6 +178,7 @@ class InvoiceRepository(Repository[Invoice]):
 
     async def get_by_number(self, number: int) -> Invoice:
         """The scope's invoice with this number; `NotFoundError` if none."""
+        check_int("number", number, minimum=1, document_type=Invoice)
         found = await self.find_one({"number": number})
         if found is None:
             raise NotFoundError(f"no invoice number {number}", document_type=Invoice)

@@ -86,7 +86,7 @@ class SaasClientRepository(AuditedRepository[SaasClient]):
             client = await self.get_by_tenant_id(tenant_id)
             # The directory is read-only to tenant scopes; these audited transitions are the
             # layer's own writes (the generic `update` stays refused there).
-            return await self._apply_update(client, changes, self.collection()._privileged())
+            return await self._apply_update(client, changes, privileged=True)
 
         async with owned_scope(self._layer, tenant_id):
             try:

@@ -28,7 +28,7 @@ from caas_data.documents.security import (
 )
 from caas_data.errors import DocumentValidationError, NotFoundError
 from caas_data.repositories.audit import AuditedRepository
-from caas_data.repositories.base import Repository
+from caas_data.repositories.base import Repository, check_duration
 from caas_data.repositories.owned import owned_scope, scope_tenant
 from caas_data.tenancy.ids import validate_tenant_id
 
@@ -141,8 +141,8 @@ class BlockedIpRepository(_IpRuleRepository[BlockedIp]):
 
         Blocking an already blocked network replaces its reason and expiry.
         """
-        if duration is not None and duration <= timedelta(0):
-            raise DocumentValidationError("duration must be positive", fields=("duration",))
+        if duration is not None:
+            check_duration("duration", duration)
         expires_at = None if duration is None else utcnow() + duration
         normalised = _cidr(cidr)
         fields = {"reason": reason, "expires_at": expires_at}

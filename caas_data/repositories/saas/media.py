@@ -18,7 +18,7 @@ from caas_data.documents.saas.media import (
     ScanStatus,
 )
 from caas_data.errors import DocumentValidationError, DuplicateError, NotFoundError
-from caas_data.repositories.base import Page, Repository
+from caas_data.repositories.base import Page, Repository, check_int
 from caas_data.repositories.saas.settings import TenantSettingsRepository
 
 __all__ = ["MediaFileRepository", "MediaMetadataRepository", "PostRepository"]
@@ -50,6 +50,8 @@ class MediaFileRepository(Repository[MediaFile]):
                 positive or over the limit, checksum not SHA-256 hex...); `fields` names it.
             DuplicateError: `storage_key` is already registered.
         """
+        if max_bytes is not None:
+            check_int("max_bytes", max_bytes, minimum=1, document_type=MediaFile)
         new = self._validate(
             {
                 "name": name,
@@ -64,10 +66,6 @@ class MediaFileRepository(Repository[MediaFile]):
         if max_bytes is None:
             settings = await self.layer.repo(TenantSettingsRepository).get_settings()
             max_bytes = settings.limits.max_file_bytes
-        elif isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
-            raise DocumentValidationError(
-                f"max_bytes must be a positive integer, got {max_bytes!r}", fields=("max_bytes",)
-            )
         if new.size_bytes > max_bytes:
             raise DocumentValidationError(
                 f"size_bytes: {new.size_bytes} bytes is over the limit of {max_bytes} bytes",

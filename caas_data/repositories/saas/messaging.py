@@ -46,7 +46,12 @@ from caas_data.errors import (
     NotFoundError,
     RetryableError,
 )
-from caas_data.repositories.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Repository
+from caas_data.repositories.base import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    Repository,
+    check_int,
+)
 from caas_data.repositories.counters import CounterRepository
 from caas_data.repositories.saas.search import search_terms
 
@@ -141,24 +146,10 @@ def _object_ids(values: Iterable[Any], name: str) -> list[PydanticObjectId]:
     return [_object_id(value, name) for value in values]
 
 
-def _check_seq(value: Any, name: str) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise DocumentValidationError(
-            f"{name} must be a seq (an int), got {value!r}", fields=(name,)
-        )
-
-
 def _stored_id(document: Any) -> PydanticObjectId:
     """The id of a document read from the database (always set)."""
     assert document.id is not None, "document was never stored"
     return PydanticObjectId(document.id)
-
-
-def _check_limit(limit: int, maximum: int = MAX_PAGE_SIZE, name: str = "limit") -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= maximum:
-        raise DocumentValidationError(
-            f"{name} must be between 1 and {maximum}, got {limit!r}", fields=(name,)
-        )
 
 
 async def _upsert(
@@ -588,8 +579,9 @@ class MessageRepository(Repository[Message]):
             raise DocumentValidationError(
                 "give before= or after=, not both", fields=("before", "after")
             )
-        _check_seq(before, "before")
-        _check_seq(after, "after")
+        for name, seq in (("before", before), ("after", after)):
+            if seq is not None:
+                check_int(name, seq)
         query: dict[str, Any] = {"conversation_id": _object_id(conversation_id, "conversation_id")}
         if before is not None:
             query["seq"] = {"$lt": before}
@@ -611,7 +603,7 @@ class MessageRepository(Repository[Message]):
         Served by the index `{tenant_id, conversation_id, seq}` (see `explain_history`).
         Deleted messages stay in place as tombstones, except for their sender (`viewer_id`).
         """
-        _check_limit(limit)
+        check_int("limit", limit, minimum=1, maximum=MAX_PAGE_SIZE)
         query, sort = self._history_query(conversation_id, before, after)
         return await self._seq_page(query, sort, limit, viewer_id)
 
@@ -624,8 +616,9 @@ class MessageRepository(Repository[Message]):
         viewer_id: PydanticObjectId | None = None,
     ) -> HistoryPage:
         """Replies in a thread, oldest first, from just after `after` (a `seq`)."""
-        _check_limit(limit)
-        _check_seq(after, "after")
+        check_int("limit", limit, minimum=1, maximum=MAX_PAGE_SIZE)
+        if after is not None:
+            check_int("after", after)
         root = _object_id(thread_root_id, "thread_root_id")
         query: dict[str, Any] = {"thread_root_id": _typed(root, "objectId")}
         if after is not None:
@@ -656,6 +649,7 @@ class MessageRepository(Repository[Message]):
         limit: int = DEFAULT_PAGE_SIZE,
     ) -> dict[str, Any]:
         """The server's plan for the query `history()` sends (diagnostics, index checks)."""
+        check_int("limit", limit, minimum=1, maximum=MAX_PAGE_SIZE)
         query, sort = self._history_query(conversation_id, before, after)
         collection = self.collection(include_deleted=True)
         with self._errors(collection):
@@ -797,7 +791,7 @@ class MessageRepository(Repository[Message]):
         """
         if cutoff.tzinfo is None:
             raise DocumentValidationError("cutoff must be timezone-aware", fields=("cutoff",))
-        _check_limit(batch_size, 10_000, "batch_size")
+        check_int("batch_size", batch_size, minimum=1, maximum=10_000)
         collection = self.collection(include_deleted=True)
         total = 0
         while True:
@@ -840,9 +834,7 @@ class ReadReceiptRepository(Repository[ReadReceipt]):
             DocumentValidationError: a negative seq, or the user is not a participant.
             NotFoundError: no such conversation.
         """
-        _check_seq(seq, "seq")
-        if seq is None or seq < 0:
-            raise DocumentValidationError(f"seq must be >= 0, got {seq!r}", fields=("seq",))
+        check_int("seq", seq)
         conversations = self.layer.repo(ConversationRepository)
         conversation = await conversations.require_participant(conversation_id, user_id)
         return await self.advance(
@@ -855,6 +847,7 @@ class ReadReceiptRepository(Repository[ReadReceipt]):
         self, conversation_id: PydanticObjectId, user_id: PydanticObjectId, seq: int
     ) -> ReadReceipt:
         """Move the watermark to `seq` if that is further; no membership check (`mark_read`)."""
+        check_int("seq", seq)
         raw = await _upsert(
             self.collection(),
             {"conversation_id": conversation_id, "user_id": user_id},
@@ -888,6 +881,7 @@ class ReadReceiptRepository(Repository[ReadReceipt]):
 
     async def readers(self, conversation_id: PydanticObjectId, seq: int) -> list[PydanticObjectId]:
         """Users who have read the conversation up to at least `seq` (for read ticks)."""
+        check_int("seq", seq)
         collection = self.collection()
         with self._errors(collection):
             raws = await collection.find(
@@ -965,7 +959,7 @@ class ReactionRepository(Repository[Reaction]):
         ids = _object_ids(message_ids, "message_ids")
         if not ids:
             return {}
-        _check_limit(len(ids), MAX_PAGE_SIZE, "message_ids")
+        check_int("message_ids", len(ids), minimum=1, maximum=MAX_PAGE_SIZE)
         pipeline = [
             {"$match": {"message_id": {"$in": ids}}},
             {

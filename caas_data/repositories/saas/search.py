@@ -24,7 +24,7 @@ from pymongo.errors import OperationFailure
 
 from caas_data.documents.saas.messaging import Message
 from caas_data.errors import DocumentValidationError, translate_driver_errors
-from caas_data.repositories.base import Repository, _decode_cursor, _encode_cursor
+from caas_data.repositories.base import Repository, _decode_cursor, _encode_cursor, check_int
 
 if TYPE_CHECKING:
     from caas_data.engine.layer import DataLayer
@@ -121,8 +121,7 @@ class MessageSearchRepository(Repository[Message]):
         Raises:
             DocumentValidationError: the query has no searchable word, or a bad limit/cursor.
         """
-        if not 1 <= limit <= 100:
-            raise DocumentValidationError("limit must be between 1 and 100", fields=("limit",))
+        check_int("limit", limit, minimum=1, maximum=100)
         terms = search_terms(query)
         if not terms:
             raise DocumentValidationError(

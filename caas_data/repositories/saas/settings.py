@@ -16,7 +16,7 @@ from caas_data.documents.saas.settings import (
     TenantSettings,
 )
 from caas_data.errors import DocumentValidationError, DuplicateError, NotFoundError, VersionConflict
-from caas_data.repositories.base import Repository
+from caas_data.repositories.base import Repository, check_int
 
 __all__ = ["TenantSettingsRepository", "UpsertRepository"]
 
@@ -93,6 +93,8 @@ class TenantSettingsRepository(UpsertRepository[TenantSettings]):
             VersionConflict: `expected_version` is not the stored version.
         """
         name = self._section(section)
+        if expected_version is not None:
+            check_int("expected_version", expected_version, document_type=TenantSettings)
         if not isinstance(changes, Mapping) or not changes:
             raise DocumentValidationError(
                 f"no changes given for section {name!r}",

@@ -21,7 +21,7 @@ from caas_data.documents.saas.users import (
     UserSession,
 )
 from caas_data.errors import DocumentValidationError, NotFoundError
-from caas_data.repositories.base import Repository
+from caas_data.repositories.base import Repository, check_duration
 
 __all__ = [
     "UserDeviceRepository",
@@ -139,8 +139,7 @@ class UserSessionRepository(Repository[UserSession]):
         user_agent: str | None = None,
     ) -> UserSession:
         """Open a session; only the token's hash is stored."""
-        if lifetime <= timedelta(0):
-            raise DocumentValidationError("session lifetime must be positive", fields=("lifetime",))
+        check_duration("lifetime", lifetime)
         return await self.create(
             {
                 "user_id": user_id,
