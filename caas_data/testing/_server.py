@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib.util
 import os
 import shlex
 import shutil
@@ -34,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
+
+from caas_data.errors import MissingDependencyError, optional_dependency
 
 if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer
@@ -126,7 +129,9 @@ class TestServer:
             )
         atexit.register(self.stop)
         try:
-            if wanted == "testcontainers" or (wanted == "auto" and _docker_engine_available()):
+            if wanted == "testcontainers" or (
+                wanted == "auto" and _testcontainers_installed() and _docker_engine_available()
+            ):
                 self._handle = self._start_container()
             else:
                 self._handle = self._start_embedded()
@@ -168,7 +173,10 @@ class TestServer:
         """Run mongo:8.0 as a single-node replica set, for transactions and change streams."""
         # Imported here: testcontainers is a test-only extra and pulls in the docker SDK.
         # testcontainers>=4.15 home; the old ``testcontainers.mongodb`` warns on import.
-        from testcontainers.community.mongodb import MongoDbContainer
+        with optional_dependency(
+            "testcontainers", extra="test", feature=f"{ENV_SERVER_KIND}=testcontainers"
+        ):
+            from testcontainers.community.mongodb import MongoDbContainer
 
         class _ReplicaSetMongo(MongoDbContainer):
             """No root user: mongod refuses --auth with --replSet unless given a keyFile."""
@@ -298,6 +306,11 @@ def start_test_server(*, startup_timeout: float = 60.0) -> TestServer:
     return server
 
 
+def _testcontainers_installed() -> bool:
+    """Whether testcontainers can be imported: without it, "auto" falls back to embedded."""
+    return importlib.util.find_spec("testcontainers") is not None
+
+
 def _docker_engine_available() -> bool:
     """Ask the Docker CLI whether an engine answers; never hangs, never raises."""
     docker = shutil.which("docker")
@@ -324,10 +337,11 @@ def _find_embedded_executable() -> str:
     found = shutil.which(_EMBEDDED_EXE)
     if found is not None:
         return found
-    raise RuntimeError(
-        f"No Docker engine and no {_EMBEDDED_EXE} executable found. Install the embedded "
-        f"test server with: pip install 'caas-data[embedded]' "
-        f"(or set {ENV_URI} to a running MongoDB)."
+    raise MissingDependencyError(
+        "secantusdb",
+        extra="embedded",
+        feature=f"the embedded test server ({_EMBEDDED_EXE})",
+        hint=f"or set {ENV_URI} to a running MongoDB, or run a Docker engine with caas-data[test]",
     )
 
 
