@@ -13,6 +13,12 @@ explicit URI. This module only answers "which server do I test against?", in thi
 
 ``CAAS_TEST_SERVER`` (``auto``, ``testcontainers`` or ``embedded``) skips the probing when
 a particular backend is wanted, e.g. to force the embedded server on a Docker host.
+
+A started server never outlives the process that started it (a CI timeout once left one
+spinning): ``stop()`` runs at normal exit (atexit); SIGTERM and SIGHUP, when they would
+otherwise kill the process outright, first stop the servers and then end the process by the
+same signal; and a watchdog process (``_watchdog.py``) stops the embedded server when its
+owner dies in any other way, SIGKILL included.
 """
 
 from __future__ import annotations
@@ -23,14 +29,16 @@ import importlib.util
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pymongo import MongoClient
@@ -61,6 +69,11 @@ _EMBEDDED_VERSION = "0.7.0b3"
 _REPLICA_SET = "rs0"
 _DOCKER_PROBE_TIMEOUT_S = 5.0
 _PORT_IN_USE_RETRIES = 3
+_WATCHDOG = Path(__file__).with_name("_watchdog.py")
+_WATCHDOG_STAND_DOWN = b"s"
+# Signals whose default action kills the process without running atexit. SIGINT is not
+# here: Python turns it into KeyboardInterrupt, and the exit that follows runs atexit.
+_FATAL_SIGNALS = ("SIGTERM", "SIGHUP")
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,8 @@ class TestServer:
         self._process: subprocess.Popen[bytes] | None = None
         self._log_path: Path | None = None
         self._container: DockerContainer | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
+        self._owner_pid = os.getpid()
 
     @property
     def handle(self) -> ServerHandle:
@@ -104,6 +119,11 @@ class TestServer:
         if self._handle is None:
             raise RuntimeError("TestServer is not started; call start() first")
         return self._handle
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the embedded server; None for other kinds or when stopped."""
+        return None if self._process is None else self._process.pid
 
     @property
     def started(self) -> bool:
@@ -128,6 +148,9 @@ class TestServer:
                 f"${ENV_SERVER_KIND}={wanted!r}: expected 'auto', 'testcontainers' or 'embedded'"
             )
         atexit.register(self.stop)
+        self._owner_pid = os.getpid()
+        _install_signal_handlers()
+        _started.add(self)
         try:
             if wanted == "testcontainers" or (
                 wanted == "auto" and _testcontainers_installed() and _docker_engine_available()
@@ -144,7 +167,12 @@ class TestServer:
     def stop(self) -> None:
         """Stop whatever this object started; safe to call repeatedly and at exit."""
         atexit.unregister(self.stop)
+        _started.discard(self)
         self._handle = None
+        # Stand the watchdog down first: once the server is reaped its pid may be reused.
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            _stand_down(watchdog)
         process, self._process = self._process, None
         if process is not None:
             _terminate(process)
@@ -234,6 +262,7 @@ class TestServer:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
+            self._watchdog = _start_watchdog(self._process.pid)
             try:
                 self._wait_for_ping(uri)
             except _EarlyExit as err:
@@ -297,6 +326,71 @@ class _EarlyExit(RuntimeError):
     def __init__(self, message: str, log_tail: str) -> None:
         super().__init__(message)
         self.log_tail = log_tail
+
+
+# Servers started and not yet stopped; a signal handler stops those of this process.
+_started: set[TestServer] = set()
+_handlers_lock = threading.Lock()
+_handlers_installed = False
+
+
+def _install_signal_handlers() -> None:
+    """Stop the servers before a fatal signal ends the process; once, from the main thread.
+
+    Only a signal still at its default action (which would kill the process without running
+    atexit) gets a handler. A handler the application or pytest installed is left alone: it
+    decides whether the process ends, and if it ends by exiting, atexit stops the servers.
+    An ignored signal stays ignored (e.g. SIGHUP under nohup).
+    """
+    global _handlers_installed
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal.signal() works only there; the watchdog still covers this process
+    with _handlers_lock:
+        if _handlers_installed:
+            return
+        _handlers_installed = True
+        for name in _FATAL_SIGNALS:
+            signum = getattr(signal, name, None)  # SIGHUP does not exist on Windows
+            if signum is not None and signal.getsignal(signum) is signal.SIG_DFL:
+                signal.signal(signum, _stop_servers_then_die)
+
+
+def _stop_servers_then_die(signum: int, frame: FrameType | None) -> None:
+    """Stop this process's servers, then end the process by the same signal (exit 128+n)."""
+    for server in list(_started):
+        # A child forked after start() inherits the set, not the servers: leave them alone.
+        if server._owner_pid == os.getpid():
+            with contextlib.suppress(Exception):  # best effort: the process is ending anyway
+                server.stop()
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
+    os._exit(128 + signum)  # pragma: no cover - only if the default action did not end us
+
+
+def _start_watchdog(server_pid: int) -> subprocess.Popen[bytes]:
+    """Start the process that stops the server if this one dies without stopping it."""
+    # -I: the standard library only, untouched by PYTHON* variables and the current folder.
+    return subprocess.Popen(
+        [sys.executable, "-I", str(_WATCHDOG), str(server_pid)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _stand_down(watchdog: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """Tell the watchdog the owner stops the server itself, and reap it."""
+    if watchdog.stdin is not None:
+        with contextlib.suppress(OSError):  # it may already be gone: nothing to tell
+            watchdog.stdin.write(_WATCHDOG_STAND_DOWN)
+            watchdog.stdin.flush()
+        with contextlib.suppress(OSError):
+            watchdog.stdin.close()
+    try:
+        watchdog.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        watchdog.kill()
+        watchdog.wait(timeout=timeout)
 
 
 def start_test_server(*, startup_timeout: float = 60.0) -> TestServer:
