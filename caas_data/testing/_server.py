@@ -147,10 +147,7 @@ class TestServer:
             raise RuntimeError(
                 f"${ENV_SERVER_KIND}={wanted!r}: expected 'auto', 'testcontainers' or 'embedded'"
             )
-        atexit.register(self.stop)
-        self._owner_pid = os.getpid()
-        _install_signal_handlers()
-        _started.add(self)
+        self._stop_with_this_process()
         try:
             if wanted == "testcontainers" or (
                 wanted == "auto" and _testcontainers_installed() and _docker_engine_available()
@@ -183,6 +180,13 @@ class TestServer:
         log_path, self._log_path = self._log_path, None
         if log_path is not None:
             log_path.unlink(missing_ok=True)
+
+    def _stop_with_this_process(self) -> None:
+        """Make sure what `start()` is about to start ends when this process ends."""
+        atexit.register(self.stop)
+        self._owner_pid = os.getpid()
+        _install_signal_handlers()
+        _started.add(self)
 
     def __enter__(self) -> ServerHandle:
         """Start the server for the duration of a ``with`` block."""
@@ -268,7 +272,7 @@ class TestServer:
             except _EarlyExit as err:
                 if attempt < _PORT_IN_USE_RETRIES and "in use" in err.log_tail.lower():
                     self.stop()
-                    atexit.register(self.stop)
+                    self._stop_with_this_process()
                     continue
                 raise RuntimeError(str(err)) from None
             return ServerHandle(
