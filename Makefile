@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # is about 1.5x shorter than on one (measured); PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo chat-api lint test bench clean
+.PHONY: demo chat-api lint test smoke-extras bench clean
 
 demo: $(VENV)/.installed-embedded
 	$(BIN)/python examples/quickstart.py
@@ -25,6 +25,11 @@ lint: $(VENV)/.installed-dev
 # pytest exits 5 when it collected no test: like any non-zero exit, that fails the target.
 test: lint
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+
+# Each extra set alone (embedded; embedded,fastapi; embedded,security) in a fresh venv:
+# the package imports, a feature without its extra names it, and the demo runs. CI runs it.
+smoke-extras:
+	PYTHON=$(PYTHON) bash .ci/extras_smoke.sh
 
 bench: $(VENV)/.installed-dev
 	@if [ -d benchmarks ]; then \

@@ -3,6 +3,7 @@
 ```
 CaasDataError
 ├── ConfigurationError            settings missing or wrong; layer not connected
+│   └── MissingDependencyError    an optional package is absent; also an ImportError
 ├── TenancyError
 │   ├── InvalidTenantId           also a ValueError; raised before any I/O
 │   ├── TenantContextMissing      tenant data touched outside a tenant scope
@@ -43,6 +44,7 @@ __all__ = [
     "DocumentValidationError",
     "DuplicateError",
     "InvalidTenantId",
+    "MissingDependencyError",
     "NotFoundError",
     "RepositoryError",
     "RetryableError",
@@ -54,6 +56,7 @@ __all__ = [
     "TenantNotFound",
     "UnsafeOperation",
     "VersionConflict",
+    "optional_dependency",
     "translate_driver_errors",
 ]
 
@@ -86,6 +89,61 @@ class CaasDataError(Exception):
 
 class ConfigurationError(CaasDataError):
     """The layer is missing a setting or is used before `connect()`."""
+
+
+class MissingDependencyError(ConfigurationError, ImportError):
+    """A feature needs an optional package that is not installed; names the extra to install.
+
+    Also an `ImportError`, so `import caas_data.fastapi` without FastAPI fails the way Python
+    code expects an absent optional dependency to fail.
+
+    Attributes:
+        package: The import name that is missing (``argon2``).
+        extra: The caas-data extra that installs it (``security``).
+    """
+
+    def __init__(self, package: str, *, extra: str, feature: str, hint: str = "") -> None:
+        super().__init__(
+            f"{feature} needs the optional package {package!r}, which is not installed: "
+            f"pip install 'caas-data[{extra}]'" + (f" ({hint})" if hint else "")
+        )
+        self.package = package
+        self.extra = extra
+        self.name = package  # ImportError's attribute: the module that could not be imported
+
+
+@contextmanager
+def optional_dependency(package: str, *, extra: str, feature: str) -> Iterator[None]:
+    """Turn a failed import of an optional package into `MissingDependencyError`.
+
+    Wrap the import at the place that uses the package, so `import caas_data` never needs it:
+
+    ```python
+    with optional_dependency("argon2", extra="security", feature="admin passwords"):
+        from argon2 import PasswordHasher
+    ```
+    """
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        # A missing module of the package itself or of one of its own dependencies: either
+        # way, installing the extra is the fix. Any other module is a bug, not a missing extra.
+        missing = (exc.name or "").split(".")[0]
+        if missing != package.split(".")[0] and not _belongs_to(exc, package):
+            raise
+        raise MissingDependencyError(package, extra=extra, feature=feature) from exc
+
+
+def _belongs_to(error: ModuleNotFoundError, package: str) -> bool:
+    """Whether the failed import happened while importing `package` (a broken install)."""
+    tb = error.__traceback__
+    root = package.split(".")[0]
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module == root or module.startswith(root + "."):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 class TenancyError(CaasDataError):

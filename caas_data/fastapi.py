@@ -31,10 +31,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from fastapi import FastAPI, Header, HTTPException, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-
 from caas_data.engine.layer import DataLayer, connect
 from caas_data.errors import (
     CaasDataError,
@@ -48,10 +44,17 @@ from caas_data.errors import (
     TenantMismatch,
     TenantNotFound,
     VersionConflict,
+    optional_dependency,
 )
 from caas_data.repositories.base import INT64_MAX, Repository
 from caas_data.tenancy.context import tenant_scope
 from caas_data.tenancy.ids import validate_tenant_id
+
+# FastAPI comes with the `fastapi` extra: without it, importing this module says which to install.
+with optional_dependency("fastapi", extra="fastapi", feature="caas_data.fastapi"):
+    from fastapi import FastAPI, Header, HTTPException, Request, Response
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
 
 __all__ = [
     "Principal",

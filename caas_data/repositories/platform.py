@@ -9,10 +9,7 @@ import asyncio
 import functools
 import secrets
 from collections.abc import Iterable
-from typing import Any, ClassVar
-
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
+from typing import TYPE_CHECKING, Any
 
 from caas_data.documents.base import utcnow
 from caas_data.documents.platform import (
@@ -31,6 +28,7 @@ from caas_data.errors import (
     TenantMismatch,
     TenantNotFound,
     UnsafeOperation,
+    optional_dependency,
 )
 from caas_data.repositories.audit import AuditedRepository
 from caas_data.repositories.base import Repository
@@ -38,6 +36,9 @@ from caas_data.repositories.owned import owned_scope, scope_tenant
 from caas_data.tenancy.context import current_scope
 from caas_data.tenancy.ids import validate_tenant_id
 from caas_data.tenancy.tiers import Tier
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
 
 __all__ = [
     "MIN_ADMIN_PASSWORD_LENGTH",
@@ -165,6 +166,27 @@ class ApplicationRepository(Repository[Application]):
         return await self.update(application, status=ApplicationStatus(status))
 
 
+_ARGON2_FEATURE = "PlatformAdminRepository (admin password hashing)"
+
+
+@functools.cache
+def _default_password_hasher() -> PasswordHasher:
+    """argon2id with the library's recommended parameters (RFC 9106, low-memory profile)."""
+    # Imported on first use: argon2 comes with the `security` extra, and `import caas_data`
+    # must work without it.
+    with optional_dependency("argon2", extra="security", feature=_ARGON2_FEATURE):
+        from argon2 import PasswordHasher
+
+    return PasswordHasher()
+
+
+class _DefaultPasswordHasher:
+    """Class attribute that builds the default hasher on first read, not at import."""
+
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> PasswordHasher:
+        return _default_password_hasher()
+
+
 @functools.cache
 def _dummy_password_hash(hasher: PasswordHasher) -> str:
     """Verified against when the email is unknown, so both failures take the same time."""
@@ -186,16 +208,23 @@ class PlatformAdminRepository(AuditedRepository[PlatformAdmin]):
     document_type = PlatformAdmin
     audit_target = "admin"
 
-    password_hasher: ClassVar[PasswordHasher] = PasswordHasher()
-    """argon2id with the library's recommended parameters (RFC 9106, low-memory profile)."""
+    password_hasher = _DefaultPasswordHasher()
+    """argon2id with the library's recommended parameters (RFC 9106, low-memory profile).
+
+    Assign an `argon2.PasswordHasher` to the class to change them. Reading it without the
+    `security` extra raises `MissingDependencyError`.
+    """
 
     async def _hash(self, password: str) -> str:
         # argon2 takes tens of milliseconds of CPU on purpose: keep it off the event loop.
         return await asyncio.to_thread(self.password_hasher.hash, password)
 
     async def _verify(self, password_hash: str, password: str) -> bool:
+        hasher = self.password_hasher  # first: a missing `security` extra is named as such
+        from argon2.exceptions import InvalidHashError, VerificationError
+
         try:
-            return await asyncio.to_thread(self.password_hasher.verify, password_hash, password)
+            return await asyncio.to_thread(hasher.verify, password_hash, password)
         except (VerificationError, InvalidHashError):
             return False
 

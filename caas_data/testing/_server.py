@@ -13,27 +13,38 @@ explicit URI. This module only answers "which server do I test against?", in thi
 
 ``CAAS_TEST_SERVER`` (``auto``, ``testcontainers`` or ``embedded``) skips the probing when
 a particular backend is wanted, e.g. to force the embedded server on a Docker host.
+
+A started server never outlives the process that started it (a CI timeout once left one
+spinning): ``stop()`` runs at normal exit (atexit); SIGTERM and SIGHUP, when they would
+otherwise kill the process outright, first stop the servers and then end the process by the
+same signal; and a watchdog process (``_watchdog.py``) stops the embedded server when its
+owner dies in any other way, SIGKILL included.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib.util
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
+
+from caas_data.errors import MissingDependencyError, optional_dependency
 
 if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer
@@ -58,6 +69,11 @@ _EMBEDDED_VERSION = "0.7.0b3"
 _REPLICA_SET = "rs0"
 _DOCKER_PROBE_TIMEOUT_S = 5.0
 _PORT_IN_USE_RETRIES = 3
+_WATCHDOG = Path(__file__).with_name("_watchdog.py")
+_WATCHDOG_STAND_DOWN = b"s"
+# Signals whose default action kills the process without running atexit. SIGINT is not
+# here: Python turns it into KeyboardInterrupt, and the exit that follows runs atexit.
+_FATAL_SIGNALS = ("SIGTERM", "SIGHUP")
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,8 @@ class TestServer:
         self._process: subprocess.Popen[bytes] | None = None
         self._log_path: Path | None = None
         self._container: DockerContainer | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
+        self._owner_pid = os.getpid()
 
     @property
     def handle(self) -> ServerHandle:
@@ -101,6 +119,11 @@ class TestServer:
         if self._handle is None:
             raise RuntimeError("TestServer is not started; call start() first")
         return self._handle
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the embedded server; None for other kinds or when stopped."""
+        return None if self._process is None else self._process.pid
 
     @property
     def started(self) -> bool:
@@ -124,9 +147,11 @@ class TestServer:
             raise RuntimeError(
                 f"${ENV_SERVER_KIND}={wanted!r}: expected 'auto', 'testcontainers' or 'embedded'"
             )
-        atexit.register(self.stop)
+        self._stop_with_this_process()
         try:
-            if wanted == "testcontainers" or (wanted == "auto" and _docker_engine_available()):
+            if wanted == "testcontainers" or (
+                wanted == "auto" and _testcontainers_installed() and _docker_engine_available()
+            ):
                 self._handle = self._start_container()
             else:
                 self._handle = self._start_embedded()
@@ -139,7 +164,12 @@ class TestServer:
     def stop(self) -> None:
         """Stop whatever this object started; safe to call repeatedly and at exit."""
         atexit.unregister(self.stop)
+        _started.discard(self)
         self._handle = None
+        # Stand the watchdog down first: once the server is reaped its pid may be reused.
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            _stand_down(watchdog)
         process, self._process = self._process, None
         if process is not None:
             _terminate(process)
@@ -150,6 +180,13 @@ class TestServer:
         log_path, self._log_path = self._log_path, None
         if log_path is not None:
             log_path.unlink(missing_ok=True)
+
+    def _stop_with_this_process(self) -> None:
+        """Make sure what `start()` is about to start ends when this process ends."""
+        atexit.register(self.stop)
+        self._owner_pid = os.getpid()
+        _install_signal_handlers()
+        _started.add(self)
 
     def __enter__(self) -> ServerHandle:
         """Start the server for the duration of a ``with`` block."""
@@ -168,7 +205,10 @@ class TestServer:
         """Run mongo:8.0 as a single-node replica set, for transactions and change streams."""
         # Imported here: testcontainers is a test-only extra and pulls in the docker SDK.
         # testcontainers>=4.15 home; the old ``testcontainers.mongodb`` warns on import.
-        from testcontainers.community.mongodb import MongoDbContainer
+        with optional_dependency(
+            "testcontainers", extra="test", feature=f"{ENV_SERVER_KIND}=testcontainers"
+        ):
+            from testcontainers.community.mongodb import MongoDbContainer
 
         class _ReplicaSetMongo(MongoDbContainer):
             """No root user: mongod refuses --auth with --replSet unless given a keyFile."""
@@ -226,12 +266,13 @@ class TestServer:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
+            self._watchdog = _start_watchdog(self._process.pid)
             try:
                 self._wait_for_ping(uri)
             except _EarlyExit as err:
                 if attempt < _PORT_IN_USE_RETRIES and "in use" in err.log_tail.lower():
                     self.stop()
-                    atexit.register(self.stop)
+                    self._stop_with_this_process()
                     continue
                 raise RuntimeError(str(err)) from None
             return ServerHandle(
@@ -291,11 +332,81 @@ class _EarlyExit(RuntimeError):
         self.log_tail = log_tail
 
 
+# Servers started and not yet stopped; a signal handler stops those of this process.
+_started: set[TestServer] = set()
+_handlers_lock = threading.Lock()
+_handlers_installed = False
+
+
+def _install_signal_handlers() -> None:
+    """Stop the servers before a fatal signal ends the process; once, from the main thread.
+
+    Only a signal still at its default action (which would kill the process without running
+    atexit) gets a handler. A handler the application or pytest installed is left alone: it
+    decides whether the process ends, and if it ends by exiting, atexit stops the servers.
+    An ignored signal stays ignored (e.g. SIGHUP under nohup).
+    """
+    global _handlers_installed
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal.signal() works only there; the watchdog still covers this process
+    with _handlers_lock:
+        if _handlers_installed:
+            return
+        _handlers_installed = True
+        for name in _FATAL_SIGNALS:
+            signum = getattr(signal, name, None)  # SIGHUP does not exist on Windows
+            if signum is not None and signal.getsignal(signum) is signal.SIG_DFL:
+                signal.signal(signum, _stop_servers_then_die)
+
+
+def _stop_servers_then_die(signum: int, frame: FrameType | None) -> None:
+    """Stop this process's servers, then end the process by the same signal (exit 128+n)."""
+    for server in list(_started):
+        # A child forked after start() inherits the set, not the servers: leave them alone.
+        if server._owner_pid == os.getpid():
+            with contextlib.suppress(Exception):  # best effort: the process is ending anyway
+                server.stop()
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
+    os._exit(128 + signum)  # pragma: no cover - only if the default action did not end us
+
+
+def _start_watchdog(server_pid: int) -> subprocess.Popen[bytes]:
+    """Start the process that stops the server if this one dies without stopping it."""
+    # -I: the standard library only, untouched by PYTHON* variables and the current folder.
+    return subprocess.Popen(
+        [sys.executable, "-I", str(_WATCHDOG), str(server_pid)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _stand_down(watchdog: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """Tell the watchdog the owner stops the server itself, and reap it."""
+    if watchdog.stdin is not None:
+        with contextlib.suppress(OSError):  # it may already be gone: nothing to tell
+            watchdog.stdin.write(_WATCHDOG_STAND_DOWN)
+            watchdog.stdin.flush()
+        with contextlib.suppress(OSError):
+            watchdog.stdin.close()
+    try:
+        watchdog.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        watchdog.kill()
+        watchdog.wait(timeout=timeout)
+
+
 def start_test_server(*, startup_timeout: float = 60.0) -> TestServer:
     """Return a started ``TestServer``; call ``.stop()`` on it (it also stops at exit)."""
     server = TestServer(startup_timeout=startup_timeout)
     server.start()
     return server
+
+
+def _testcontainers_installed() -> bool:
+    """Whether testcontainers can be imported: without it, "auto" falls back to embedded."""
+    return importlib.util.find_spec("testcontainers") is not None
 
 
 def _docker_engine_available() -> bool:
@@ -324,10 +435,11 @@ def _find_embedded_executable() -> str:
     found = shutil.which(_EMBEDDED_EXE)
     if found is not None:
         return found
-    raise RuntimeError(
-        f"No Docker engine and no {_EMBEDDED_EXE} executable found. Install the embedded "
-        f"test server with: pip install 'caas-data[embedded]' "
-        f"(or set {ENV_URI} to a running MongoDB)."
+    raise MissingDependencyError(
+        "secantusdb",
+        extra="embedded",
+        feature=f"the embedded test server ({_EMBEDDED_EXE})",
+        hint=f"or set {ENV_URI} to a running MongoDB, or run a Docker engine with caas-data[test]",
     )
 
 

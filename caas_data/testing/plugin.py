@@ -26,13 +26,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
-import pytest_asyncio
 
 from caas_data.engine.layer import DataLayer
+from caas_data.errors import optional_dependency
 from caas_data.tenancy.tiers import Tier
 from caas_data.testing._server import ServerHandle, start_test_server
 from caas_data.testing.factories import Factories
 from caas_data.testing.helpers import connect_for_tests, drop_prefix_databases, new_tenant_id
+
+# pytest loads this plugin in every environment that has caas-data and pytest; the async
+# fixtures need pytest-asyncio, which comes with the `test` extra.
+with optional_dependency("pytest_asyncio", extra="test", feature="the caas_data pytest plugin"):
+    import pytest_asyncio
 
 __all__ = [
     "ISOLATED_MARKER",
