@@ -130,6 +130,11 @@ class ApiKey(TenantOwnedDocument):
     """
 
     caas_area: ClassVar[Area] = Area.PLATFORM
+    # Only `ApiKeyRepository.issue/revoke/rotate` write these: a raw update could otherwise
+    # re-enable a revoked key, extend its life or widen its scopes.
+    caas_protected_fields: ClassVar[frozenset[str]] = frozenset(
+        {"prefix", "key_hash", "scopes", "expires_at", "revoked_at", "rotated_from", "replaced_by"}
+    )
 
     name: str = Field(min_length=1, max_length=100)
     application_id: PydanticObjectId | None = None

@@ -32,6 +32,7 @@ from caas_data.engine.rules import (
     guard_replacement,
     guard_update,
     guard_write_filter,
+    plain_key,
 )
 from caas_data.engine.sessions import current_session
 from caas_data.errors import (
@@ -268,9 +269,10 @@ class GuardedCollection:
 
     async def distinct(self, key: str, filter: Any = None, **kwargs: Any) -> list[Any]:
         """`distinct`, over the scope's documents only."""
+        field = plain_key(key)
         with self._errors():
             return await self._collection.distinct(
-                key, self._filter(filter), **self._session(kwargs)
+                field, self._filter(filter), **self._session(kwargs)
             )
 
     async def aggregate(self, pipeline: Sequence[Any], **kwargs: Any) -> GuardedCursor:

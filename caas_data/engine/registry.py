@@ -20,6 +20,7 @@ from caas_data.documents.base import (
     TimestampMixin,
     VersionMixin,
 )
+from caas_data.engine.rules import ANY_AT_INSERT
 from caas_data.errors import ConfigurationError
 
 __all__ = ["CollectionSpec", "DocumentRegistry", "spec_of"]
@@ -86,12 +87,16 @@ def _protected_defaults(document_type: type[BaseDocument]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name in document_type.caas_protected_fields:
         info = document_type.model_fields.get(name)
-        if info is None or info.is_required() or info.default_factory is not None:
+        if info is None:
             raise ConfigurationError(
-                f"protected field {name!r} needs a plain default (what a new document carries)",
-                document_type=document_type,
+                f"protected field {name!r} is not a field", document_type=document_type
             )
-        result[info.alias or name] = info.default
+        if info.is_required():
+            result[info.alias or name] = ANY_AT_INSERT  # given when created, fixed after
+        elif info.default_factory is not None:
+            result[info.alias or name] = info.default_factory()
+        else:
+            result[info.alias or name] = info.default
     return result
 
 

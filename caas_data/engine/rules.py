@@ -26,6 +26,7 @@ from typing import Any
 from caas_data.errors import TenantMismatch, UnsafeOperation
 
 __all__ = [
+    "ANY_AT_INSERT",
     "OWNED_FIELDS",
     "CollectionRules",
     "GuardedUpdate",
@@ -53,6 +54,9 @@ OWNED_FIELDS = frozenset(
 # Owned fields an update may name in `$set` only as the whole-document `$set` of Beanie's
 # `save()` does: they take effect at insert (upsert) and are ignored on a stored document.
 _INSERT_ONLY = frozenset({"created_at", "schema_version"})
+
+# A protected field a new document may carry with any value (required fields).
+ANY_AT_INSERT: Any = type("AnyAtInsert", (), {"__repr__": lambda self: "<any at insert>"})()
 
 _LOGICAL = ("$and", "$or", "$nor")
 _UPDATE_OPERATORS = frozenset(
@@ -281,7 +285,7 @@ def _check_protected_new(document: Mapping[str, Any], rules: CollectionRules) ->
     if rules.privileged:
         return
     for name, default in rules.protected.items():
-        if name in document and document[name] != default:
+        if default is not ANY_AT_INSERT and name in document and document[name] != default:
             raise UnsafeOperation(
                 f"{name!r} is set by the domain's own method, not on insert "
                 f"(a new document carries {default!r})",
@@ -319,14 +323,25 @@ def _version_value(value: Any, rules: CollectionRules) -> int:
     return value
 
 
-def _pinned_fields(rules: CollectionRules) -> list[str]:
-    """Fields a replacement must carry unchanged: it is conditional on their stored values."""
-    pinned = ["schema_version", *rules.protected]
+_SCHEMA_VERSION_DEFAULT = 1
+
+
+def _pinned_fields(rules: CollectionRules) -> dict[str, Any]:
+    """Fields a replacement must carry unchanged, with the value an absent field stands for."""
+    pinned: dict[str, Any] = {"schema_version": _SCHEMA_VERSION_DEFAULT}
+    pinned.update({name: None for name in rules.protected})
     if rules.timestamps:
-        pinned.append("created_at")
+        pinned["created_at"] = None
     if rules.soft_delete:
-        pinned += [DELETED_FIELD, DELETED_BY_FIELD]
+        pinned[DELETED_FIELD] = pinned[DELETED_BY_FIELD] = None
     return pinned
+
+
+def _pin(value: Any, absent: Any) -> Any:
+    """The condition "stored as `value`"; a stored document may lack a field at its default."""
+    if value is None or absent is None or value != absent:
+        return value  # `None` also matches a missing field
+    return {"$in": [value, None]}
 
 
 def guard_replacement(
@@ -356,8 +371,8 @@ def guard_replacement(
         conditions[VERSION_FIELD] = version
         new[VERSION_FIELD] = version + 1
     if not rules.privileged:
-        for name in _pinned_fields(rules):
-            conditions[name] = new.get(name)
+        for name, absent in _pinned_fields(rules).items():
+            conditions[name] = _pin(new.get(name), absent)
     if rules.timestamps:
         new["updated_at"] = now
         new.setdefault("created_at", now)

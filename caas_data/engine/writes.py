@@ -20,7 +20,7 @@ from caas_data.documents.base import (
 )
 from caas_data.engine.guard import GuardedCollection
 from caas_data.engine.routing import collection_for
-from caas_data.errors import DuplicateError, NotFoundError, VersionConflict
+from caas_data.errors import DuplicateError, NotFoundError, UnsafeOperation, VersionConflict
 
 __all__ = [
     "dump_document",
@@ -84,6 +84,14 @@ async def raise_write_miss(
     if current.get("deleted_at") is not None:
         raise NotFoundError(
             f"{document_type.__name__} {document_id} is soft-deleted: restore it first",
+            tenant_id=tenant_id,
+            document_type=document_type,
+        )
+    if current.get("__v") == expected:
+        raise UnsafeOperation(
+            f"{document_type.__name__} {document_id}: the write would change a field the layer "
+            "owns (created_at, schema_version, deleted_at/deleted_by or a protected field); "
+            "those change only through their own methods",
             tenant_id=tenant_id,
             document_type=document_type,
         )

@@ -149,9 +149,9 @@ class ApiKeyRepository(AuditedRepository[ApiKey]):
                 application_id=app_id,
                 expires_at=None if expires_in is None else utcnow() + expires_in,
             )
-            base_create = super(AuditedRepository, self).create
+            # Keys are protected documents: only issue() and rotate() insert them.
             await self._audited(
-                lambda: base_create(issued.key),
+                lambda: self._create(issued.key, privileged=True),
                 lambda key: self._record("created", key, scopes=list(key.scopes)),
                 actor=actor,
             )
@@ -228,8 +228,12 @@ class ApiKeyRepository(AuditedRepository[ApiKey]):
             return current
 
         async def write() -> ApiKey:
-            result = await self.collection().update_one(
-                {"_id": document_id, "revoked_at": None}, {"$set": {"revoked_at": utcnow()}}
+            result = (
+                await self.collection()
+                ._privileged()
+                .update_one(
+                    {"_id": document_id, "revoked_at": None}, {"$set": {"revoked_at": utcnow()}}
+                )
             )
             if result.matched_count != 1:
                 raise VersionConflict(f"API key {document_id} was revoked concurrently")
@@ -258,7 +262,6 @@ class ApiKeyRepository(AuditedRepository[ApiKey]):
         document_id = self._id(key_id)
         old = await self.get(document_id)
         self._require_rotatable(old)
-        base_create = super(AuditedRepository, self).create
 
         async def write() -> IssuedApiKey:
             moment = utcnow()
@@ -270,12 +273,16 @@ class ApiKeyRepository(AuditedRepository[ApiKey]):
                 expires_at=old.expires_at,
                 rotated_from=old.id,
             )
-            await base_create(issued.key)
+            await self._create(issued.key, privileged=True)
             grace_end = moment + grace
             expiry = grace_end if old.expires_at is None else min(old.expires_at, grace_end)
-            result = await self.collection().update_one(
-                {"_id": document_id, "replaced_by": None, "revoked_at": None},
-                {"$set": {"replaced_by": issued.key.id, "expires_at": expiry}},
+            result = (
+                await self.collection()
+                ._privileged()
+                .update_one(
+                    {"_id": document_id, "replaced_by": None, "revoked_at": None},
+                    {"$set": {"replaced_by": issued.key.id, "expires_at": expiry}},
+                )
             )
             if result.matched_count != 1:
                 raise VersionConflict(f"API key {document_id} was rotated or revoked concurrently")

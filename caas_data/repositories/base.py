@@ -366,7 +366,13 @@ class Repository(Generic[D]):
             TenantMismatch: the document names another tenant than the scope.
             DuplicateError: a unique key is taken (`soft_deleted` tells if by a deleted one).
         """
+        return await self._create(document)
+
+    async def _create(self, document: D | Mapping[str, Any], *, privileged: bool = False) -> D:
+        """`create`; `privileged` for the layer's own inserts of fields it guards."""
         collection = self.collection()
+        if privileged:
+            collection = collection._privileged()
         new = self._validate(document)
         try:
             return await insert_document(new, collection=collection)

@@ -18,6 +18,7 @@ from caas_data import (
     CaasDataError,
     ConfigurationError,
     DataLayer,
+    NotFoundError,
     RepositoryError,
     TenantContextMissing,
     TenantDocument,
@@ -29,8 +30,9 @@ from caas_data import (
     tenant_scope,
 )
 from caas_data.documents.billing import Invoice, InvoiceLine, InvoiceStatus, Plan
-from caas_data.documents.platform import PlatformAdmin, SaasClient
+from caas_data.documents.platform import ApiKey, PlatformAdmin, SaasClient
 from caas_data.engine.registry import DocumentRegistry
+from caas_data.repositories.api_keys import ApiKeyRepository
 from caas_data.repositories.invoices import InvoiceRepository
 from caas_data.repositories.saas.users import UserRepository
 from caas_data.testing.helpers import new_tenant_id
@@ -282,6 +284,8 @@ async def test_look_alike_tenant_ids_are_refused(
             await users.insert_one(shifty)
         with pytest.raises(UnsafeOperation):
             await users.find_one({1: "x"})
+        with pytest.raises(UnsafeOperation):
+            await users.distinct(1)  # type: ignore[arg-type]
     assert await victim_rows(caas_layer, b) == before
 
 
@@ -376,6 +380,35 @@ async def test_invoice_numbers_only_come_from_issue(
         assert (await repo.get(issued.id)).currency == "USD"
         paid = await repo.mark_paid(issued.id)
         assert paid.status is InvoiceStatus.PAID
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_a_revoked_key_stays_revoked_on_every_path(
+    caas_layer: DataLayer, pair: tuple[str, str], model: str
+) -> None:
+    a, _ = pair
+    keys = caas_layer.repo(ApiKeyRepository)
+    async with tenant_scope(a):
+        issued = await keys.issue("ci", scopes=["messages"])
+        await keys.revoke(issued.key.id)
+        attacks: list[Any] = [
+            {"$set": {"revoked_at": None}},
+            {"$unset": {"revoked_at": ""}},
+            {"$set": {"scopes": ["admin"]}},
+            {"$set": {"key_hash": "0" * 64}},
+            {"$set": {"expires_at": datetime(2100, 1, 1, tzinfo=UTC)}},
+        ]
+        for attack in attacks:
+            with pytest.raises(UnsafeOperation):
+                await ApiKey.find(ApiKey.id == issued.key.id).update(attack)
+            with pytest.raises(UnsafeOperation):
+                await caas_layer.collection(ApiKey).update_many({}, attack)
+        stored = await keys.get(issued.key.id)
+        stored.revoked_at = None
+        with pytest.raises(CaasDataError):
+            await keys.save(stored)
+    with pytest.raises(NotFoundError):
+        await keys.authenticate(issued.secret)
 
 
 # -- 9. Beanie's cache is refused ---------------------------------------------------------------
