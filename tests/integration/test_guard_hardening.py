@@ -233,6 +233,31 @@ async def test_graph_lookup_output_keeps_only_the_tenant(
     assert b not in repr(rows)
 
 
+@pytest.mark.parametrize("model", ["shared"])
+async def test_lookup_by_local_and_foreign_field_keeps_only_the_tenant(
+    caas_layer: DataLayer, pair: tuple[str, str], model: str
+) -> None:
+    """The concise `$lookup` (localField/foreignField) also gets the tenant's pipeline."""
+    a, b = pair
+    async with tenant_scope(a):
+        cursor = await caas_layer.collection(User).aggregate(
+            [
+                {"$match": {"external_id": "u0"}},
+                {
+                    "$lookup": {
+                        "from": "users",
+                        "localField": "boss",
+                        "foreignField": "external_id",
+                        "as": "bosses",
+                    }
+                },
+            ]
+        )
+        rows = await cursor.to_list()
+    assert [d["tenant_id"] for d in rows[0]["bosses"]] == [a]
+    assert b not in repr(rows)
+
+
 # -- 6. look-alike values -----------------------------------------------------------------------
 
 
