@@ -26,6 +26,7 @@ from caas_data.documents.analytics import (
     MetricPeriod,
 )
 from caas_data.documents.base import Area, utcnow
+from caas_data.engine.cutoffs import retention_cutoff, retention_limit
 from caas_data.engine.indexes import declared_indexes
 from caas_data.engine.registry import spec_of
 from caas_data.engine.writes import dump_document
@@ -222,8 +223,14 @@ class EventRepository(Repository[Event]):
         return {row["_id"]: row["n"] async for row in cursor}
 
     async def purge_older_than(self, cutoff: datetime, *, limit: int | None = None) -> int:
-        """Retention before the TTL gets to it: delete events created before `cutoff`."""
-        return await self.collection().delete_older_than(cutoff, limit=limit)
+        """Retention before the TTL gets to it: delete events created before `cutoff`.
+
+        Raises:
+            DocumentValidationError: `cutoff` is naive or in the future, or `limit` is not a
+                positive int (before any I/O).
+        """
+        cutoff = retention_cutoff(cutoff)
+        return await self.collection().delete_older_than(cutoff, limit=retention_limit(limit))
 
 
 class MetricRepository(Repository[Metric]):
