@@ -352,19 +352,16 @@ class AuditLogRepository(Repository[AuditLog]):
         )
         doomed: list[AuditLog] = []
         for raw in raws:
-            entry = self._load(raw)
+            try:
+                entry = self._load(raw)
+            except DocumentValidationError as exc:
+                raise self._unsafe_to_retain(tenant, raw.get("seq"), exc.message) from exc
             if entry.created_at >= cutoff:
                 break  # created_at follows seq: everything after is newer too
             previous = doomed[-1] if doomed else None
             reason = self._unlinked(entry, previous, anchor) or self._broken(entry, previous)
             if reason is not None:
-                raise AuditChainBroken(
-                    f"audit chain of {tenant!r} is broken at seq {entry.seq}: {reason}; "
-                    "retention deletes only entries that check out (see verify_chain)",
-                    broken_seq=entry.seq,
-                    tenant_id=tenant,
-                    document_type=AuditLog,
-                )
+                raise self._unsafe_to_retain(tenant, entry.seq, reason)
             doomed.append(entry)
         if not doomed:
             return 0
@@ -391,6 +388,16 @@ class AuditLogRepository(Repository[AuditLog]):
             },
         )
         return len(doomed)
+
+    @staticmethod
+    def _unsafe_to_retain(tenant: str, seq: Any, reason: str) -> AuditChainBroken:
+        return AuditChainBroken(
+            f"audit chain of {tenant!r} is broken at seq {seq}: {reason}; retention deletes "
+            "only entries that check out (see verify_chain)",
+            broken_seq=seq if isinstance(seq, int) else None,
+            tenant_id=tenant,
+            document_type=AuditLog,
+        )
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -167,16 +167,19 @@ async def test_retention_joins_a_transaction_and_an_abort_keeps_entries_and_anch
         assert (await audit.verify_chain()).ok
 
 
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [({"actor": "nobody"}, "does not match its hash"), ({"action": "Not Valid"}, "action")],
+    ids=["rehash-needed", "schema"],
+)
 async def test_retention_refuses_to_erase_a_tampered_prefix(
-    caas_layer: DataLayer, shared_tenant: str
+    caas_layer: DataLayer, shared_tenant: str, edit: dict[str, Any], reason: str
 ) -> None:
     cutoff = await build_chain(caas_layer, shared_tenant, old=4, new=1)
-    await raw_entries(caas_layer).update_one(
-        {"tenant_id": shared_tenant, "seq": 2}, {"$set": {"actor": "nobody"}}
-    )
+    await raw_entries(caas_layer).update_one({"tenant_id": shared_tenant, "seq": 2}, {"$set": edit})
     async with tenant_scope(shared_tenant):
         audit = caas_layer.repo(AuditLogRepository)
-        with pytest.raises(AuditChainBroken, match="seq 2") as refused:
+        with pytest.raises(AuditChainBroken, match=f"seq 2: .*{reason}") as refused:
             await audit.delete_older_than(cutoff)
         assert refused.value.broken_seq == 2
     # Entries are checked before any is deleted: entry 1, which checked out, stays too.
