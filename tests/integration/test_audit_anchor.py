@@ -97,12 +97,20 @@ async def test_a_bad_retention_limit_is_refused_before_any_io(
     cutoff = await build_chain(caas_layer, shared_tenant, old=2)
     async with tenant_scope(shared_tenant):
         audit = caas_layer.repo(AuditLogRepository)
+        events = caas_layer.repo(EventRepository)
+        await events.record_many([{"name": "x.old", "at": cutoff - timedelta(days=1)}] * 2)
         for limit in (0, -1, True, 2**63, 1.5):
             with pytest.raises(DocumentValidationError, match="limit"):
                 await audit.delete_older_than(cutoff, limit=limit)  # type: ignore[arg-type]
             with pytest.raises(DocumentValidationError, match="limit"):
-                await caas_layer.repo(EventRepository).purge_older_than(cutoff, limit=limit)  # type: ignore[arg-type]
-    assert await stored_seqs(caas_layer, shared_tenant) == [1, 2]
+                await events.purge_older_than(cutoff, limit=limit)  # type: ignore[arg-type]
+        assert await stored_seqs(caas_layer, shared_tenant) == [1, 2]
+        assert await events.count() == 2
+        # A past cutoff and a good limit pass the same check and delete.
+        assert await events.purge_older_than(cutoff, limit=1) == 1
+        assert await audit.delete_older_than(cutoff, limit=1) == 1
+        assert await events.count() == 1
+        assert await stored_seqs(caas_layer, shared_tenant) == [2]
 
 
 # -- retention moves the anchor's start ----------------------------------------------------
