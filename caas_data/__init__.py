@@ -26,6 +26,7 @@ from caas_data.documents import (
     VersionMixin,
 )
 from caas_data.documents.analytics import (
+    AuditAnchor,
     AuditLog,
     Event,
     Metric,
@@ -111,6 +112,7 @@ from caas_data.documents.security import (
 )
 from caas_data.engine import DataLayer, GuardedCollection, UnitOfWork, connect
 from caas_data.errors import (
+    AuditChainBroken,
     CaasDataError,
     ConfigurationError,
     DocumentValidationError,
@@ -195,6 +197,8 @@ __all__ = [
     "ApplicationStatus",
     "Area",
     "Attachment",
+    "AuditAnchor",
+    "AuditChainBroken",
     "AuditLog",
     "AuditLogRepository",
     "BaseDocument",

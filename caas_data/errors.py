@@ -17,6 +17,7 @@ CaasDataError
 │   ├── NotFoundError
 │   ├── DuplicateError            a unique key is taken (possibly by a soft-deleted document)
 │   ├── VersionConflict           the `__v` the caller read is stale
+│   ├── AuditChainBroken          an audit chain does not check out against its anchor
 │   └── DocumentValidationError   also a ValueError; wraps pydantic's error, names the field;
 │                                 also what BSON cannot encode (over 16 MB, NUL in a key,
 │                                 an int beyond 64 bits, an unencodable type)
@@ -39,6 +40,7 @@ from bson import errors as bson_errors
 from pymongo import errors as pymongo_errors
 
 __all__ = [
+    "AuditChainBroken",
     "CaasDataError",
     "ConfigurationError",
     "DocumentValidationError",
@@ -216,6 +218,18 @@ class DuplicateError(RepositoryError):
         super().__init__(message, **context)
         self.key = key or {}
         self.soft_deleted = soft_deleted
+
+
+class AuditChainBroken(RepositoryError):
+    """An audit chain does not check out; retention will not delete entries it cannot vouch for.
+
+    `verify_chain()` reports the same defects without raising; this is raised by writes that
+    would otherwise erase the evidence.
+    """
+
+    def __init__(self, message: str, *, broken_seq: int | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.broken_seq = broken_seq
 
 
 class VersionConflict(RepositoryError):

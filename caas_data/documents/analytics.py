@@ -31,6 +31,7 @@ __all__ = [
     "EVENTS_RETENTION",
     "EVENTS_TIMESERIES",
     "PLATFORM_AUDIT_TENANT",
+    "AuditAnchor",
     "AuditLog",
     "Event",
     "Metric",
@@ -213,4 +214,46 @@ class AuditLog(AppendOnlyMixin, TenantMixin, CreatedAtMixin, BaseDocument):
         return hashlib.sha256(self.canonical()).hexdigest()
 
 
-DOCUMENTS: tuple[type[BaseDocument], ...] = (Event, Metric, AuditLog)
+class AuditAnchor(TenantOwnedDocument):
+    """Where a tenant's audit chain must start and end, kept apart from its entries.
+
+    The entries alone cannot show that some were removed from either end: a chain cut short
+    still links up. The anchor is updated in the same transaction as every append (head, count)
+    and every retention delete (start), so `verify_chain` can tell a legitimately shortened
+    chain from a truncated one. One per chain (`tenant_id` unique).
+    """
+
+    caas_area: ClassVar[Area] = Area.ANALYTICS
+    # Only the audit repository moves an anchor: a tenant that could write its own anchor
+    # could hide a truncation of its chain.
+    caas_protected_fields: ClassVar[frozenset[str]] = frozenset(
+        {
+            "head_seq", "head_hash", "entry_count", "start_seq", "start_prev_hash", "removed",
+            "adopted_seq",
+        }
+    )  # fmt: skip
+
+    head_seq: int = Field(default=0, ge=0, description="seq of the newest entry; 0: none yet.")
+    head_hash: str = Field(default=AUDIT_GENESIS_HASH, pattern=r"^[0-9a-f]{64}$")
+    entry_count: int = Field(default=0, ge=0, description="Entries the chain holds now.")
+    start_seq: int = Field(
+        default=1, ge=1, description="seq of the oldest retained entry (head_seq + 1 if none)."
+    )
+    start_prev_hash: str = Field(
+        default=AUDIT_GENESIS_HASH,
+        pattern=r"^[0-9a-f]{64}$",
+        description="The oldest retained entry's prev_hash: the last removed entry's hash.",
+    )
+    removed: int = Field(default=0, ge=0, description="Entries removed by retention so far.")
+    adopted_seq: int | None = Field(
+        default=None,
+        ge=0,
+        description="Head of a chain written before anchors, when its anchor was created.",
+    )
+
+    class Settings:
+        name = "audit_anchors"
+        indexes = [IndexModel([("tenant_id", ASCENDING)], unique=True, name="tenant_unique")]
+
+
+DOCUMENTS: tuple[type[BaseDocument], ...] = (Event, Metric, AuditLog, AuditAnchor)

@@ -14,7 +14,7 @@ import dataclasses
 import itertools
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pymongo import DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany, UpdateOne
@@ -23,6 +23,7 @@ from pymongo.errors import OperationFailure
 
 from caas_data.clock import write_stamp
 from caas_data.engine.cursors import GuardedCursor
+from caas_data.engine.cutoffs import retention_cutoff, retention_limit
 from caas_data.engine.rules import (
     CollectionRules,
     LookupTarget,
@@ -36,7 +37,6 @@ from caas_data.engine.rules import (
 )
 from caas_data.engine.sessions import current_session
 from caas_data.errors import (
-    DocumentValidationError,
     TenantContextMissing,
     TenantMismatch,
     UnsafeOperation,
@@ -479,20 +479,8 @@ class GuardedCollection:
         call (oldest first), so a large backlog is removed in bounded batches.
         """
         self._check_scope()
-        if not isinstance(cutoff, datetime) or cutoff.tzinfo is None:
-            raise DocumentValidationError(
-                "a retention cutoff must be a timezone-aware datetime", fields=("cutoff",)
-            )
-        if cutoff > datetime.now(UTC):
-            raise DocumentValidationError(
-                f"a retention cutoff in the future ({cutoff.isoformat()}) would delete entries "
-                "not yet due; refused",
-                fields=("cutoff",),
-                tenant_id=self._rules.tenant_id,
-                document_type=self._document_type,
-            )
-        if limit is not None and (type(limit) is not int or not 1 <= limit <= 1_000_000):
-            raise DocumentValidationError("limit must be an integer from 1 to 1,000,000")
+        cutoff = retention_cutoff(cutoff)
+        limit = retention_limit(limit)
         query = guard_filter({field: {"$lt": cutoff}}, self._rules, include_deleted=True)
         with self._errors():
             if limit is None:

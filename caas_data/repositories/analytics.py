@@ -26,11 +26,12 @@ from caas_data.documents.analytics import (
     MetricPeriod,
 )
 from caas_data.documents.base import Area, utcnow
+from caas_data.engine.cutoffs import retention_cutoff, retention_limit
 from caas_data.engine.indexes import declared_indexes
 from caas_data.engine.registry import spec_of
 from caas_data.engine.writes import dump_document
 from caas_data.errors import DocumentValidationError, translate_driver_errors
-from caas_data.repositories.base import Repository, check_int
+from caas_data.repositories.base import Repository
 
 if TYPE_CHECKING:
     from caas_data.engine.layer import DataLayer
@@ -224,9 +225,13 @@ class EventRepository(Repository[Event]):
         return {row["_id"]: row["n"] async for row in cursor}
 
     async def purge_older_than(self, cutoff: datetime, *, limit: int | None = None) -> int:
-        """Retention before the TTL gets to it: delete events created before `cutoff`."""
-        if limit is not None:
-            check_int("limit", limit, minimum=1, document_type=Event)
+        """Retention before the TTL gets to it: delete events created before `cutoff`.
+
+        Raises:
+            DocumentValidationError: `cutoff` is naive or in the future, or `limit` is not a
+                positive int (before any I/O).
+        """
+        cutoff, limit = retention_cutoff(cutoff), retention_limit(limit)
         return await self.collection().delete_older_than(cutoff, limit=limit)
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from caas_data.engine.layer import DataLayer
 
 __all__ = [
+    "in_transaction",
     "owned_scope",
     "process_lock",
     "run_in_transaction",
@@ -51,7 +52,8 @@ def process_lock(layer: DataLayer, key: str) -> asyncio.Lock:
     return stripes[int.from_bytes(digest) % _LOCK_STRIPES]
 
 
-def _in_transaction() -> bool:
+def in_transaction() -> bool:
+    """True inside a running transaction (the ambient session's)."""
     session = current_session()
     return session is not None and session.in_transaction
 
@@ -65,7 +67,7 @@ async def run_in_transaction(
     the whole of it: retrying only the inner part would run it in an already aborted
     transaction.
     """
-    if _in_transaction():
+    if in_transaction():
         return await callback()
     return await layer.run_transaction(callback, max_attempts=max_attempts)
 
@@ -83,7 +85,7 @@ async def serialized_transaction(
     they queue on `process_lock(key)` instead, so a burst does not become a storm of re-runs.
     Inside a running transaction it joins it (no lock).
     """
-    if key is None or _in_transaction():
+    if key is None or in_transaction():
         return await run_in_transaction(layer, callback, max_attempts=max_attempts)
     async with process_lock(layer, key):
         return await layer.run_transaction(callback, max_attempts=max_attempts)

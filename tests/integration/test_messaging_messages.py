@@ -380,7 +380,10 @@ async def test_purge_before_deletes_old_messages_in_batches(
         with pytest.raises(DocumentValidationError) as bad_batch:
             await messages.purge_before(cutoff, batch_size=0)
         assert bad_batch.value.fields == ("batch_size",)
-        assert await messages.purge_before(cutoff + timedelta(days=1), batch_size=5) == 1
+        with pytest.raises(DocumentValidationError, match="in the future"):
+            await messages.purge_before(utcnow() + timedelta(days=1), batch_size=5)
+        assert (await messages.get(kept.id)).text == "new"  # the refusal deleted nothing
+        assert await messages.purge_before(utcnow(), batch_size=5) == 1
 
 
 async def test_messages_stay_within_their_tenant(

@@ -43,7 +43,7 @@ COLLECTIONS = {
         "security_policies",
     },
     "billing": {"plans", "subscriptions", "invoices", "payment_methods", "usage_records"},
-    "analytics": {"events", "metrics", "audit_logs"},
+    "analytics": {"events", "metrics", "audit_logs", "audit_anchors"},
 }
 PASSWORD = "correct horse battery staple"
 

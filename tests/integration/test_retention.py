@@ -19,6 +19,7 @@ from caas_data import (
     tenant_scope,
 )
 from caas_data.documents.base import BaseDocument, utcnow
+from caas_data.documents.saas.groups import Group
 from caas_data.documents.saas.media import MediaFile
 from caas_data.documents.saas.messaging import Message, Reaction
 from caas_data.repositories.saas.groups import GroupRepository
@@ -116,8 +117,12 @@ async def test_soft_deleted_content_is_purged_after_its_grace_period(
         assert (await files.get_or_none(kept.id, include_deleted=True)) is not None
         assert (await files.get(live.id)).id == live.id
 
-        # Thirty days later (the default grace period) the deleted group and file go too.
-        later = await RetentionService(caas_layer).apply(now=now + timedelta(days=31))
+        # Past the default grace period (thirty days) the deleted group and file go too. Time
+        # is moved by backdating: retention refuses a `now` in the future.
+        month_ago = now - timedelta(days=31)
+        await backdate(caas_layer, MediaFile, [kept.id], deleted_at=month_ago)
+        await backdate(caas_layer, Group, [group.id], deleted_at=month_ago)
+        later = await RetentionService(caas_layer).apply(now=now)
         assert (later.files, later.groups) == (1, 1)
         assert await groups.get_or_none(group.id, include_deleted=True) is None
         assert (await files.get(live.id)).id == live.id
@@ -156,3 +161,7 @@ async def test_misuse_is_refused(caas_layer: DataLayer, caas_tenant: TenantFacto
             await service.apply_all()
         with pytest.raises(DocumentValidationError, match="timezone"):
             await service.apply(now=datetime(2026, 1, 1))
+        with pytest.raises(DocumentValidationError, match="in the future"):
+            await service.apply(now=utcnow() + timedelta(days=31))
+    with pytest.raises(DocumentValidationError, match="in the future"):
+        await service.apply_all(now=utcnow() + timedelta(minutes=1))

@@ -37,6 +37,7 @@ from caas_data.documents.saas.messaging import (
     preview_of,
 )
 from caas_data.documents.saas.users import User
+from caas_data.engine.cutoffs import retention_cutoff
 from caas_data.engine.guard import GuardedCollection
 from caas_data.engine.sessions import current_session
 from caas_data.engine.writes import dump_document, insert_document, raise_write_miss
@@ -788,9 +789,11 @@ class MessageRepository(Repository[Message]):
         Each batch (oldest first) removes the messages' reactions, then the messages, so an
         interrupted run leaves nothing orphaned and can simply be run again.
         Returns how many messages were deleted.
+
+        Raises:
+            DocumentValidationError: `cutoff` is naive or in the future (before any I/O).
         """
-        if cutoff.tzinfo is None:
-            raise DocumentValidationError("cutoff must be timezone-aware", fields=("cutoff",))
+        cutoff = retention_cutoff(cutoff)
         check_int("batch_size", batch_size, minimum=1, maximum=10_000)
         collection = self.collection(include_deleted=True)
         total = 0

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from caas_data.documents.base import utcnow
 from caas_data.documents.platform import RETIRED_CLIENT_STATUSES, SaasClient
+from caas_data.engine.cutoffs import retention_cutoff
 from caas_data.errors import (
     CaasDataError,
-    DocumentValidationError,
     TenantContextMissing,
     TenantMismatch,
 )
@@ -66,6 +66,7 @@ class RetentionService:
 
         Raises:
             TenantContextMissing: not inside a tenant scope.
+            DocumentValidationError: `now` is naive or in the future (before any I/O).
         """
         scope = current_scope()
         if scope is None or scope.tenant_id is None:
@@ -95,6 +96,10 @@ class RetentionService:
 
         A tenant whose run fails is reported (`report.ok` is False) and the others still run.
         Call it outside any tenant scope (a platform job).
+
+        Raises:
+            TenantMismatch: called inside a tenant scope.
+            DocumentValidationError: `now` is naive or in the future (before any I/O).
         """
         scope = current_scope()
         if scope is not None and scope.tenant_id is not None:
@@ -141,8 +146,5 @@ class RetentionService:
 
 
 def _aware(now: datetime | None) -> datetime:
-    if now is None:
-        return utcnow()
-    if now.tzinfo is None:
-        raise DocumentValidationError("now must be timezone-aware", fields=("now",))
-    return now
+    """`now`, checked like any retention cutoff: a `now` in the future would purge early."""
+    return utcnow() if now is None else retention_cutoff(now, name="now")
