@@ -26,14 +26,16 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from caas_data.documents.base import BaseDocument
 from caas_data.engine.layer import DataLayer, connect
 from caas_data.errors import (
     CaasDataError,
+    ConfigurationError,
     DocumentValidationError,
     DuplicateError,
     InvalidTenantId,
@@ -92,6 +94,7 @@ def caas_lifespan(
     *,
     uri: str | None = None,
     database_prefix: str | None = None,
+    documents: Iterable[type[BaseDocument]] = (),
     then: Callable[[FastAPI], Any] | None = None,
 ) -> Callable[[FastAPI], Any]:
     """A FastAPI `lifespan` that connects the layer at start-up and closes it at shutdown.
@@ -99,12 +102,14 @@ def caas_lifespan(
     Args:
         uri: defaults to `CAAS_MONGODB_URI`.
         database_prefix: defaults to `CAAS_DATABASE_PREFIX`, then `caas`.
+        documents: the service's own document classes, registered beside the built-in ones.
         then: another lifespan to run inside this one (the app's own start-up work).
     """
+    own = list(documents)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        layer = await connect(uri, database_prefix=database_prefix)
+        layer = await connect(uri, database_prefix=database_prefix, documents=own)
         attach_layer(app, layer)
         try:
             if then is None:
@@ -127,7 +132,7 @@ def get_layer(request: Request) -> DataLayer:
     """Dependency: the app's layer."""
     layer = getattr(request.app.state, _STATE_KEY, None)
     if not isinstance(layer, DataLayer):
-        raise RuntimeError("no caas_data layer: use caas_lifespan() or attach_layer()")
+        raise ConfigurationError("no caas_data layer: use caas_lifespan() or attach_layer()")
     return layer
 
 

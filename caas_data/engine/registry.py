@@ -105,6 +105,7 @@ class DocumentRegistry:
 
     def __init__(self, documents: Iterable[type[BaseDocument]] = ()) -> None:
         self._by_key: dict[tuple[Area, str], type[BaseDocument]] = {}
+        self._known: set[type[BaseDocument]] = set()
         for document_type in documents:
             self.register(document_type)
 
@@ -122,6 +123,7 @@ class DocumentRegistry:
                 f"{document_type.__name__} and {known.__name__} both claim {spec.area}.{spec.name}"
             )
         self._by_key[key] = document_type
+        self._known.add(document_type)
 
     def get(self, area: Area, name: str) -> type[BaseDocument] | None:
         """The class stored in `name` within `area`, if registered."""
@@ -136,4 +138,15 @@ class DocumentRegistry:
         return list(self._by_key.values())
 
     def __contains__(self, document_type: object) -> bool:
-        return document_type in self._by_key.values()
+        return document_type in self._known
+
+    def require(self, document_type: type[BaseDocument]) -> None:
+        """Refuse a class this layer was not given: it would run without its indexes."""
+        if document_type not in self._known:
+            raise ConfigurationError(
+                f"{document_type.__name__} is not registered with this layer, so its "
+                "collections and indexes were never created: pass it to "
+                "`connect(documents=[...])` (or `caas_lifespan(documents=...)`, the pytest "
+                "plugin's `caas_documents` fixture)",
+                document_type=document_type,
+            )

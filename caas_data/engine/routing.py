@@ -65,6 +65,7 @@ def route(
     include_deleted: bool = False,
 ) -> GuardedCollection:
     """The guarded collection of `document_type` for `scope` (None: outside any scope)."""
+    layer.registry.require(document_type)
     spec = spec_of(document_type)
     tenant_id = scope.tenant_id if scope is not None else None
     if spec.area is Area.TENANT:

@@ -23,10 +23,11 @@ The session-scoped fixtures need pytest-asyncio's session loop: set
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 
 import pytest
 
+from caas_data.documents.base import BaseDocument
 from caas_data.engine.layer import DataLayer
 from caas_data.errors import optional_dependency
 from caas_data.tenancy.tiers import Tier
@@ -64,8 +65,20 @@ def caas_server() -> Iterator[ServerHandle]:
         server.stop()
 
 
-async def _layer_on_own_prefix(uri: str) -> AsyncIterator[DataLayer]:
-    layer = await connect_for_tests(uri)
+@pytest.fixture(scope="session")
+def caas_documents() -> Sequence[type[BaseDocument]]:
+    """Your own document classes, registered with the test layers beside the built-in ones.
+
+    Override it in your conftest: `@pytest.fixture(scope="session") def caas_documents():
+    return [Ticket]`.
+    """
+    return ()
+
+
+async def _layer_on_own_prefix(
+    uri: str, documents: Sequence[type[BaseDocument]]
+) -> AsyncIterator[DataLayer]:
+    layer = await connect_for_tests(uri, documents=documents)
     try:
         yield layer
     finally:
@@ -76,16 +89,20 @@ async def _layer_on_own_prefix(uri: str) -> AsyncIterator[DataLayer]:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def caas_session_layer(caas_server: ServerHandle) -> AsyncIterator[DataLayer]:
+async def caas_session_layer(
+    caas_server: ServerHandle, caas_documents: Sequence[type[BaseDocument]]
+) -> AsyncIterator[DataLayer]:
     """The session's layer on its own databases (a unique prefix), dropped at the end."""
-    async for layer in _layer_on_own_prefix(caas_server.uri):
+    async for layer in _layer_on_own_prefix(caas_server.uri, caas_documents):
         yield layer
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def caas_isolated_layer(caas_server: ServerHandle) -> AsyncIterator[DataLayer]:
+async def caas_isolated_layer(
+    caas_server: ServerHandle, caas_documents: Sequence[type[BaseDocument]]
+) -> AsyncIterator[DataLayer]:
     """A layer on databases of its own for one test, dropped and closed afterwards."""
-    async for layer in _layer_on_own_prefix(caas_server.uri):
+    async for layer in _layer_on_own_prefix(caas_server.uri, caas_documents):
         yield layer
 
 

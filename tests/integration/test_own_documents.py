@@ -1,0 +1,90 @@
+"""A service's own document type: refused until registered, then indexed like ours."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from fastapi import FastAPI
+from pymongo import ASCENDING, IndexModel
+
+from caas_data import (
+    ConfigurationError,
+    DataLayer,
+    DuplicateError,
+    TenantDocument,
+    Tier,
+    tenant_scope,
+)
+from caas_data.fastapi import caas_lifespan, get_layer
+from caas_data.repositories.base import Repository
+from caas_data.testing import ServerHandle
+from caas_data.testing.helpers import connect_for_tests, drop_prefix_databases, new_tenant_id
+
+from .conftest import MODEL_TIERS
+
+
+class Ticket(TenantDocument):
+    subject: str
+
+    class Settings:
+        name = "tickets"
+        indexes = [
+            IndexModel([("tenant_id", ASCENDING), ("subject", ASCENDING)], unique=True),
+        ]
+
+
+class TicketRepository(Repository[Ticket]):
+    document_type = Ticket
+
+
+async def test_an_unregistered_document_is_refused_at_first_use(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    async with tenant_scope(tenant):
+        attempts = (
+            lambda: Ticket(subject="x").insert(),
+            lambda: Ticket.find_all().to_list(),
+            lambda: Ticket.find_one({}),
+            lambda: caas_layer.repo(TicketRepository).create({"subject": "x"}),
+        )
+        for attempt in attempts:
+            with pytest.raises(ConfigurationError, match="not registered"):
+                await attempt()
+
+
+@pytest.fixture
+async def own_layer(caas_server: ServerHandle) -> AsyncIterator[DataLayer]:
+    layer = await connect_for_tests(caas_server.uri, documents=[Ticket])
+    try:
+        yield layer
+    finally:
+        await drop_prefix_databases(layer)
+        await layer.close()
+
+
+@pytest.mark.parametrize("model", list(MODEL_TIERS))
+async def test_a_registered_document_gets_its_unique_index_per_tenant(
+    own_layer: DataLayer, model: str
+) -> None:
+    tenant = new_tenant_id("own")
+    await own_layer.tenants.provision(tenant, tier=MODEL_TIERS[model])
+    async with tenant_scope(tenant, layer=own_layer):
+        tickets = own_layer.repo(TicketRepository)
+        await tickets.create({"subject": "printer"})
+        with pytest.raises(DuplicateError):
+            await tickets.create({"subject": "printer"})
+    other = new_tenant_id("own")
+    await own_layer.tenants.provision(other, tier=Tier.FREE)
+    async with tenant_scope(other, layer=own_layer):
+        await own_layer.repo(TicketRepository).create({"subject": "printer"})  # per tenant
+
+
+async def test_caas_lifespan_registers_the_services_documents(caas_server: ServerHandle) -> None:
+    app = FastAPI()
+    prefix = f"t{new_tenant_id('l').replace('-', '')[:10]}"
+    lifespan = caas_lifespan(uri=caas_server.uri, database_prefix=prefix, documents=[Ticket])
+    async with lifespan(app):
+        layer = get_layer(type("Request", (), {"app": app})())  # type: ignore[arg-type]
+        assert Ticket in layer.registry
+        await drop_prefix_databases(layer)
