@@ -163,6 +163,11 @@ class Subscription(TenantOwnedDocument):
     """A client's subscription to a plan; a plan change ends it and starts a new one."""
 
     caas_area: ClassVar[Area] = Area.BILLING
+    # Only `SubscriptionRepository.subscribe/change_plan/cancel` write these: a raw update
+    # would give a client a plan (and a tier) it does not pay for.
+    caas_protected_fields: ClassVar[frozenset[str]] = frozenset(
+        {"plan_id", "plan_code", "tier", "status", "started_at", "ended_at", "previous_id"}
+    )
 
     plan_id: PydanticObjectId
     plan_code: str = Field(pattern=_CODE)
@@ -327,6 +332,10 @@ class UsageRecord(TenantOwnedDocument):
     """One report of metered usage; the idempotency key makes a retried report count once."""
 
     caas_area: ClassVar[Area] = Area.BILLING
+    # What was reported is what is billed: reports are added, never edited.
+    caas_protected_fields: ClassVar[frozenset[str]] = frozenset(
+        {"metric", "quantity", "idempotency_key", "occurred_at"}
+    )
 
     metric: UsageMetric
     quantity: int = Field(ge=0)

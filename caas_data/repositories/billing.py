@@ -94,7 +94,7 @@ class SubscriptionRepository(AuditedRepository[Subscription]):
 
         async def start() -> Subscription:
             try:
-                return await Repository.create(self, self._new(tenant, plan, previous=None))
+                return await self._create(self._new(tenant, plan, previous=None), privileged=True)
             except DuplicateError as exc:
                 raise DuplicateError(
                     f"tenant {tenant!r} already has an active subscription: use change_plan()",
@@ -119,7 +119,7 @@ class SubscriptionRepository(AuditedRepository[Subscription]):
 
         async def replace() -> Subscription:
             active = await self._end_active(SubscriptionStatus.ENDED, tenant, same_plan=plan.code)
-            return await Repository.create(self, self._new(tenant, plan, previous=active))
+            return await self._create(self._new(tenant, plan, previous=active), privileged=True)
 
         return await self._change(tenant, plan, replace, "plan_changed", actor)
 
@@ -191,7 +191,8 @@ class SubscriptionRepository(AuditedRepository[Subscription]):
                 tenant_id=tenant,
                 document_type=Subscription,
             )
-        result = await self.collection().update_one(
+        # Subscriptions are protected documents: only this repository moves them.
+        result = await self.collection()._privileged().update_one(
             {"_id": active.id, "status": SubscriptionStatus.ACTIVE.value},
             {"$set": {"status": status.value, "ended_at": utcnow()}},
         )

@@ -29,12 +29,20 @@ from caas_data import (
     system_scope,
     tenant_scope,
 )
-from caas_data.documents.billing import Invoice, InvoiceLine, InvoiceStatus, Plan
+from caas_data.documents.billing import (
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    Plan,
+    Subscription,
+    UsageRecord,
+)
 from caas_data.documents.platform import ApiKey, PlatformAdmin, SaasClient
 from caas_data.engine.registry import DocumentRegistry
 from caas_data.repositories.api_keys import ApiKeyRepository
 from caas_data.repositories.invoices import InvoiceRepository
 from caas_data.repositories.saas.users import UserRepository
+from caas_data.testing import Factories
 from caas_data.testing.helpers import new_tenant_id
 
 from .conftest import MODEL_TIERS, raw_collection
@@ -434,6 +442,30 @@ async def test_a_revoked_key_stays_revoked_on_every_path(
             await keys.save(stored)
     with pytest.raises(NotFoundError):
         await keys.authenticate(issued.secret)
+
+
+@pytest.mark.parametrize("model", ["shared", "pro"])
+async def test_billing_rows_change_only_through_billing(
+    caas_layer: DataLayer, pair: tuple[str, str], model: str, caas_factories: Factories
+) -> None:
+    a, _ = pair
+    async with tenant_scope(a):
+        subscription = await caas_factories.subscription()
+        usage = await caas_factories.usage_record()
+        for attack in (
+            {"$set": {"tier": "enterprise", "plan_code": "free-forever"}},
+            {"$set": {"status": "canceled"}},
+        ):
+            with pytest.raises(UnsafeOperation):
+                await Subscription.find(Subscription.id == subscription.id).update(attack)
+        with pytest.raises(UnsafeOperation):
+            await caas_layer.collection(UsageRecord).update_many({}, {"$set": {"quantity": 0}})
+        with pytest.raises(UnsafeOperation):
+            await caas_layer.collection(UsageRecord).update_many({}, {"$inc": {"quantity": -1}})
+        stored = await caas_layer.collection(UsageRecord).find_one({"_id": usage.id})
+        assert stored is not None and stored["quantity"] == usage.quantity
+        fresh = await Subscription.get(subscription.id)
+        assert fresh is not None and fresh.tier == subscription.tier
 
 
 # -- 9. Beanie's cache is refused ---------------------------------------------------------------
