@@ -308,6 +308,8 @@ async def test_erasing_a_key_shreds_the_tenants_data_here_and_in_other_processes
             assert (await contacts.get(new.id)).email == "n@x.io"
             with pytest.raises(TenantKeyErased):
                 await contacts.get(gone.id)
+        # Deprovisioning erases the tenant's key too (backups of its data die with it).
+        assert await enc_layer.tenants.deprovision(tenant, actor="test")
+        assert await enc_layer.encryption.key_id(tenant) is None
     finally:
         await other.close()
-        await enc_layer.tenants.deprovision(tenant, actor="test")
