@@ -313,3 +313,20 @@ async def test_erasing_a_key_shreds_the_tenants_data_here_and_in_other_processes
         assert await enc_layer.encryption.key_id(tenant) is None
     finally:
         await other.close()
+
+
+async def test_change_streams_and_distinct_return_plain_values(
+    enc_layer: DataLayer, enc_tenants: dict[str, str]
+) -> None:
+    async with tenant_scope(enc_tenants["shared"], layer=enc_layer):
+        collection = enc_layer.collection(Contact)
+        stream = await collection.watch()
+        async with stream:
+            await collection.insert_one({"name": "Watched", "email": "w@x.io", "phone": "+9"})
+            change = await asyncio.wait_for(stream.next(), timeout=20)
+        assert change["operationType"] == "insert"
+        assert (change["fullDocument"]["email"], change["fullDocument"]["phone"]) == (
+            "w@x.io",
+            "+9",
+        )
+        assert "w@x.io" in await collection.distinct("email")
