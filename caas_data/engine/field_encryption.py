@@ -158,7 +158,12 @@ class TenantKeyring:
 
     # -- which key is the tenant's --------------------------------------------------------
 
-    async def key_id(self, tenant_id: str, *, create: bool = False) -> uuid.UUID | None:
+    async def key_id(self, tenant_id: str) -> uuid.UUID | None:
+        """The id of the tenant's data key (None when it has none): no key material."""
+        validate_tenant_id(tenant_id)
+        return await self._key(tenant_id, create=False)
+
+    async def _key(self, tenant_id: str, *, create: bool) -> uuid.UUID | None:
         """The tenant's data key, trusted for the TTL; with `create`, made when missing."""
         cached = self._keys.get(tenant_id)
         if cached is not None and cached[0] > time.monotonic():
@@ -228,7 +233,7 @@ class TenantKeyring:
         """The tenant's data key, created when it has none (operator: outside tenant scopes)."""
         _operator_only("ensure_key")
         validate_tenant_id(tenant_id)
-        key = await self.key_id(tenant_id, create=True)
+        key = await self._key(tenant_id, create=True)
         assert key is not None
         return key
 
@@ -262,7 +267,7 @@ class TenantKeyring:
             raise UnsafeOperation(
                 "an encrypted field takes a plain value, not ciphertext", tenant_id=tenant_id
             )
-        key = await self.key_id(tenant_id, create=True)
+        key = await self._key(tenant_id, create=True)
         assert key is not None
         try:
             async with self._lease() as encryption:
@@ -275,7 +280,7 @@ class TenantKeyring:
     async def decrypt(self, value: Binary, tenant_id: str) -> Any:
         """The plain value of ciphertext, which must name the tenant's current key."""
         named = ciphertext_key_id(value)
-        current = await self.key_id(tenant_id)
+        current = await self._key(tenant_id, create=False)
         if named is None or named != current:
             raise TenantKeyErased(
                 f"encrypted data of tenant {tenant_id!r} is unreadable: it names a data key "

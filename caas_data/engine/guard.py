@@ -327,8 +327,10 @@ class GuardedCollection:
             pipeline, self._rules, self._resolve, include_deleted=self._include_deleted
         )
         with self._errors():
-            if guarded and "$match" in guarded[0]:
-                guarded[0] = {"$match": await self._sealed_filter(guarded[0]["$match"])}
+            if self._cipher is not None:  # equality on encrypted fields compares ciphertext
+                for index, stage in enumerate(guarded):
+                    if "$match" in stage:
+                        guarded[index] = {"$match": await self._sealed_filter(stage["$match"])}
             cursor = await self._collection.aggregate(guarded, **self._session(kwargs))
         return self._cursor(cursor, deep=True)
 
