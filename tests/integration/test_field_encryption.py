@@ -252,11 +252,12 @@ async def test_another_tenants_key_cannot_decrypt(
         await raw_encryption.close()
 
 
+@pytest.mark.parametrize("model", list(MODEL_TIERS))
 async def test_erasing_a_key_shreds_the_tenants_data_here_and_in_other_processes(
-    enc_layer: DataLayer, caas_server: ServerHandle, monkeypatch: pytest.MonkeyPatch
+    enc_layer: DataLayer, caas_server: ServerHandle, monkeypatch: pytest.MonkeyPatch, model: str
 ) -> None:
     tenant = new_tenant_id("shred")
-    await enc_layer.tenants.provision(tenant, tier=Tier.FREE)
+    await enc_layer.tenants.provision(tenant, tier=MODEL_TIERS[model])
     async with tenant_scope(tenant, layer=enc_layer):
         gone = await enc_layer.repo(ContactRepository).create(
             {"name": "Gone", "email": "g@x.io", "phone": "+1"}
@@ -292,7 +293,7 @@ async def test_erasing_a_key_shreds_the_tenants_data_here_and_in_other_processes
                 await other.repo(ContactRepository).get(gone.id)
 
         # A fresh ClientEncryption cannot decrypt the stored bytes either: the key is gone.
-        raw = await _raw(enc_layer, tenant, "shared", "enc_contacts").find_one({"_id": gone.id})
+        raw = await _raw(enc_layer, tenant, model, "enc_contacts").find_one({"_id": gone.id})
         fresh = AsyncClientEncryption(
             {"local": {"key": MASTER_KEY}},
             enc_layer.encryption.key_vault_namespace,
