@@ -9,13 +9,14 @@ async with caas_data.tenant_scope("acme"):
 ```
 """
 
-from caas_data.config import Settings
+from caas_data.config import EncryptionOptions, Settings
 from caas_data.documents import (
     AppendOnlyMixin,
     Area,
     BaseDocument,
     ClientStatus,
     CreatedAtMixin,
+    FieldEncryption,
     PlatformDocument,
     SaasClient,
     SoftDeleteMixin,
@@ -111,12 +112,14 @@ from caas_data.documents.security import (
     SecurityPolicy,
 )
 from caas_data.engine import DataLayer, GuardedCollection, UnitOfWork, connect
+from caas_data.engine.field_encryption import TenantKeyring
 from caas_data.errors import (
     AuditChainBroken,
     CaasDataError,
     ConfigurationError,
     DocumentValidationError,
     DuplicateError,
+    FieldEncryptionError,
     InvalidTenantId,
     MissingDependencyError,
     NotFoundError,
@@ -126,6 +129,7 @@ from caas_data.errors import (
     TenantAlreadyProvisioned,
     TenantContextMissing,
     TenantIdRetained,
+    TenantKeyErased,
     TenantMismatch,
     TenantNotFound,
     UnsafeOperation,
@@ -219,9 +223,12 @@ __all__ = [
     "DevicePlatform",
     "DocumentValidationError",
     "DuplicateError",
+    "EncryptionOptions",
     "Event",
     "EventRepository",
     "FeatureSettings",
+    "FieldEncryption",
+    "FieldEncryptionError",
     "Group",
     "GroupMember",
     "GroupMemberRepository",
@@ -302,6 +309,8 @@ __all__ = [
     "TenantContextMissing",
     "TenantDocument",
     "TenantIdRetained",
+    "TenantKeyErased",
+    "TenantKeyring",
     "TenantMismatch",
     "TenantMixin",
     "TenantNotFound",

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["EncryptionOptions", "Settings"]
 
 
 class Settings(BaseSettings):
@@ -34,3 +38,50 @@ class Settings(BaseSettings):
     create_platform_indexes: bool = Field(
         default=True, description="Create the platform collections' indexes at connect()."
     )
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptionOptions:
+    """Field encryption of one layer: where data keys are kept and what wraps them.
+
+    Each tenant gets one data key in the key vault (`{prefix}_platform.{key_vault}`), with the
+    tenant id as its key alt name, wrapped by the KMS master key. Tests use a local 96-byte
+    master key (`EncryptionOptions.local(key)`); production names a KMS provider, e.g.
+    `EncryptionOptions(kms_providers={"aws": {...}}, kms_provider="aws",
+    master_key={"region": ..., "key": ...})`.
+
+    Attributes:
+        kms_providers: PyMongo's `kms_providers` mapping.
+        kms_provider: which of them wraps new data keys.
+        master_key: the provider's master key document (None for "local").
+        personal_fields: also encrypt the shipped documents' `caas_personal_fields` (user
+            email, device push tokens); off by default, since turning it on for existing
+            plaintext data needs a migration (reads pass old plaintext through).
+        key_vault: the key vault collection's name in the platform database.
+        kms_tls_options: PyMongo's `kms_tls_options`.
+    """
+
+    kms_providers: Mapping[str, Any]
+    kms_provider: str = "local"
+    master_key: Mapping[str, Any] | None = None
+    personal_fields: bool = False
+    key_vault: str = "encryption_keys"
+    kms_tls_options: Mapping[str, Any] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kms_provider not in self.kms_providers:
+            raise ValueError(f"kms_provider {self.kms_provider!r} is not in kms_providers")
+
+    def __repr__(self) -> str:
+        # Never print key material (a local master key is the whole secret).
+        return (
+            f"EncryptionOptions(kms_provider={self.kms_provider!r}, "
+            f"personal_fields={self.personal_fields}, key_vault={self.key_vault!r})"
+        )
+
+    @classmethod
+    def local(cls, key: bytes, *, personal_fields: bool = False) -> EncryptionOptions:
+        """A local master key (96 bytes): for tests and development, not for production."""
+        if not isinstance(key, bytes) or len(key) != 96:
+            raise ValueError("a local master key is 96 bytes")
+        return cls({"local": {"key": key}}, personal_fields=personal_fields)

@@ -21,6 +21,8 @@ CaasDataError
 │   └── DocumentValidationError   also a ValueError; wraps pydantic's error, names the field;
 │                                 also what BSON cannot encode (over 16 MB, NUL in a key,
 │                                 an int beyond 64 bits, an unencodable type)
+├── FieldEncryptionError          a field could not be encrypted or decrypted
+│   └── TenantKeyErased           the tenant's data key is gone: its ciphertext is unreadable
 └── RetryableError                network errors and timeouts: the caller may try again
 ```
 
@@ -45,6 +47,7 @@ __all__ = [
     "ConfigurationError",
     "DocumentValidationError",
     "DuplicateError",
+    "FieldEncryptionError",
     "InvalidTenantId",
     "MissingDependencyError",
     "NotFoundError",
@@ -54,6 +57,7 @@ __all__ = [
     "TenantAlreadyProvisioned",
     "TenantContextMissing",
     "TenantIdRetained",
+    "TenantKeyErased",
     "TenantMismatch",
     "TenantNotFound",
     "UnsafeOperation",
@@ -279,6 +283,17 @@ class DocumentValidationError(RepositoryError, ValueError):
             validation_error=error,
             **context,
         )
+
+
+class FieldEncryptionError(CaasDataError):
+    """A declared field could not be encrypted or decrypted with the tenant's data key."""
+
+
+class TenantKeyErased(FieldEncryptionError):
+    """The ciphertext names a data key that is not the tenant's (live) key: it was erased.
+
+    Crypto-shredding at work: the tenant's encrypted fields are unreadable for good.
+    """
 
 
 class RetryableError(CaasDataError):

@@ -43,6 +43,7 @@ from caas_data.errors import (
     RetryableError,
     TenancyError,
     TenantContextMissing,
+    TenantKeyErased,
     TenantMismatch,
     TenantNotFound,
     VersionConflict,
@@ -302,6 +303,8 @@ def _to_response(exc: CaasDataError) -> JSONResponse:
         return _problem(401, "tenant credentials required")
     if isinstance(exc, TenantNotFound | TenantMismatch | InvalidTenantId):
         return _problem(403, "forbidden for this tenant")
+    if isinstance(exc, TenantKeyErased):  # crypto-shredded: gone for good, not a server fault
+        return _problem(410, "gone: this data was erased")
     if isinstance(exc, RetryableError):
         return _problem(503, "temporarily unavailable", headers={"Retry-After": "1"})
     logger.error("caas_data error", exc_info=exc)

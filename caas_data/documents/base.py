@@ -27,6 +27,7 @@ __all__ = [
     "Area",
     "BaseDocument",
     "CreatedAtMixin",
+    "FieldEncryption",
     "PlatformDocument",
     "SoftDeleteMixin",
     "TenantAccess",
@@ -70,6 +71,18 @@ class TenantAccess(StrEnum):
     READ = "read"  # the tenant reads every row (a catalogue, e.g. plans)
 
 
+class FieldEncryption(StrEnum):
+    """How a declared field is encrypted (`caas_encrypted_fields`, `caas_personal_fields`).
+
+    Deterministic: the same value gives the same ciphertext under the tenant's key, so equality
+    filters (`==`, `$in`, `$ne`, `$nin`) still work, at the cost of revealing which rows share
+    a value. Random: nothing is revealed, and the field cannot be filtered on.
+    """
+
+    DETERMINISTIC = "deterministic"
+    RANDOM = "random"
+
+
 class BaseDocument(Document):
     """Beanie document routed per call; subclasses pick an area and mixins."""
 
@@ -87,6 +100,12 @@ class BaseDocument(Document):
     # Options asked for when the layer creates the collection (e.g. {"timeseries": {...}});
     # a server that refuses them gets a plain collection.
     caas_collection_options: ClassVar[dict[str, Any]] = {}
+    # Tenant data only: fields stored as ciphertext under the tenant's own data key (explicit
+    # client-side field-level encryption); a layer without encryption refuses the class.
+    caas_encrypted_fields: ClassVar[dict[str, FieldEncryption | str]] = {}
+    # Personal data (emails, push tokens): encrypted like `caas_encrypted_fields` only on a
+    # layer connected with `EncryptionOptions(personal_fields=True)`; stored plainly otherwise.
+    caas_personal_fields: ClassVar[dict[str, FieldEncryption | str]] = {}
 
     schema_version: int = Field(default=1, description="Shape version, for migrations.")
 

@@ -4,7 +4,8 @@ Every path into the database (Beanie's query API, the repositories, bulk writers
 streams) asks `get_pymongo_collection()` for a collection and gets this proxy. It knows the
 operations of PyMongo's `AsyncCollection` one by one; any attribute it does not know raises
 `UnsafeOperation` instead of reaching the driver (fail closed). It also injects the ambient
-transaction session and translates driver errors.
+transaction session and translates driver errors. With field encryption (`cipher`), the
+values of declared fields are encrypted here, after the tenant rules, and decrypted on read.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pymongo.errors import OperationFailure
 from caas_data.clock import write_stamp
 from caas_data.engine.cursors import GuardedCursor
 from caas_data.engine.cutoffs import retention_cutoff, retention_limit
+from caas_data.engine.field_encryption import FieldCipher
 from caas_data.engine.rules import (
     CollectionRules,
     LookupTarget,
@@ -80,6 +82,7 @@ class GuardedCollection:
     """A tenant-safe stand-in for one `AsyncCollection` within one scope."""
 
     __slots__ = (
+        "_cipher",
         "_collection",
         "_document_type",
         "_include_deleted",
@@ -99,8 +102,10 @@ class GuardedCollection:
         scope: ScopeKey,
         document_type: type[Any] | None = None,
         include_deleted: bool = False,
+        cipher: FieldCipher | None = None,
     ) -> None:
         self._collection = collection
+        self._cipher = cipher
         self._rules = rules
         self._resolve = resolve
         self._shared = shared
@@ -144,6 +149,7 @@ class GuardedCollection:
             scope=self._scope,
             document_type=self._document_type,
             include_deleted=self._include_deleted if include_deleted is None else include_deleted,
+            cipher=self._cipher,
         )
 
     def including_deleted(self) -> GuardedCollection:
@@ -189,8 +195,39 @@ class GuardedCollection:
             tenant_id=self._rules.tenant_id, document_type=self._document_type
         )
 
-    def _cursor(self, cursor: Any) -> GuardedCursor:
-        return GuardedCursor(cursor, check=self._check_scope, errors=self._errors)
+    def _cursor(
+        self,
+        cursor: Any,
+        *,
+        deep: bool = False,
+        opener: Callable[[], Awaitable[Any]] | None = None,
+    ) -> GuardedCursor:
+        """A guarded cursor; `deep` decrypts ciphertext anywhere (joins, change events)."""
+        cipher = self._cipher
+        transform: Callable[[Any], Awaitable[Any]] | None = None
+        if cipher is not None and deep:
+            transform = cipher.decrypt_any
+        elif cipher is not None and cipher.fields:
+            transform = cipher.decrypt_document
+        return GuardedCursor(
+            cursor, check=self._check_scope, errors=self._errors, transform=transform, opener=opener
+        )
+
+    # -- field encryption (no-ops without a cipher) --------------------------------------
+
+    async def _sealed_filter(self, query: dict[str, Any]) -> dict[str, Any]:
+        return query if self._cipher is None else await self._cipher.encrypt_filter(query)
+
+    async def _sealed_document(self, document: dict[str, Any]) -> dict[str, Any]:
+        return document if self._cipher is None else await self._cipher.encrypt_document(document)
+
+    async def _sealed_update(self, update: Any) -> Any:
+        return update if self._cipher is None else await self._cipher.encrypt_update(update)
+
+    async def _opened(self, document: Any) -> Any:
+        if self._cipher is None or document is None:
+            return document
+        return await self._cipher.decrypt_document(document)
 
     def _write_filter(self, query: Any, *, include_deleted: bool | None = None) -> dict[str, Any]:
         self._check_scope()
@@ -245,23 +282,31 @@ class GuardedCollection:
     def find(self, *args: Any, **kwargs: Any) -> GuardedCursor:
         """`find`, restricted to the scope's tenant (and to live documents)."""
         query, rest = _split_filter(args, kwargs)
+        guarded, options = self._filter(query), self._session(kwargs)
+        cipher = self._cipher
+        if cipher is not None and cipher.needs_filter_encryption(guarded):
+
+            async def open_encrypted() -> Any:  # encrypting is async; find() is not
+                sealed = await cipher.encrypt_filter(guarded)
+                return self._collection.find(sealed, *rest, **options)
+
+            return self._cursor(None, opener=open_encrypted)
         with self._errors():
-            cursor = self._collection.find(self._filter(query), *rest, **self._session(kwargs))
+            cursor = self._collection.find(guarded, *rest, **options)
         return self._cursor(cursor)
 
     async def find_one(self, filter: Any = None, *args: Any, **kwargs: Any) -> Any:
         """`find_one`, restricted like `find`."""
         with self._errors():
-            return await self._collection.find_one(
-                self._filter(filter), *args, **self._session(kwargs)
-            )
+            query = await self._sealed_filter(self._filter(filter))
+            found = await self._collection.find_one(query, *args, **self._session(kwargs))
+            return await self._opened(found)
 
     async def count_documents(self, filter: Any = None, **kwargs: Any) -> int:
         """`count_documents`, restricted like `find`."""
         with self._errors():
-            return await self._collection.count_documents(
-                self._filter(filter), **self._session(kwargs)
-            )
+            query = await self._sealed_filter(self._filter(filter))
+            return await self._collection.count_documents(query, **self._session(kwargs))
 
     async def estimated_document_count(self, **kwargs: Any) -> int:
         """Exact count of the scope's documents (the estimate would count every tenant)."""
@@ -271,9 +316,11 @@ class GuardedCollection:
         """`distinct`, over the scope's documents only."""
         field = plain_key(key)
         with self._errors():
-            return await self._collection.distinct(
-                field, self._filter(filter), **self._session(kwargs)
-            )
+            query = await self._sealed_filter(self._filter(filter))
+            values = await self._collection.distinct(field, query, **self._session(kwargs))
+            if self._cipher is not None:
+                values = await self._cipher.decrypt_any(values)
+            return list(values)
 
     async def aggregate(self, pipeline: Sequence[Any], **kwargs: Any) -> GuardedCursor:
         """`aggregate`, with every stage (joins included) restricted to the tenant."""
@@ -282,8 +329,12 @@ class GuardedCollection:
             pipeline, self._rules, self._resolve, include_deleted=self._include_deleted
         )
         with self._errors():
+            if self._cipher is not None:  # equality on encrypted fields compares ciphertext
+                for index, stage in enumerate(guarded):
+                    if "$match" in stage:
+                        guarded[index] = {"$match": await self._sealed_filter(stage["$match"])}
             cursor = await self._collection.aggregate(guarded, **self._session(kwargs))
-        return self._cursor(cursor)
+        return self._cursor(cursor, deep=True)
 
     # -- writes -------------------------------------------------------------------------
 
@@ -292,6 +343,7 @@ class GuardedCollection:
         self._writable("insert_one", insert=True)
         new = guard_new_document(document, self._rules, now=write_stamp())
         with self._errors():
+            new = await self._sealed_document(new)
             result = await self._collection.insert_one(new, **self._session(kwargs))
         if isinstance(document, dict) and "_id" not in document:
             document["_id"] = result.inserted_id  # as PyMongo does
@@ -303,6 +355,7 @@ class GuardedCollection:
         now = write_stamp()
         news = [guard_new_document(d, self._rules, now=now) for d in documents]
         with self._errors():
+            news = [await self._sealed_document(new) for new in news]
             return await self._collection.insert_many(news, **self._session(kwargs))
 
     async def update_one(
@@ -319,8 +372,9 @@ class GuardedCollection:
             update, self._rules, now=stamp_time or write_stamp(), upsert=bool(kwargs.get("upsert"))
         )
         query, options = guarded.filter(self._write_filter(filter)), self._session(kwargs)
-        body = guarded.update
         with self._errors():
+            query = await self._sealed_filter(query)
+            body = await self._sealed_update(guarded.update)
             return await self._single_write(
                 lambda: self._collection.update_one(query, body, **options),
                 options["session"],
@@ -334,9 +388,9 @@ class GuardedCollection:
         )
         query = guarded.filter(self._write_filter(filter))
         with self._errors():
-            return await self._collection.update_many(
-                query, guarded.update, **self._session(kwargs)
-            )
+            query = await self._sealed_filter(query)
+            body = await self._sealed_update(guarded.update)
+            return await self._collection.update_many(query, body, **self._session(kwargs))
 
     async def replace_one(
         self,
@@ -356,6 +410,8 @@ class GuardedCollection:
         )
         options = self._session(kwargs)
         with self._errors():
+            query = await self._sealed_filter(query)
+            new = await self._sealed_document(new)
             return await self._single_write(
                 lambda: self._collection.replace_one(query, new, **options), options["session"]
             )
@@ -365,6 +421,7 @@ class GuardedCollection:
         self._writable("delete_one")
         query = self._write_filter(filter, include_deleted=True)
         with self._errors():
+            query = await self._sealed_filter(query)
             return await self._collection.delete_one(query, **self._session(kwargs))
 
     async def delete_many(self, filter: Any, **kwargs: Any) -> Any:
@@ -372,6 +429,7 @@ class GuardedCollection:
         self._writable("delete_many")
         query = self._write_filter(filter, include_deleted=True)
         with self._errors():
+            query = await self._sealed_filter(query)
             return await self._collection.delete_many(query, **self._session(kwargs))
 
     async def find_one_and_update(self, filter: Any, update: Any, **kwargs: Any) -> Any:
@@ -381,12 +439,14 @@ class GuardedCollection:
             update, self._rules, now=write_stamp(), upsert=bool(kwargs.get("upsert"))
         )
         query, options = guarded.filter(self._write_filter(filter)), self._session(kwargs)
-        body = guarded.update
         with self._errors():
-            return await self._single_write(
+            query = await self._sealed_filter(query)
+            body = await self._sealed_update(guarded.update)
+            found = await self._single_write(
                 lambda: self._collection.find_one_and_update(query, body, **options),
                 options["session"],
             )
+            return await self._opened(found)
 
     async def find_one_and_replace(self, filter: Any, replacement: Any, **kwargs: Any) -> Any:
         """`find_one_and_replace`, conditional on the `__v` the replacement carries."""
@@ -396,17 +456,22 @@ class GuardedCollection:
         )
         options = self._session(kwargs)
         with self._errors():
-            return await self._single_write(
+            query = await self._sealed_filter(query)
+            new = await self._sealed_document(new)
+            found = await self._single_write(
                 lambda: self._collection.find_one_and_replace(query, new, **options),
                 options["session"],
             )
+            return await self._opened(found)
 
     async def find_one_and_delete(self, filter: Any, **kwargs: Any) -> Any:
         """`find_one_and_delete` (a hard delete) within the tenant."""
         self._writable("find_one_and_delete")
         query = self._write_filter(filter, include_deleted=True)
         with self._errors():
-            return await self._collection.find_one_and_delete(query, **self._session(kwargs))
+            query = await self._sealed_filter(query)
+            found = await self._collection.find_one_and_delete(query, **self._session(kwargs))
+            return await self._opened(found)
 
     async def bulk_write(self, requests: Sequence[Any], **kwargs: Any) -> Any:
         """`bulk_write`, each request guarded as its single-operation twin would be."""
@@ -414,7 +479,31 @@ class GuardedCollection:
         now = write_stamp()
         guarded = [self._guard_request(request, now) for request in requests]
         with self._errors():
+            if self._cipher is not None:
+                guarded = [await self._seal_request(request) for request in guarded]
             return await self._collection.bulk_write(guarded, **self._session(kwargs))
+
+    async def _seal_request(self, request: Any) -> Any:
+        """A guarded bulk request with its encrypted fields sealed (built like its twin)."""
+        kind = type(request)
+        if kind is InsertOne:
+            return InsertOne(await self._sealed_document(request._doc))
+        query = await self._sealed_filter(request._filter)
+        if kind in (UpdateOne, UpdateMany):
+            return kind(
+                query,
+                await self._sealed_update(request._doc),
+                upsert=request._upsert,
+                collation=request._collation,
+                array_filters=request._array_filters,
+                hint=request._hint,
+            )
+        if kind is ReplaceOne:
+            return ReplaceOne(
+                query, await self._sealed_document(request._doc), upsert=request._upsert,
+                collation=request._collation, hint=request._hint,
+            )  # fmt: skip
+        return kind(query, collation=request._collation, hint=request._hint)
 
     def _guard_request(self, request: Any, now: Any) -> Any:
         # PyMongo's request classes keep their arguments in private slots; reading them here,
@@ -539,7 +628,7 @@ class GuardedCollection:
             )
         with self._errors():
             stream = await self._collection.watch(stages, **self._session(kwargs))
-        return self._cursor(stream)
+        return self._cursor(stream, deep=True)
 
     async def _records_pre_images(self) -> bool:
         database = self._collection.database
@@ -563,4 +652,5 @@ class GuardedCollection:
         """Index metadata: names and keys, no documents."""
         self._check_scope()
         with self._errors():
-            return self._cursor(await self._collection.list_indexes(**self._session(kwargs)))
+            cursor = await self._collection.list_indexes(**self._session(kwargs))
+        return GuardedCursor(cursor, check=self._check_scope, errors=self._errors)

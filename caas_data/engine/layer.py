@@ -17,8 +17,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
-from caas_data.config import Settings
-from caas_data.documents.base import Area, BaseDocument
+from caas_data.config import EncryptionOptions, Settings
+from caas_data.documents.base import Area, BaseDocument, FieldEncryption
+from caas_data.engine.field_encryption import FieldCipher, TenantKeyring, keyring_for
 from caas_data.engine.guard import GuardedCollection
 from caas_data.engine.indexes import ensure_collection
 from caas_data.engine.registry import DocumentRegistry, spec_of
@@ -85,6 +86,8 @@ class DataLayer:
         client: AsyncMongoClient[dict[str, Any]],
         settings: Settings,
         documents: Iterable[type[BaseDocument]],
+        *,
+        encryption: EncryptionOptions | None = None,
     ) -> None:
         self.client = client
         self.settings = settings
@@ -95,6 +98,60 @@ class DataLayer:
         self._collections: dict[tuple[str, str], AsyncCollection[dict[str, Any]]] = {}
         self._ensured: set[tuple[str, str]] = set()
         self._closed = False
+        self._keyring: TenantKeyring | None = None
+        self._encrypted: dict[type[BaseDocument], dict[str, FieldEncryption]] = {}
+        if encryption is not None:
+            self._keyring = keyring_for(
+                client,
+                self._database(self.database_name(Area.PLATFORM)),
+                encryption,
+                ttl=settings.tenant_cache_ttl_seconds,
+            )
+
+    # -- field encryption --------------------------------------------------------------
+
+    @property
+    def encryption(self) -> TenantKeyring:
+        """The tenants' data keys (`ensure_key`, `erase_key`), when encryption is configured.
+
+        Raises:
+            ConfigurationError: the layer was connected without `encryption=`.
+        """
+        if self._keyring is None:
+            raise ConfigurationError(
+                "field encryption is not configured: connect(encryption=EncryptionOptions(...))"
+            )
+        return self._keyring
+
+    @property
+    def encrypts_fields(self) -> bool:
+        """True when the layer was connected with `encryption=`."""
+        return self._keyring is not None
+
+    def field_cipher(self, document_type: type[BaseDocument], tenant_id: str) -> FieldCipher | None:
+        """What encrypts `document_type`'s declared fields in a scope of `tenant_id`, if any.
+
+        Raises:
+            ConfigurationError: the class declares encrypted fields and the layer cannot
+                encrypt (they would be stored in plain text).
+        """
+        fields = self._encrypted.get(document_type)
+        if fields is None:
+            spec = spec_of(document_type)
+            if self._keyring is None and spec.encrypted:
+                raise ConfigurationError(
+                    f"{document_type.__name__} declares encrypted fields "
+                    f"({', '.join(sorted(spec.encrypted))}): connect with encryption=...",
+                    document_type=document_type,
+                )
+            personal = self._keyring is not None and self._keyring.options.personal_fields
+            fields = self._encrypted[document_type] = {
+                **(spec.personal if personal else {}),
+                **spec.encrypted,
+            }
+        if self._keyring is None:
+            return None
+        return FieldCipher(self._keyring, tenant_id, fields)
 
     # -- naming and routing ------------------------------------------------------------
 
@@ -313,6 +370,8 @@ class DataLayer:
         self._closed = True
         if self in _active:
             _active.remove(self)
+        if self._keyring is not None:
+            await self._keyring.close()
         await self.client.close()
 
     async def __aenter__(self) -> Self:
@@ -333,6 +392,7 @@ async def connect(
     database_prefix: str | None = None,
     documents: Iterable[type[BaseDocument]] | None = None,
     operation_timeout_ms: int | None = None,
+    encryption: EncryptionOptions | None = None,
 ) -> DataLayer:
     """Connect to the cluster and initialise the documents; never starts a server.
 
@@ -341,6 +401,7 @@ async def connect(
         database_prefix: defaults to `CAAS_DATABASE_PREFIX`, then `caas`.
         documents: extra document classes to register beside the built-in ones.
         operation_timeout_ms: per-operation timeout; defaults to the setting.
+        encryption: field encryption (data keys per tenant); needs the `encryption` extra.
 
     Raises:
         ConfigurationError: no uri given nor set in the environment.
@@ -371,7 +432,11 @@ async def connect(
         )
     except (PyMongoError, ValueError) as exc:
         raise ConfigurationError(f"invalid MongoDB URI: {exc}") from exc
-    layer = DataLayer(client, settings, all_documents)
+    try:
+        layer = DataLayer(client, settings, all_documents, encryption=encryption)
+    except BaseException:
+        await client.close()
+        raise
     try:
         await layer._start()
     except ConnectionFailure as exc:  # pragma: no cover - translated above

@@ -14,6 +14,7 @@ from caas_data.documents.base import (
     AppendOnlyMixin,
     Area,
     BaseDocument,
+    FieldEncryption,
     SoftDeleteMixin,
     TenantAccess,
     TenantMixin,
@@ -41,6 +42,9 @@ class CollectionSpec:
     # stored name -> the value a new document carries
     protected: Mapping[str, Any] = field(default_factory=dict)
     writable_when: Mapping[str, Any] = field(default_factory=dict)
+    # stored name -> how it is encrypted: always, and only when the layer encrypts personal data
+    encrypted: Mapping[str, FieldEncryption] = field(default_factory=dict)
+    personal: Mapping[str, FieldEncryption] = field(default_factory=dict)
 
 
 _SPECS: dict[type[BaseDocument], CollectionSpec] = {}
@@ -80,7 +84,51 @@ def _read_spec(document_type: type[BaseDocument]) -> CollectionSpec:
         tenant_access=document_type.caas_tenant_access,
         protected=_protected_defaults(document_type),
         writable_when=dict(document_type.caas_writable_when),
+        encrypted=_encrypted_fields(document_type, document_type.caas_encrypted_fields),
+        personal=_encrypted_fields(document_type, document_type.caas_personal_fields),
     )
+
+
+# Fields the layer reads, filters or pins itself: they must stay readable by the server.
+_NEVER_ENCRYPTED = frozenset(
+    {"_id", "tenant_id", "__v", "created_at", "updated_at", "deleted_at", "deleted_by",
+     "schema_version"}
+)  # fmt: skip
+
+
+def _encrypted_fields(
+    document_type: type[BaseDocument], declared: Mapping[str, Any]
+) -> dict[str, FieldEncryption]:
+    """Check a class's encrypted-field declaration; stored name -> algorithm."""
+    if not declared:
+        return {}
+    if document_type.caas_area is not Area.TENANT:
+        raise ConfigurationError(
+            "encrypted fields are tenant data (one data key per tenant): declare them on a "
+            "tenant document",
+            document_type=document_type,
+        )
+    result: dict[str, FieldEncryption] = {}
+    for name, how in declared.items():
+        info = document_type.model_fields.get(name)
+        stored = (info.alias or name) if info is not None else None
+        try:
+            algorithm = FieldEncryption(how)
+        except ValueError:
+            algorithm = None
+        if stored is None or algorithm is None:
+            raise ConfigurationError(
+                f"encrypted field {name!r} must be a field of the class, encrypted "
+                f"'deterministic' or 'random' (got {how!r})",
+                document_type=document_type,
+            )
+        if stored in _NEVER_ENCRYPTED or name in document_type.caas_protected_fields:
+            raise ConfigurationError(
+                f"{name!r} is read by the layer itself and cannot be encrypted",
+                document_type=document_type,
+            )
+        result[stored] = algorithm
+    return result
 
 
 def _protected_defaults(document_type: type[BaseDocument]) -> dict[str, Any]:

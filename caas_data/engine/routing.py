@@ -80,6 +80,8 @@ def route(
         def resolve(name: str) -> LookupTarget:
             return _tenant_target(layer, placement, name)
 
+        cipher = layer.field_cipher(document_type, tenant_id)
+
     else:
         if spec.tenant_keyed and scope is None:
             raise _missing_scope(document_type)
@@ -91,6 +93,8 @@ def route(
         def resolve(name: str) -> LookupTarget:
             return _area_target(layer, area, tenant_id, name)
 
+        cipher = None  # encrypted fields are tenant data only (the registry checks it)
+
     return GuardedCollection(
         layer._handle(database, physical),
         _rules(spec, tenant_id),
@@ -99,6 +103,7 @@ def route(
         scope=scope_key(scope),
         document_type=document_type,
         include_deleted=include_deleted,
+        cipher=cipher,
     )
 
 

@@ -300,6 +300,9 @@ def guard_new_document(
     result = _plain_mapping(document, "a document")
     _stamp_tenant(result, rules, "document")
     _check_protected_new(result, rules)
+    # Every document class carries schema_version (default 1); a raw insert that omits it
+    # must store it too, or a later replacement (conditional on it) could never match.
+    result.setdefault("schema_version", 1)
     if rules.timestamps:
         result.setdefault("created_at", now)
         result.setdefault("updated_at", now)

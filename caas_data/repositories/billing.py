@@ -192,9 +192,13 @@ class SubscriptionRepository(AuditedRepository[Subscription]):
                 document_type=Subscription,
             )
         # Subscriptions are protected documents: only this repository moves them.
-        result = await self.collection()._privileged().update_one(
-            {"_id": active.id, "status": SubscriptionStatus.ACTIVE.value},
-            {"$set": {"status": status.value, "ended_at": utcnow()}},
+        result = (
+            await self.collection()
+            ._privileged()
+            .update_one(
+                {"_id": active.id, "status": SubscriptionStatus.ACTIVE.value},
+                {"$set": {"status": status.value, "ended_at": utcnow()}},
+            )
         )
         if result.matched_count != 1:
             raise VersionConflict(

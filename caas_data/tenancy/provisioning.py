@@ -208,7 +208,8 @@ class TenantService:
         tenant); its API keys and applications are deleted (no old key authenticates again);
         everything at its placement is deleted: its database (database model), its collection
         set (collection model) or its rows of the shared collections (shared model; the
-        collections stay, other tenants live in them); the audit trail gets a
+        collections stay, other tenants live in them); its data key is erased when the layer
+        encrypts fields (crypto-shredding every other copy); the audit trail gets a
         `tenant.deprovisioned` entry; the entry becomes a `deprovisioned` tombstone. Rows the
         tenant owns in the platform, billing and analytics collections (invoices, usage, the
         audit trail) are the platform's records and stay. An interrupted run is finished by
@@ -248,6 +249,8 @@ class TenantService:
                 await asyncio.gather(
                     *(database[name].delete_many({"tenant_id": tenant_id}) for name in names)
                 )
+        # Crypto-shredding: copies of its encrypted fields elsewhere (backups) die with the key.
+        keys_erased = await layer.encryption.erase_key(tenant_id) if layer.encrypts_fields else 0
         from caas_data.repositories.audit import AuditLogRepository
 
         await layer.repo(AuditLogRepository).append(
@@ -260,6 +263,7 @@ class TenantService:
                 "tier": client.tier.value,
                 "database": placement.database,
                 "credentials_deleted": revoked,
+                "data_keys_erased": keys_erased,
             },
         )
         await self._set_status(tenant_id, ClientStatus.DEPROVISIONED)

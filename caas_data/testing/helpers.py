@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from caas_data.config import EncryptionOptions
 from caas_data.documents.base import BaseDocument
 from caas_data.engine.layer import DataLayer, connect
 
@@ -61,6 +62,7 @@ async def connect_for_tests(
     *,
     documents: Iterable[type[BaseDocument]] | None = None,
     database_prefix: str | None = None,
+    encryption: EncryptionOptions | None = None,
 ) -> DataLayer:
     """A layer with the tests' timeouts, on fresh databases (a new prefix) by default.
 
@@ -72,6 +74,7 @@ async def connect_for_tests(
         database_prefix=new_prefix() if database_prefix is None else database_prefix,
         documents=documents,
         operation_timeout_ms=TEST_OPERATION_TIMEOUT_MS,
+        encryption=encryption,
     )
 
 

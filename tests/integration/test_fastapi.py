@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
-from caas_data import DataLayer, Tier, UserRepository, current_tenant_id
+from caas_data import DataLayer, TenantKeyErased, Tier, UserRepository, current_tenant_id
 from caas_data.fastapi import (
     Principal,
     attach_layer,
@@ -69,6 +69,10 @@ def build_app(tenant_dependency: Any) -> FastAPI:
         updated = await users.update(user, display_name=body["display_name"])
         set_etag(response, updated)
         return {"display_name": updated.display_name}
+
+    @router.get("/erased")
+    async def erased() -> None:
+        raise TenantKeyErased("encrypted data of tenant 'x' is unreadable", tenant_id="x")
 
     @router.get("/boom")
     async def boom() -> None:
@@ -141,6 +145,7 @@ async def test_errors_map_to_statuses_without_leaking(app: FastAPI, caas_layer: 
             "/users", json={"external_id": "a", "display_name": "x"}, headers=headers
         )
         assert ok.status_code == 201 and dup.status_code == 409
+        assert (await http.get("/erased", headers=headers)).status_code == 410
         boom = await http.get("/boom", headers=headers)
         assert boom.status_code == 500 and "hunter2" not in boom.text and "secret" not in boom.text
 

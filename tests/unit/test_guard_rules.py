@@ -76,7 +76,10 @@ class TestFilters:
 class TestWrites:
     def test_new_documents_are_stamped(self) -> None:
         doc = guard_new_document({"a": 1}, PLAIN, now=NOW)
-        assert doc == {"a": 1, "tenant_id": "acme", "created_at": NOW, "updated_at": NOW, "__v": 0}
+        assert doc == {
+            "a": 1, "tenant_id": "acme", "schema_version": 1, "created_at": NOW,
+            "updated_at": NOW, "__v": 0,
+        }  # fmt: skip
 
     def test_new_document_of_another_tenant_raises(self) -> None:
         with pytest.raises(TenantMismatch):

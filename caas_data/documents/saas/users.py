@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from beanie import PydanticObjectId
 from pydantic import Field, field_validator
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-from caas_data.documents.base import SoftDeleteMixin, TenantDocument
+from caas_data.documents.base import FieldEncryption, SoftDeleteMixin, TenantDocument
 
 __all__ = [
     "DOCUMENTS",
@@ -44,6 +44,12 @@ class Presence(StrEnum):
 
 class User(SoftDeleteMixin, TenantDocument):
     """An end user of a tenant's app, known by the tenant's own user id (`external_id`)."""
+
+    # Encrypted under the tenant's key on a layer with EncryptionOptions(personal_fields=True);
+    # deterministic, so a lookup by email still works.
+    caas_personal_fields: ClassVar[dict[str, FieldEncryption | str]] = {
+        "email": FieldEncryption.DETERMINISTIC
+    }
 
     external_id: str = Field(min_length=1, max_length=128)
     display_name: str = Field(min_length=1, max_length=100)
@@ -96,6 +102,11 @@ class PushProvider(StrEnum):
 
 class UserDevice(TenantDocument):
     """A device a user signed in on, with its push token."""
+
+    # As User.email: a device is found by its token when the push service rejects it.
+    caas_personal_fields: ClassVar[dict[str, FieldEncryption | str]] = {
+        "push_token": FieldEncryption.DETERMINISTIC
+    }
 
     user_id: PydanticObjectId
     device_id: str = Field(min_length=1, max_length=128, description="Chosen by the client.")

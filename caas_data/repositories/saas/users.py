@@ -117,7 +117,8 @@ class UserDeviceRepository(Repository[UserDevice]):
     async def push_targets(self, user_ids: Sequence[PydanticObjectId]) -> list[UserDevice]:
         """Devices with a push token, for a fan-out of notifications."""
         page = await self.find(
-            {"user_id": {"$in": list(user_ids)}, "push_token": {"$type": "string"}},
+            # `$ne: None`, not `$type: "string"`: an encrypted token is stored as binary.
+            {"user_id": {"$in": list(user_ids)}, "push_token": {"$ne": None}},
             limit=1000,
         )
         return page.items
