@@ -35,7 +35,13 @@ from caas_data.documents.saas.encryption import PrekeyBundle, UserKey
 from caas_data.documents.saas.groups import Group, GroupMember, GroupRole, MembershipStatus
 from caas_data.documents.saas.media import MediaFile, MediaMetadata, Post
 from caas_data.documents.saas.messaging import Conversation, Message, Reaction, ReadReceipt
-from caas_data.documents.saas.users import User, UserDevice, UserRelationship, UserSession
+from caas_data.documents.saas.users import (
+    DELETED_USER_ID,
+    User,
+    UserDevice,
+    UserRelationship,
+    UserSession,
+)
 from caas_data.engine.registry import spec_of
 from caas_data.errors import NotFoundError, OperationRefused, translate_driver_errors
 from caas_data.operations._common import pseudonym, require_operator_scope
@@ -53,9 +59,6 @@ __all__ = [
     "erase_user",
     "export_user",
 ]
-
-DELETED_USER_ID = ObjectId("000000000000000000000000")
-"""The sender of an erased user's messages: "deleted user"."""
 
 
 @dataclass(slots=True)
