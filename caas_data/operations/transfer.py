@@ -37,7 +37,7 @@ from caas_data.operations._common import (
     tenant_owned_classes,
 )
 from caas_data.tenancy.ids import validate_tenant_id
-from caas_data.tenancy.tiers import Tier
+from caas_data.tenancy.tiers import Placement, Tier
 
 if TYPE_CHECKING:
     from caas_data.engine.layer import DataLayer
@@ -183,8 +183,8 @@ async def import_tenant(
             this layer does not know, or the tenant already holds data.
         TenantAlreadyProvisioned: the tenant exists with another tier.
         TenantIdRetained: the id still owns a former tenant's rows.
-        DuplicateError: rows with the same `_id` exist (importing beside the source in the
-            same cluster): import into another cluster, or after erasing the source.
+            Also when rows with the export's `_id`s exist where they would go (the source,
+            or invoices an erasure kept, in the same cluster): import into another cluster.
     """
     source = Path(directory)
     manifest = _read_manifest(source)
@@ -200,6 +200,9 @@ async def import_tenant(
             f"the export holds collections this layer does not know: {', '.join(unknown)}",
             tenant_id=target,
         )
+    placement = Placement.for_tier(target, chosen, database_prefix=layer.prefix)
+    for key, entry in manifest["collections"].items():
+        await _check_ids_free(layer, classes[key], placement, source / entry["file"], key)
     await layer.tenants.provision(target, tier=chosen, name=manifest.get("name"))
     result = ImportResult(target, chosen, {})
     async with layer.tenant_scope(target):
@@ -228,6 +231,39 @@ async def import_tenant(
                     tenant_id=target,
                 )
     return result
+
+
+async def _check_ids_free(
+    layer: DataLayer,
+    document_type: type[BaseDocument],
+    placement: Placement,
+    path: Path,
+    key: str,
+) -> None:
+    """Refuse before writing when rows with the export's `_id`s exist where they would go.
+
+    That happens importing beside the source in one cluster (the source, or the invoices an
+    erasure kept): rows keep their `_id`s so that references between them hold.
+    """
+    spec = spec_of(document_type)
+    if spec.area is Area.TENANT:
+        database, name = placement.database, placement.collection_name(spec.name)
+    else:
+        database, name = layer.database_name(spec.area), spec.name
+    collection = layer.unguarded_collection(
+        database, name, why="an import checks, for any tenant, that its _ids are free"
+    )
+    with path.open("rb") as lines, translate_driver_errors(tenant_id=placement.tenant_id):
+        ids = [json_util.loads(line, json_options=_OPTIONS)["_id"] for line in lines]
+        for start in range(0, len(ids), _BATCH):
+            taken = await collection.find_one({"_id": {"$in": ids[start : start + _BATCH]}})
+            if taken is not None:
+                raise OperationRefused(
+                    f"{key}: rows with the export's _ids exist already at {database}.{name} "
+                    "(the source, or invoices kept by an erasure, in this cluster): import "
+                    "into another cluster",
+                    tenant_id=placement.tenant_id,
+                )
 
 
 async def _restore(

@@ -112,8 +112,8 @@ async def test_import_refuses_a_tampered_export_and_a_placement_with_data(
     await caas_layer.tenants.provision(tenant_id, tier=Tier.FREE)
     await populate(caas_layer, tenant_id)
     await export_tenant(caas_layer, tenant_id, tmp_path / "out")
-    with pytest.raises(OperationRefused, match="is not empty"):
-        await import_tenant(caas_layer, tmp_path / "out")
+    with pytest.raises(OperationRefused, match="exist already"):
+        await import_tenant(caas_layer, tmp_path / "out", tenant_id=new_tenant_id("dup"))
     with pytest.raises(OperationRefused, match="not empty"):
         await export_tenant(caas_layer, tenant_id, tmp_path / "out")
 

@@ -26,7 +26,7 @@ CHILD = r"""
 import importlib.abc, json, sys
 
 BLOCKED = {"argon2", "fastapi", "starlette", "testcontainers", "pytest_asyncio", "hypothesis",
-           "httpx", "uvicorn"}
+           "httpx", "uvicorn", "typer", "rich"}
 
 class Blocker(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
@@ -48,6 +48,7 @@ for feature, attempt in [
     ("hasher", lambda: PlatformAdminRepository.password_hasher),
     ("fastapi", lambda: __import__("caas_data.fastapi")),
     ("plugin", lambda: __import__("caas_data.testing.plugin")),
+    ("cli", lambda: __import__("caas_data.cli")),
 ]:
     try:
         attempt()
@@ -89,6 +90,7 @@ def test_the_package_imports_without_any_optional_package(
         ("hasher", "argon2", "security"),
         ("fastapi", "fastapi", "fastapi"),
         ("plugin", "pytest_asyncio", "test"),
+        ("cli", "typer", "cli"),
     ],
 )
 def test_using_a_feature_without_its_extra_names_the_extra(
