@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pymongo import UpdateOne
+
 from caas_data.documents.base import BaseDocument, RawDocument, SchemaStep, upcast, utcnow
 from caas_data.documents.platform import MigrationRecord, MigrationStatus, SaasClient
 from caas_data.engine.registry import spec_of
@@ -248,6 +250,7 @@ async def _batch(layer: DataLayer, planned: PlannedStep, batch_size: int) -> int
     """Rewrite up to `batch_size` documents; how many it rewrote (0: the step is done)."""
     collection = layer.collection(planned.document_type, include_deleted=True)._privileged()
     raws = await collection.find(_below(planned), sort=[("_id", 1)], limit=batch_size).to_list()
+    requests = []
     for raw in raws:
         new = _converted(planned, raw)
         changed = {k: v for k, v in new.items() if k not in _KEPT and raw.get(k, _MISSING) != v}
@@ -256,9 +259,11 @@ async def _batch(layer: DataLayer, planned: PlannedStep, batch_size: int) -> int
         if removed:
             update["$unset"] = removed
         # Conditional on the version it was read at: a concurrent run never applies a step twice.
-        await collection.update_one(
-            {"_id": raw["_id"], "schema_version": raw.get("schema_version")}, update
-        )
+        where = {"_id": raw["_id"], "schema_version": raw.get("schema_version")}
+        requests.append(UpdateOne(where, update))
+    if requests:
+        # One round trip per batch; each document's rewrite is still atomic on its own.
+        await collection.bulk_write(requests, ordered=False)
     return len(raws)
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` (`python -m benchmarks`). Numbers are printed, never asserted."""
