@@ -63,7 +63,7 @@ __all__ = [
 
 @dataclass(slots=True)
 class TenantErasure:
-    """What `erase_tenant` did: rows deleted per collection, invoices kept anonymised."""
+    """What `erase_tenant` did: rows deleted per `database.collection`, invoices kept."""
 
     tenant_id: str
     pseudonym: str
@@ -103,6 +103,8 @@ async def erase_tenant(
         )
     label = pseudonym(layer, tenant_id)
     report = TenantErasure(tenant_id, label)
+    # The census first: deprovisioning deletes the placement's data before the purge runs.
+    before = await layer.tenants.retained_rows(tenant_id)
     await layer.tenants.deprovision(tenant_id, actor=actor)
     invoices = layer.unguarded_platform_collection(
         Invoice, why="erasure keeps invoices for the legal period under a pseudonym"
@@ -112,7 +114,11 @@ async def erase_tenant(
             {"tenant_id": tenant_id}, {"$set": {"tenant_id": label, "updated_at": utcnow()}}
         )
         report.invoices_kept = await invoices.count_documents({"tenant_id": label})
-    report.deleted = await layer.tenants.purge_retained(tenant_id, actor=actor, label=label)
+    purged = await layer.tenants.purge_retained(tenant_id, actor=actor, label=label)
+    invoices_key = f"{layer.database_name(Invoice.caas_area)}.invoices"
+    report.deleted = {k: v for k, v in before.items() if k != invoices_key}
+    for key, rows in purged.items():  # what deprovisioning added (its audit entry...)
+        report.deleted.setdefault(key.replace(label, tenant_id), rows)
     with translate_driver_errors(tenant_id=tenant_id):
         # Its own database, if it ever had one, is gone with its collections; drop the name.
         own = f"{layer.prefix}_{tenant_id}"
