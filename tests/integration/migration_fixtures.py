@@ -6,8 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from caas_data import TenantDocument
-from caas_data.documents.base import SchemaStep
+from caas_data import SchemaStep, TenantDocument
 
 
 def split_name(raw: dict[str, Any]) -> dict[str, Any]:
