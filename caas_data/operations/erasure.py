@@ -149,7 +149,11 @@ def _user_id(user_id: str | ObjectId) -> ObjectId:
 
 
 def _handle(layer: DataLayer, document_type: type[BaseDocument]) -> GuardedCollection:
-    return layer.collection(document_type, include_deleted=True)._privileged()
+    """The scope's guarded collection, soft-deleted rows included (they are the user's too).
+
+    Not privileged: erasure changes no field the layer owns.
+    """
+    return layer.collection(document_type, include_deleted=True)
 
 
 async def erase_user(

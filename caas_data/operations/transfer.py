@@ -186,6 +186,7 @@ async def import_tenant(
             Also when rows with the export's `_id`s exist where they would go (the source,
             or invoices an erasure kept, in the same cluster): import into another cluster.
     """
+    require_operator_scope("import", tenant_id or "(from the manifest)")
     source = Path(directory)
     manifest = _read_manifest(source)
     target = tenant_id or str(manifest["tenant_id"])

@@ -13,14 +13,17 @@ from bson import json_util
 
 from caas_data import DataLayer, Group, GroupMember, Message, Reaction, Tier
 from caas_data.documents.analytics import PLATFORM_AUDIT_TENANT
-from caas_data.errors import NotFoundError, OperationRefused, TenantNotFound
+from caas_data.errors import NotFoundError, OperationRefused, TenantMismatch, TenantNotFound
 from caas_data.operations import (
     DELETED_USER_ID,
+    doctor,
     erase_tenant,
     erase_user,
     export_tenant,
     export_user,
     import_tenant,
+    migrate,
+    sync_indexes,
 )
 from caas_data.testing import Factories, ServerHandle
 from caas_data.testing.helpers import connect_for_tests, drop_prefix_databases, new_tenant_id
@@ -195,3 +198,24 @@ async def test_erase_user_across_every_domain(caas_layer: DataLayer, tenant: str
         assert group.member_count == active == 2
     with pytest.raises(NotFoundError, match="no user"):
         await export_user(caas_layer, tenant, str(ada.id))
+
+
+async def test_operator_operations_refuse_to_run_in_a_tenant_scope(
+    caas_layer: DataLayer, shared_tenant: str, tmp_path: Path
+) -> None:
+    calls = {
+        "migrate": lambda: migrate(caas_layer),
+        "export": lambda: export_tenant(caas_layer, shared_tenant, tmp_path / "x"),
+        "import": lambda: import_tenant(caas_layer, tmp_path / "x"),
+        "erase": lambda: erase_tenant(caas_layer, shared_tenant, confirm=shared_tenant),
+        "erase_user": lambda: erase_user(caas_layer, shared_tenant, str(DELETED_USER_ID)),
+        "export_user": lambda: export_user(caas_layer, shared_tenant, str(DELETED_USER_ID)),
+        "indexes": lambda: sync_indexes(caas_layer),
+        "doctor": lambda: doctor(caas_layer),
+    }
+    async with caas_layer.tenant_scope(shared_tenant):
+        for name, call in calls.items():
+            with pytest.raises(TenantMismatch, match="operator operation"):
+                await call()
+            assert not (tmp_path / "x").exists(), name
+    assert await caas_layer.tenants.get(shared_tenant)
