@@ -12,12 +12,17 @@ CaasDataError
 │   │                             an operator operation runs inside a tenant scope
 │   ├── TenantAlreadyProvisioned  provisioned before with another tier
 │   │   └── TenantIdRetained      a deprovisioned id still owns rows; `retained` names them
-│   └── UnsafeOperation           the guard refuses an operation it cannot make tenant-safe
+│   ├── UnsafeOperation           the guard refuses an operation it cannot make tenant-safe
+│   └── OperationRefused          an operator operation refused before it changed anything:
+│                                 no confirmation, a placement not empty, a manifest that
+│                                 does not match its files, a feature not built yet
 ├── RepositoryError
 │   ├── NotFoundError
 │   ├── DuplicateError            a unique key is taken (possibly by a soft-deleted document)
 │   ├── VersionConflict           the `__v` the caller read is stale
 │   ├── AuditChainBroken          an audit chain does not check out against its anchor
+│   ├── SchemaVersionError        a stored document's `schema_version` has no way to this
+│                                 code's version (no upcaster, or written by newer code)
 │   └── DocumentValidationError   also a ValueError; wraps pydantic's error, names the field;
 │                                 also what BSON cannot encode (over 16 MB, NUL in a key,
 │                                 an int beyond 64 bits, an unencodable type)
@@ -51,8 +56,10 @@ __all__ = [
     "InvalidTenantId",
     "MissingDependencyError",
     "NotFoundError",
+    "OperationRefused",
     "RepositoryError",
     "RetryableError",
+    "SchemaVersionError",
     "TenancyError",
     "TenantAlreadyProvisioned",
     "TenantContextMissing",
@@ -200,6 +207,10 @@ class UnsafeOperation(TenancyError):
     """The guard cannot make this operation tenant-safe, so it refuses it (fail closed)."""
 
 
+class OperationRefused(TenancyError):
+    """An operator operation (erase, import, move...) refused before it changed anything."""
+
+
 class RepositoryError(CaasDataError):
     """A repository call failed for a reason about the data itself."""
 
@@ -250,6 +261,19 @@ class VersionConflict(RepositoryError):
         super().__init__(message, **context)
         self.expected_version = expected_version
         self.current_version = current_version
+
+
+class SchemaVersionError(RepositoryError):
+    """A stored document's `schema_version` cannot be read by this code.
+
+    Older than the class with no declared step (upcaster) to bridge it, or newer than the
+    class (written by newer code). `stored` and `current` are the two versions.
+    """
+
+    def __init__(self, message: str, *, stored: object, current: int, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.stored = stored
+        self.current = current
 
 
 class DocumentValidationError(RepositoryError, ValueError):

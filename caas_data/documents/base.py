@@ -10,16 +10,18 @@ reach the scope's tenant and nobody rebinds classes per request.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Self
 
 from beanie import Document, PydanticObjectId
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from caas_data.clock import utcnow
-from caas_data.errors import TenantContextMissing
+from caas_data.errors import SchemaVersionError, TenantContextMissing
 from caas_data.tenancy.context import current_scope
 
 __all__ = [
@@ -29,6 +31,8 @@ __all__ = [
     "CreatedAtMixin",
     "FieldEncryption",
     "PlatformDocument",
+    "RawDocument",
+    "SchemaStep",
     "SoftDeleteMixin",
     "TenantAccess",
     "TenantDocument",
@@ -36,8 +40,65 @@ __all__ = [
     "TenantOwnedDocument",
     "TimestampMixin",
     "VersionMixin",
+    "upcast",
     "utcnow",
 ]
+
+RawDocument = dict[str, Any]
+"""A stored document as the driver returns it (stored field names, BSON types)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaStep:
+    """One named step of a document type's shape: from `version - 1` to `version`.
+
+    `forward` is a pure function of the stored document (it must be idempotent and keep
+    `_id` and `tenant_id`): `caas-data migrate` applies it to stored documents, and reads of a
+    document still at `version - 1` apply it in memory (it is the declared upcaster).
+    `backward`, when the change can be undone, lets `migrate --to` go back.
+    """
+
+    version: int
+    name: str
+    forward: Callable[[RawDocument], RawDocument]
+    backward: Callable[[RawDocument], RawDocument] | None = None
+
+
+def upcast(
+    document_type: type[BaseDocument], raw: RawDocument, *, to: int | None = None
+) -> RawDocument:
+    """`raw` brought to version `to` (default: the class's) by its declared forward steps.
+
+    Raises:
+        SchemaVersionError: no step bridges a version, or `raw` is newer than the class.
+    """
+    current = document_type.caas_schema_version()
+    target = current if to is None else to
+    stored = raw.get("schema_version", 1)
+    if type(stored) is not int or stored < 1 or stored > current:
+        why = (
+            "newer than this code knows" if type(stored) is int and stored > current else "invalid"
+        )
+        raise SchemaVersionError(
+            f"stored schema_version {stored!r} is {why} (this code reads {current}): "
+            "deploy the code that wrote it, or fix the document",
+            stored=stored,
+            current=current,
+            document_type=document_type,
+        )
+    steps = {step.version: step for step in document_type.caas_schema_steps}
+    result = raw
+    for version in range(stored + 1, target + 1):
+        step = steps.get(version)
+        if step is None:  # pragma: no cover - the registry refuses gaps
+            raise SchemaVersionError(
+                f"no step to schema_version {version}: run `caas-data migrate`",
+                stored=stored,
+                current=current,
+                document_type=document_type,
+            )
+        result = {**step.forward(dict(result)), "schema_version": version}
+    return result
 
 
 def _tenant_from_scope() -> str:
@@ -107,7 +168,46 @@ class BaseDocument(Document):
     # layer connected with `EncryptionOptions(personal_fields=True)`; stored plainly otherwise.
     caas_personal_fields: ClassVar[dict[str, FieldEncryption | str]] = {}
 
+    # The shape's history: steps to versions 2, 3... (see SchemaStep). A class without steps
+    # is at version 1.
+    caas_schema_steps: ClassVar[tuple[SchemaStep, ...]] = ()
+
     schema_version: int = Field(default=1, description="Shape version, for migrations.")
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """A class with a schema history reads whole documents.
+
+        Beanie projects reads onto the declared fields; an upcaster needs the fields an older
+        shape had (renamed or split ones), so such a class reads without a projection unless
+        its `Settings` chose one.
+        """
+        super().__pydantic_init_subclass__(**kwargs)
+        settings = cls.__dict__.get("Settings")
+        if cls.caas_schema_steps and settings is not None and "projection" not in vars(settings):
+            settings.projection = None
+
+    @classmethod
+    def caas_schema_version(cls) -> int:
+        """The version this code writes and reads: 1 + the number of declared steps."""
+        return 1 + len(cls.caas_schema_steps)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _caas_upcast(cls, data: Any) -> Any:
+        """Read an older stored shape through the declared steps; refuse an unknown one.
+
+        A new document (no `schema_version` given) is written at the class's version.
+        """
+        if not isinstance(data, dict):
+            return data
+        current = cls.caas_schema_version()
+        stored = data.get("schema_version")
+        if stored is None:
+            return data if current == 1 else {**data, "schema_version": current}
+        if stored == current and type(stored) is int:
+            return data
+        return upcast(cls, data)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Beanie's __init__ asks for the collection to fail early when Beanie is not set up;

@@ -30,6 +30,8 @@ __all__ = [
     "Application",
     "ApplicationStatus",
     "ClientStatus",
+    "MigrationRecord",
+    "MigrationStatus",
     "PlacementRecord",
     "PlatformAdmin",
     "SaasClient",
@@ -232,4 +234,47 @@ class PlatformAdmin(PlatformDocument):
         return value
 
 
-DOCUMENTS: tuple[type[BaseDocument], ...] = (SaasClient, Application, ApiKey, PlatformAdmin)
+class MigrationStatus(StrEnum):
+    """Where one schema step stands at one tenant's placement."""
+
+    RUNNING = "running"  # started; a crash leaves it here, and a re-run finishes it
+    DONE = "done"
+    FAILED = "failed"
+
+
+class MigrationRecord(TenantOwnedDocument):
+    """The ledger of `caas-data migrate`: one schema step at one tenant's placement.
+
+    Informative, not authoritative: a run always counts the documents still below the step's
+    version, so a record cannot make it skip work. Written by the operator's code only.
+    """
+
+    tenant_id: str
+    placement: str = Field(description="`database/collection_prefix` the step ran at.")
+    document: str = Field(description="The logical collection name.")
+    step: str
+    version: int = Field(ge=2)
+    status: MigrationStatus = MigrationStatus.RUNNING
+    migrated: int = Field(default=0, ge=0)
+    started_at: datetime
+    finished_at: datetime | None = None
+    error: str | None = Field(default=None, max_length=2000)
+
+    class Settings:
+        name = "schema_migrations"
+        indexes = [
+            IndexModel(
+                [("tenant_id", ASCENDING), ("document", ASCENDING), ("version", ASCENDING)],
+                unique=True,
+                name="tenant_document_version_unique",
+            )
+        ]
+
+
+DOCUMENTS: tuple[type[BaseDocument], ...] = (
+    SaasClient,
+    Application,
+    ApiKey,
+    PlatformAdmin,
+    MigrationRecord,
+)

@@ -73,6 +73,13 @@ def _read_spec(document_type: type[BaseDocument]) -> CollectionSpec:
             "is shared between tenants)",
             document_type=document_type,
         )
+    versions = [step.version for step in document_type.caas_schema_steps]
+    if versions != list(range(2, 2 + len(versions))):
+        raise ConfigurationError(
+            f"{document_type.__name__}: `caas_schema_steps` must lead to versions 2, 3, ... in "
+            f"order, not {versions}",
+            document_type=document_type,
+        )
     return CollectionSpec(
         name=name,
         area=document_type.caas_area,

@@ -35,6 +35,7 @@ from caas_data.engine.registry import spec_of
 from caas_data.errors import (
     DocumentValidationError,
     DuplicateError,
+    OperationRefused,
     TenantAlreadyProvisioned,
     TenantIdRetained,
     TenantMismatch,
@@ -49,7 +50,7 @@ from caas_data.tenancy.tiers import IsolationModel, Placement, Tier
 if TYPE_CHECKING:
     from caas_data.engine.layer import DataLayer
 
-__all__ = ["ReuseId", "TenantService"]
+__all__ = ["ReuseId", "TenantService", "require_operator_scope"]
 
 ReuseId = Literal["refuse", "purge_retained"]
 """What `provision` does with the rows a former tenant of the same id left."""
@@ -65,7 +66,7 @@ _RETAINED_AREAS = (Area.PLATFORM, Area.BILLING, Area.ANALYTICS)
 _MODEL_TIERS = (Tier.FREE, Tier.PRO, Tier.ENTERPRISE)
 
 
-def _require_operator_scope(operation: str, tenant_id: str) -> None:
+def require_operator_scope(operation: str, tenant_id: str) -> None:
     """Refuse a lifecycle write from inside a tenant scope, before any I/O.
 
     Provisioning and deprovisioning act on a tenant from the outside: run in a tenant's scope
@@ -83,6 +84,11 @@ def _require_operator_scope(operation: str, tenant_id: str) -> None:
         "run it outside any tenant scope or in `system_scope()`",
         tenant_id=scope.tenant_id,
     )
+
+
+def _named(key: str, tenant_id: str, label: str | None) -> str:
+    """`key` with the tenant id replaced by `label` (a collection-set name holds the id)."""
+    return key if label is None else key.replace(tenant_id, label)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +145,7 @@ class TenantService:
                 fields=("reuse_id",),
                 tenant_id=tenant_id,
             )
-        _require_operator_scope("provision", tenant_id)
+        require_operator_scope("provision", tenant_id)
         existing = await self.get_or_none(tenant_id)
         if existing is not None:
             if existing.tier is not tier:
@@ -191,7 +197,7 @@ class TenantService:
         Raises:
             TenantMismatch: called inside a tenant scope.
         """
-        _require_operator_scope("ensure_collections", placement.tenant_id)
+        require_operator_scope("ensure_collections", placement.tenant_id)
         shared = placement.isolation is IsolationModel.SHARED
         for document_type in self._layer.registry.in_area(Area.TENANT):
             await self._layer.ensure_collection(
@@ -222,7 +228,7 @@ class TenantService:
             TenantMismatch: called inside a tenant scope.
         """
         validate_tenant_id(tenant_id)
-        _require_operator_scope("deprovision", tenant_id)
+        require_operator_scope("deprovision", tenant_id)
         client = await self.get_or_none(tenant_id, include_retired=True)
         if client is None or client.status is ClientStatus.DEPROVISIONED:
             return False
@@ -280,7 +286,7 @@ class TenantService:
             TenantMismatch: called inside a tenant scope.
         """
         validate_tenant_id(tenant_id)
-        _require_operator_scope("retained_rows", tenant_id)
+        require_operator_scope("retained_rows", tenant_id)
         places = await self._places(tenant_id)
         counts = await asyncio.gather(*(self._count(place) for place in places))
         return {place.key: rows for place, rows in zip(places, counts, strict=True) if rows}
@@ -328,7 +334,29 @@ class TenantService:
                 return 0
             return await collection.count_documents(place.filter)
 
-    async def _purge_retained(self, tenant_id: str, *, actor: str | None) -> None:
+    async def purge_retained(
+        self, tenant_id: str, *, actor: str | None = None, label: str | None = None
+    ) -> dict[str, int]:
+        """Delete every row a retired id still owns (see `retained_rows`); what it deleted.
+
+        `label` names the id in the platform's audit entry instead of the id itself (erasure:
+        the record must not hold what was erased).
+
+        Raises:
+            OperationRefused: the tenant is live (deprovision it first).
+            TenantMismatch: called inside a tenant scope.
+        """
+        validate_tenant_id(tenant_id)
+        require_operator_scope("purge_retained", tenant_id)
+        if await self.get_or_none(tenant_id) is not None:
+            raise OperationRefused(
+                "tenant is live: deprovision it before purging its rows", tenant_id=tenant_id
+            )
+        return await self._purge_retained(tenant_id, actor=actor, label=label)
+
+    async def _purge_retained(
+        self, tenant_id: str, *, actor: str | None, label: str | None = None
+    ) -> dict[str, int]:
         """Delete every row a former tenant of `tenant_id` left, its tombstone last.
 
         The purge is audited in the platform's chain before anything goes: the id's own
@@ -345,8 +373,13 @@ class TenantService:
             tenant_id=PLATFORM_AUDIT_TENANT,
             actor=actor,
             target_type="tenant",
-            target_id=tenant_id,
-            details={"rows": [{"collection": p.key, "count": rows} for p, rows in found]},
+            target_id=label or tenant_id,
+            details={
+                "rows": [
+                    {"collection": _named(p.key, tenant_id, label), "count": rows}
+                    for p, rows in found
+                ]
+            },
         )
         tombstone = places[-1]  # `_places` lists the directory last
         with translate_driver_errors(tenant_id=tenant_id):
@@ -370,6 +403,7 @@ class TenantService:
             )
             await directory.delete_many(tombstone.filter)
         layer.resolver.invalidate(tenant_id)
+        return {_named(place.key, tenant_id, label): rows for place, rows in found}
 
     async def _delete_credentials(self, tenant_id: str) -> dict[str, int]:
         """Delete the tenant's API keys and applications; the count of each."""

@@ -26,7 +26,7 @@ CHILD = r"""
 import importlib.abc, json, sys
 
 BLOCKED = {"argon2", "fastapi", "starlette", "testcontainers", "pytest_asyncio", "hypothesis",
-           "httpx", "uvicorn", "pymongocrypt"}
+           "httpx", "uvicorn", "pymongocrypt", "typer", "rich"}
 
 class Blocker(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
@@ -49,6 +49,7 @@ for feature, attempt in [
     ("fastapi", lambda: __import__("caas_data.fastapi")),
     ("plugin", lambda: __import__("caas_data.testing.plugin")),
     ("encryption", lambda: caas_data.TenantKeyring(None, None, None, ttl=1.0)),
+    ("cli", lambda: __import__("caas_data.cli")),
 ]:
     try:
         attempt()
@@ -91,6 +92,7 @@ def test_the_package_imports_without_any_optional_package(
         ("fastapi", "fastapi", "fastapi"),
         ("plugin", "pytest_asyncio", "test"),
         ("encryption", "pymongocrypt", "encryption"),
+        ("cli", "typer", "cli"),
     ],
 )
 def test_using_a_feature_without_its_extra_names_the_extra(

@@ -36,7 +36,7 @@ def test_all_is_sorted_and_complete(module_name: str) -> None:
         assert hasattr(module, name), f"{module_name}.{name} is in __all__ but missing"
 
 
-def test_the_platform_wide_collections_are_registered_in_their_databases() -> None:
+def test_the_seed_collections_and_the_migration_ledger_are_registered_in_their_databases() -> None:
     where = {
         spec_of(d).name: spec_of(d).area
         for d in (
@@ -51,6 +51,7 @@ def test_the_platform_wide_collections_are_registered_in_their_databases() -> No
         "applications": Area.PLATFORM,
         "api_keys": Area.PLATFORM,
         "platform_admins": Area.PLATFORM,
+        "schema_migrations": Area.PLATFORM,
         "ip_whitelist": Area.PLATFORM,
         "blocked_ips": Area.PLATFORM,
         "security_policies": Area.PLATFORM,

@@ -13,6 +13,7 @@ MODULES = [
     "caas_data.documents",
     "caas_data.repositories",
     "caas_data.testing",
+    "caas_data.operations",
 ]
 
 

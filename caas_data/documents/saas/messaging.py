@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from caas_data.documents.base import SoftDeleteMixin, TenantDocument, utcnow
+from caas_data.documents.saas.users import DELETED_USER_ID
 
 __all__ = [
     "DOCUMENTS",
@@ -217,7 +218,8 @@ class Message(SoftDeleteMixin, TenantDocument):
 
     @model_validator(mode="after")
     def _has_content(self) -> Self:
-        if not self.text and not self.attachments:
+        # An erased user's messages keep their place in the conversation, without content.
+        if not self.text and not self.attachments and self.sender_id != DELETED_USER_ID:
             raise ValueError("a message needs text or at least one attachment")
         return self
 

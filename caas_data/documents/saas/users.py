@@ -13,6 +13,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from caas_data.documents.base import FieldEncryption, SoftDeleteMixin, TenantDocument
 
 __all__ = [
+    "DELETED_USER_ID",
     "DOCUMENTS",
     "DevicePlatform",
     "Presence",
@@ -24,6 +25,9 @@ __all__ = [
     "UserSession",
     "UserStatus",
 ]
+
+DELETED_USER_ID = PydanticObjectId("000000000000000000000000")
+"""Who an erased user's messages and records name instead (GDPR erasure): "deleted user"."""
 
 
 class UserStatus(StrEnum):
