@@ -30,7 +30,7 @@ import pytest_asyncio
 from bson import ObjectId, json_util
 from pydantic import BaseModel
 
-from caas_data import DataLayer, Tier, tenant_scope
+from caas_data import DataLayer, Tier, User, tenant_scope
 from caas_data.documents.base import Area
 from caas_data.engine.registry import spec_of
 from caas_data.errors import CaasDataError
@@ -40,6 +40,18 @@ from caas_data.testing.helpers import new_tenant_id
 MODELS = ("shared", "pro", "enterprise")
 MODEL_TIERS = {"shared": Tier.FREE, "pro": Tier.PRO, "enterprise": Tier.ENTERPRISE}
 STEMS = {"shared": "free", "pro": "pro", "enterprise": "ent"}
+
+
+PROVISIONED_MODELS: dict[str, str] = {}
+"""tenant id -> the isolation model it was provisioned in (by `seed_tenant`/`provision_in`)."""
+
+
+async def provision_in(layer: DataLayer, model: str, stem: str) -> str:
+    """Provision a fresh tenant in `model`; remembers where its data lives."""
+    tenant_id = new_tenant_id(stem)
+    PROVISIONED_MODELS[tenant_id] = model
+    await layer.tenants.provision(tenant_id, tier=MODEL_TIERS[model])
+    return tenant_id
 
 
 def marker(tenant_id: str) -> str:
@@ -79,8 +91,7 @@ class World:
 
 async def seed_tenant(layer: DataLayer, model: str, *, stem: str = "") -> Seeded:
     """Provision a tenant of `model` and give it a few documents of several kinds."""
-    tenant_id = new_tenant_id(stem or STEMS[model])
-    await layer.tenants.provision(tenant_id, tier=MODEL_TIERS[model])
+    tenant_id = await provision_in(layer, model, stem or STEMS[model])
     seeded = Seeded(tenant_id, model)
     factories = Factories(layer)
     mark = marker(tenant_id)
@@ -124,6 +135,28 @@ async def world(caas_session_layer: DataLayer) -> World:
 def attacker(request: pytest.FixtureRequest, world: World) -> Seeded:
     """The attacking tenant, once per isolation model."""
     return world.attackers[request.param]
+
+
+def raw_collection_of(layer: DataLayer, tenant_id: str, document_type: type[Any]) -> Any:
+    """The raw collection holding `tenant_id`'s rows of `document_type` (no guard).
+
+    Placement follows the schema (section 3), not the layer's resolver: a directory entry an
+    attack rewrote must not move where the test looks.
+    """
+    spec = spec_of(document_type)
+    if spec.area is not Area.TENANT:
+        return layer.client[layer.database_name(spec.area)][spec.name]
+    model = PROVISIONED_MODELS[tenant_id]
+    if model == "enterprise":
+        return layer.client[f"{layer.prefix}_{tenant_id}"][spec.name]
+    if model == "pro":
+        return layer.client[f"{layer.prefix}_shared"][f"{tenant_id}_{spec.name}"]
+    return layer.client[f"{layer.prefix}_shared"][spec.name]
+
+
+def raw_users(layer: DataLayer, tenant_id: str) -> Any:
+    """The raw `users` collection of a tenant."""
+    return raw_collection_of(layer, tenant_id, User)
 
 
 # -- (b) the digest of every victim's physical data ------------------------------------------
