@@ -337,6 +337,43 @@ class Outcome:
     result: Any = None
 
 
+async def _attempt(
+    world: World,
+    attacker: str,
+    run: Attack,
+    what: str,
+    *,
+    scoped: bool,
+    names: list[str],
+    before: Digest,
+    check_digest: bool = True,
+) -> tuple[Outcome, Digest]:
+    """Run one attack and assert (a), and (b) against the digest taken `before` it.
+
+    With `check_digest=False` the caller checks (b) itself, after several attacks.
+    """
+    outcome = Outcome(None)
+    try:
+        if scoped:
+            async with tenant_scope(attacker, layer=world.layer):
+                outcome.result = await run()
+        else:
+            outcome.result = await run()
+    except CaasDataError as exc:
+        outcome.error = exc
+    except Exception as exc:
+        raise AssertionError(
+            f"{what}: a raw {type(exc).__module__}.{type(exc).__name__} escaped: {exc!s:.300}"
+        ) from exc
+    after = before
+    if check_digest:
+        after = await victim_digest(world.layer, names)
+        assert_victims_unchanged(before, after, what)
+    if outcome.error is None:
+        await assert_harmless(world, attacker, outcome.result, what, victims=names, ids=before.ids)
+    return outcome, after
+
+
 async def attack(
     world: World,
     attacker: str,
@@ -352,21 +389,50 @@ async def attack(
     """
     names = list(victims) or world.victim_ids
     before = await victim_digest(world.layer, names)
-    outcome = Outcome(None)
-    try:
-        if scoped:
-            async with tenant_scope(attacker, layer=world.layer):
-                outcome.result = await run()
-        else:
-            outcome.result = await run()
-    except CaasDataError as exc:
-        outcome.error = exc
-    except Exception as exc:
-        raise AssertionError(
-            f"{what}: a raw {type(exc).__module__}.{type(exc).__name__} escaped: {exc!s:.300}"
-        ) from exc
-    after = await victim_digest(world.layer, names)
-    assert_victims_unchanged(before, after, what)
-    if outcome.error is None:
-        await assert_harmless(world, attacker, outcome.result, what, victims=names, ids=before.ids)
+    outcome, _ = await _attempt(
+        world, attacker, run, what, scoped=scoped, names=names, before=before
+    )
     return outcome
+
+
+async def attack_each(
+    world: World,
+    attacker: str,
+    runs: Mapping[str, Attack],
+    what: str,
+    *,
+    reads_only: bool = False,
+) -> dict[str, Outcome]:
+    """`attack` for several paths of one attack, with a digest after each path.
+
+    `reads_only` paths share one digest before and one after all of them (a change then
+    names no path). Every path runs even when an earlier one failed; the AssertionError
+    names them all.
+    """
+    names = world.victim_ids
+    first = before = await victim_digest(world.layer, names)
+    outcomes: dict[str, Outcome] = {}
+    failures: list[str] = []
+    for label, run in runs.items():
+        try:
+            outcomes[label], after = await _attempt(
+                world,
+                attacker,
+                run,
+                f"{label}({what})",
+                scoped=True,
+                names=names,
+                before=before,
+                check_digest=not reads_only,
+            )
+            before = before if reads_only else after
+        except AssertionError as exc:
+            failures.append(str(exc).splitlines()[0][:300])
+            if not reads_only:
+                before = await victim_digest(world.layer, names)
+    if reads_only:
+        last = await victim_digest(world.layer, names)
+        if last.value != first.value:
+            failures.append(f"{what}: a victim's data changed during the read paths")
+    assert not failures, f"{len(failures)}/{len(runs)} paths failed:\n" + "\n".join(failures)
+    return outcomes
