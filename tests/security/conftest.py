@@ -402,6 +402,7 @@ async def attack_each(
     what: str,
     *,
     reads_only: bool = False,
+    scoped: bool = True,
 ) -> dict[str, Outcome]:
     """`attack` for several paths of one attack, with a digest after each path.
 
@@ -420,7 +421,7 @@ async def attack_each(
                 attacker,
                 run,
                 f"{label}({what})",
-                scoped=True,
+                scoped=scoped,
                 names=names,
                 before=before,
                 check_digest=not reads_only,

@@ -18,7 +18,15 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from caas_data import DataLayer, User, UserRepository, system_scope, tenant_scope
 
-from .conftest import MODELS, Seeded, World, assert_harmless, assert_victims_unchanged, attack
+from .conftest import (
+    MODELS,
+    Seeded,
+    World,
+    assert_harmless,
+    assert_victims_unchanged,
+    attack,
+    attack_each,
+)
 from .conftest import victim_digest as digest_of
 
 BAIT = {"external_id": "handle-bait"}
@@ -51,12 +59,10 @@ async def _use_in(
     return await use()  # after the victim's scope closed, outside any scope
 
 
-@pytest.mark.parametrize("use", list(USES))
-@pytest.mark.parametrize("context", ["attacker_scope", "no_scope", "system_scope"])
 @pytest.mark.parametrize("handle", list(HANDLES))
 @pytest.mark.parametrize("victim_model", MODELS)
 async def test_handle_serves_only_the_scope_it_is_used_in(
-    world: World, victim_model: str, handle: str, context: str, use: str
+    world: World, victim_model: str, handle: str
 ) -> None:
     victim = world.victims[victim_model]
     attacker = world.attackers["shared"].tenant_id
@@ -64,11 +70,19 @@ async def test_handle_serves_only_the_scope_it_is_used_in(
         taken = HANDLES[handle](world.layer)
         if not await world.layer.collection(User).count_documents(BAIT):
             await world.layer.collection(User).insert_one({**BAIT, "display_name": "bait"})
-    await attack(
+
+    def run(context: str, use: str) -> Callable[[], Awaitable[Any]]:
+        return lambda: _use_in(context, world, attacker, lambda: USES[use](taken))
+
+    await attack_each(
         world,
         attacker,
-        lambda: _use_in(context, world, attacker, lambda: USES[use](taken)),
-        f"{handle} of {victim_model} used {use} in {context}",
+        {
+            f"{use} in {context}": run(context, use)
+            for context in ("attacker_scope", "no_scope", "system_scope")
+            for use in USES
+        },
+        f"{handle} of {victim_model}",
         scoped=False,
     )
 
