@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -158,6 +158,35 @@ async def _replace_entry(v: Seeded) -> Any:
     return await entry.replace()
 
 
+_PLATFORM_ROWS = (
+    ("platform", "saas_clients"),
+    ("platform", "platform_admins"),
+    ("billing", "plans"),
+)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def restored_platform(world: World) -> AsyncIterator[None]:
+    """Put back every directory entry, admin and plan a write case changed.
+
+    A write that gets through may touch every tenant's entry (the world's attackers too):
+    later cases must not run against a directory this one rewrote.
+    """
+    layer = world.layer
+    saved = {
+        (area, name): await layer.client[f"{layer.prefix}_{area}"][name].find({}).to_list()
+        for area, name in _PLATFORM_ROWS
+    }
+    yield
+    for (area, name), rows in saved.items():
+        collection = layer.client[f"{layer.prefix}_{area}"][name]
+        for row in rows:
+            await collection.replace_one({"_id": row["_id"]}, row, upsert=True)
+    for seeded in [*world.attackers.values(), *world.victims.values()]:
+        layer.resolver.invalidate(seeded.tenant_id)
+
+
+@pytest.mark.usefixtures("restored_platform")
 @pytest.mark.parametrize("case", list(WRITES))
 async def test_platform_writes_are_refused_in_a_tenant_scope(
     world: World, attacker: Seeded, admin_secret: str, case: str
