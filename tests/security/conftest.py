@@ -12,9 +12,13 @@ through `attack()`, which asserts:
     client (its placement, its directory entry, its platform/billing/analytics rows), is the
     same after the attack as before.
 
+`attack_each()` runs several paths of one attack in one case (a digest after each write
+path) and names every path that failed.
+
 Attacks must not change the victims, so the world is built once per session (a case that
 does change one is reported by (b), and later cases take their own "before" digest).
-Attacks that would destroy a victim (deprovision, directory rewrites) use fresh cheap victims.
+Write attacks aim at documents made for the case; attacks that would destroy a victim
+(deprovision, directory rewrites) use fresh victims of their own.
 """
 
 from __future__ import annotations
