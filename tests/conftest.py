@@ -1,4 +1,4 @@
-"""Suite-wide settings: tests under integration/ need a server (the caas_data plugin's)."""
+"""Suite-wide settings: tests under integration/ and security/ need a server (the plugin's)."""
 
 from __future__ import annotations
 
@@ -28,5 +28,5 @@ settings.load_profile("default")
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "/integration/" in str(item.path):
+        if "/integration/" in str(item.path) or "/security/" in str(item.path):
             item.add_marker(pytest.mark.integration)
