@@ -199,8 +199,16 @@ class Repository(Generic[D]):
                 f"expected {self.document_type.__name__} or a mapping, got {type(data).__name__}",
                 document_type=self.document_type,
             )
+        fields = dict(data)
+        bad = [key for key in fields if not isinstance(key, str)]
+        if bad:
+            raise DocumentValidationError(
+                f"field names must be strings, got {bad[0]!r}",
+                fields=tuple(repr(k) for k in bad),
+                document_type=self.document_type,
+            )
         with self._errors():
-            return self.document_type(**data)  # type: ignore[no-any-return]
+            return self.document_type(**fields)  # type: ignore[no-any-return]
 
     def _id(self, value: Any) -> Any:
         if isinstance(value, BaseDocument):
