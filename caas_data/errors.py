@@ -11,9 +11,11 @@ CaasDataError
 │   ├── TenantAlreadyProvisioned  provisioned before with another tier
 │   └── UnsafeOperation           the guard refuses an operation it cannot make tenant-safe
 ├── RepositoryError
-│   ├── NotFoundError
-│   ├── DuplicateError            a unique key is taken (possibly by a soft-deleted document)
-│   ├── VersionConflict           the `__v` the caller read is stale
+│   ├── NotFoundError             also beanie's DocumentNotFound
+│   ├── DuplicateError            a unique key is taken (possibly by a soft-deleted document);
+│   │                             also pymongo's DuplicateKeyError (code 11000)
+│   ├── VersionConflict           the `__v` the caller read is stale; also beanie's
+│   │                             RevisionIdWasChanged
 │   └── DocumentValidationError   also a ValueError; wraps pydantic's error, names the field
 └── RetryableError                network errors and timeouts: the caller may try again
 ```
@@ -29,6 +31,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pydantic
+from beanie.exceptions import DocumentNotFound, RevisionIdWasChanged
 from pymongo import errors as pymongo_errors
 
 __all__ = [
@@ -49,6 +52,9 @@ __all__ = [
     "VersionConflict",
     "translate_driver_errors",
 ]
+
+
+_DUPLICATE_KEY = 11000
 
 
 class CaasDataError(Exception):
@@ -113,12 +119,19 @@ class RepositoryError(CaasDataError):
     """A repository call failed for a reason about the data itself."""
 
 
-class NotFoundError(RepositoryError):
-    """No document matched (raised by `get`; `get_or_none` returns None instead)."""
+class NotFoundError(RepositoryError, DocumentNotFound):
+    """No document matched (raised by `get`; `get_or_none` returns None instead).
+
+    Also Beanie's `DocumentNotFound`, so code written against Beanie catches it unchanged.
+    """
 
 
-class DuplicateError(RepositoryError):
-    """A unique key is already taken."""
+class DuplicateError(RepositoryError, pymongo_errors.DuplicateKeyError):
+    """A unique key is already taken.
+
+    Also PyMongo's `DuplicateKeyError` (code 11000, the driver's `details` when one caused
+    it), so `except DuplicateKeyError` written for Beanie or PyMongo keeps working.
+    """
 
     def __init__(
         self,
@@ -129,12 +142,19 @@ class DuplicateError(RepositoryError):
         **context: Any,
     ) -> None:
         super().__init__(message, **context)
+        driver = self.driver_error
+        details = driver.details if isinstance(driver, pymongo_errors.OperationFailure) else None
+        # Give the PyMongo side its code and details; our message and __str__ stay.
+        pymongo_errors.OperationFailure.__init__(self, message, _DUPLICATE_KEY, details)
         self.key = key or {}
         self.soft_deleted = soft_deleted
 
 
-class VersionConflict(RepositoryError):
-    """Someone else wrote the document since the caller read it; nothing was changed."""
+class VersionConflict(RepositoryError, RevisionIdWasChanged):
+    """Someone else wrote the document since the caller read it; nothing was changed.
+
+    Also Beanie's `RevisionIdWasChanged`, the error Beanie raises for a stale revision.
+    """
 
     def __init__(
         self,
