@@ -18,6 +18,7 @@ from beanie import Document, PydanticObjectId
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from caas_data.documents.beanie_state import is_abstract, reset_abstract_bases
 from caas_data.errors import TenantContextMissing
 from caas_data.tenancy.context import current_scope
 
@@ -67,6 +68,8 @@ class BaseDocument(Document):
 
     model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
 
+    # Abstract: never stored, never initialised by Beanie (see `beanie_state`).
+    caas_abstract: ClassVar[bool] = True
     caas_area: ClassVar[Area] = Area.PLATFORM
     # Options asked for when the layer creates the collection (e.g. {"timeseries": {...}});
     # a server that refuses them gets a plain collection.
@@ -79,9 +82,23 @@ class BaseDocument(Document):
         # ours depends on the scope, and building a document is no I/O, so skip that check.
         super(Document, self).__init__(*args, **kwargs)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Runs before pydantic collects the new class's fields: it must not inherit the query
+        # expressions Beanie put on an abstract base as field defaults.
+        reset_abstract_bases(cls)
+        super().__init_subclass__(**kwargs)
+
+    @classmethod
+    async def custom_init(cls) -> None:
+        """Beanie's hook after `init_beanie` initialised `cls`: put the abstract bases back."""
+        reset_abstract_bases(cls)
+
     @classmethod
     def get_pymongo_collection(cls) -> Any:
         """The collection this call must use, resolved from the running scope."""
+        if is_abstract(cls):
+            # Only `init_beanie` asks an abstract base (for its empty index list).
+            return super().get_pymongo_collection()
         from caas_data.engine.routing import collection_for
 
         return collection_for(cls)
@@ -205,6 +222,7 @@ class TenantMixin(BaseModel):
 class TenantDocument(TenantMixin, VersionMixin, TimestampMixin, BaseDocument):
     """Per-tenant chat data; lives where the tenant's placement says (shared, set, database)."""
 
+    caas_abstract: ClassVar[bool] = True
     caas_area: ClassVar[Area] = Area.TENANT
 
 
@@ -214,6 +232,10 @@ class TenantOwnedDocument(TenantMixin, VersionMixin, TimestampMixin, BaseDocumen
     Filtered by the tenant scope; visible across tenants only in `system_scope()`.
     """
 
+    caas_abstract: ClassVar[bool] = True
+
 
 class PlatformDocument(VersionMixin, TimestampMixin, BaseDocument):
     """Platform data that belongs to no tenant (plans, platform admins...)."""
+
+    caas_abstract: ClassVar[bool] = True
