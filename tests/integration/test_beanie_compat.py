@@ -1,0 +1,186 @@
+"""Beanie keeps its own semantics on our documents (issue 11), in every isolation model.
+
+Indexed fields, classes declared after `connect()`, `init_beanie` called directly, `is_root`
+hierarchies sharing a collection, and the Beanie/PyMongo exception types users catch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from beanie import Indexed, init_beanie
+from beanie.exceptions import DocumentNotFound, RevisionIdWasChanged
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from caas_data import (
+    BaseDocument,
+    DataLayer,
+    DuplicateError,
+    NotFoundError,
+    PlatformDocument,
+    TenantDocument,
+    TenantOwnedDocument,
+    VersionConflict,
+    tenant_scope,
+)
+from caas_data.engine.indexes import declared_indexes
+from caas_data.engine.registry import spec_of
+from caas_data.testing import ServerHandle, connect_for_tests, drop_prefix_databases
+
+
+class Member(TenantDocument):
+    email: Indexed(str, unique=True)  # type: ignore[valid-type]
+    nickname: Indexed(str) = "anon"  # type: ignore[valid-type]
+
+    class Settings:
+        name = "compat_members"
+
+
+class Vehicle(TenantDocument):
+    wheels: int = 4
+
+    class Settings:
+        name = "compat_vehicles"
+        is_root = True
+
+
+class Bike(Vehicle):
+    bell: bool = True
+
+
+class Unnamed(TenantDocument):
+    tally: int = 0
+
+
+DOCUMENTS = [Member, Vehicle, Bike, Unnamed]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def compat_layer(caas_server: ServerHandle) -> AsyncIterator[DataLayer]:
+    layer = await connect_for_tests(caas_server.uri, documents=DOCUMENTS)
+    try:
+        yield layer
+    finally:
+        await drop_prefix_databases(layer)
+        await layer.close()
+
+
+@pytest.fixture
+def caas_layer(compat_layer: DataLayer) -> DataLayer:
+    """The `tenant` fixture provisions on this module's layer (it knows DOCUMENTS)."""
+    return compat_layer
+
+
+# -- 2. Indexed(...) fields get their indexes ------------------------------------------
+
+
+def test_indexed_fields_are_declared_behind_tenant_id() -> None:
+    keys = {tuple(i.document["key"].items()): i.document for i in declared_indexes(Member)}
+    unique = keys[(("tenant_id", 1), ("email", 1))]
+    assert unique.get("unique") is True
+    assert (("tenant_id", 1), ("nickname", 1)) in keys
+    assert not keys[(("tenant_id", 1), ("nickname", 1))].get("unique")
+
+
+async def test_indexed_unique_is_enforced_per_tenant(caas_layer: DataLayer, tenant: str) -> None:
+    async with tenant_scope(tenant, layer=caas_layer):
+        await Member(email="ada@example.com").insert()
+        with pytest.raises(DuplicateKeyError) as caught:
+            await Member(email="ada@example.com").insert()
+        assert isinstance(caught.value, DuplicateError)
+        assert caught.value.code == 11000
+        assert caught.value.tenant_id == tenant
+        assert await Member.find(Member.email == "ada@example.com").count() == 1
+        info = await _raw(caas_layer, Member).index_information()
+    unique = [spec for spec in info.values() if spec.get("unique")]
+    assert [spec["key"] for spec in unique] == [[("tenant_id", 1), ("email", 1)]]
+
+
+# -- 3 and 7. Declaration order; init_beanie called directly ---------------------------
+
+
+async def test_a_class_declared_after_connect_round_trips(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    class Late(TenantDocument):
+        note: str = "late"
+
+        class Settings:
+            name = f"compat_late_{tenant}"
+
+    fields = Late.model_fields
+    assert fields["id"].default is None
+    assert fields["version"].alias == "__v"
+    assert fields["tenant_id"].default_factory is not None
+    caas_layer.registry.register(Late)
+    # What a tool does: abstract bases in the list are skipped, not initialised or refused.
+    await init_beanie(
+        database=caas_layer.database(f"{caas_layer.prefix}_platform"),
+        document_models=[BaseDocument, TenantDocument, TenantOwnedDocument, PlatformDocument, Late],
+        skip_indexes=True,
+    )
+    assert "tenant_id" not in TenantDocument.__dict__
+    async with tenant_scope(tenant, layer=caas_layer):
+        late = await Late(note="hello").insert()
+        found = await Late.find_one(Late.note == "hello")
+        raw = await _raw(caas_layer, Late).find_one({"_id": late.id})
+    assert found is not None
+    assert found.id == late.id
+    assert found.tenant_id == tenant
+    assert raw is not None
+    assert raw["__v"] == 0
+    assert raw["tenant_id"] == tenant
+    assert "version" not in raw
+
+
+def test_a_class_without_settings_name_gets_beanies_default() -> None:
+    assert spec_of(Unnamed).name == "Unnamed"
+
+
+# -- 8. is_root hierarchies share one collection ---------------------------------------
+
+
+async def test_an_is_root_hierarchy_shares_the_roots_collection(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    assert Bike in caas_layer.registry
+    assert spec_of(Bike).name == spec_of(Vehicle).name == "compat_vehicles"
+    async with tenant_scope(tenant, layer=caas_layer):
+        assert Bike.get_pymongo_collection().full_name == (
+            Vehicle.get_pymongo_collection().full_name
+        )
+        bike = await Bike(wheels=2).insert()
+        assert await _raw(caas_layer, Vehicle).count_documents({"_id": bike.id}) == 1
+
+
+# -- 6. Our errors are also the ones Beanie and PyMongo users catch ---------------------
+
+
+async def test_version_and_missing_errors_are_beanies(caas_layer: DataLayer, tenant: str) -> None:
+    async with tenant_scope(tenant, layer=caas_layer):
+        member = await Member(email="grace@example.com").insert()
+        stale = member.model_copy()
+        member.nickname = "g"
+        await member.save()
+        stale.nickname = "stale"
+        with pytest.raises(RevisionIdWasChanged) as conflict:
+            await stale.save()
+        assert isinstance(conflict.value, VersionConflict)
+        assert conflict.value.current_version == 1
+        stored = await Member.get(member.id)
+        assert stored is not None
+        assert stored.nickname == "g"
+        ghost = Member(email="ghost@example.com")
+        ghost.id = member.id.__class__()
+        with pytest.raises(DocumentNotFound) as missing:
+            await ghost.replace()
+        assert isinstance(missing.value, NotFoundError)
+
+
+def _raw(layer: DataLayer, document_type: type[BaseDocument]) -> AsyncCollection:
+    """The physical collection the running scope routes `document_type` to, unguarded."""
+    database, name = document_type.get_pymongo_collection().full_name.split(".", 1)
+    return layer.client[database][name]
