@@ -22,6 +22,7 @@ from caas_data.documents import (
     TenantDocument,
     TenantMixin,
     TenantOwnedDocument,
+    TenantUnionDoc,
     TimestampMixin,
     VersionMixin,
 )
@@ -300,6 +301,7 @@ __all__ = [
     "TenantOwnedDocument",
     "TenantSettings",
     "TenantSettingsRepository",
+    "TenantUnionDoc",
     "Tier",
     "TimestampMixin",
     "UnitOfWork",

@@ -15,6 +15,7 @@ from caas_data.documents.base import (
     VersionMixin,
 )
 from caas_data.documents.platform import ClientStatus, PlacementRecord, SaasClient
+from caas_data.documents.union import TenantUnionDoc
 
 # Every document class that ships with caas_data; connect() registers them all.
 ALL_DOCUMENTS: tuple[type[BaseDocument], ...] = (
@@ -40,6 +41,7 @@ __all__ = [
     "TenantDocument",
     "TenantMixin",
     "TenantOwnedDocument",
+    "TenantUnionDoc",
     "TimestampMixin",
     "VersionMixin",
 ]

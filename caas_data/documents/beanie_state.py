@@ -16,13 +16,20 @@ Two things users of Beanie rely on and the layer must agree with:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from beanie import Document, UnionDoc
 from beanie.odm.fields import ExpressionField
 from beanie.odm.settings.document import DocumentSettings
 
-__all__ = ["collection_name", "collection_root", "is_abstract", "reset_abstract_bases"]
+__all__ = [
+    "beanie_models",
+    "collection_name",
+    "collection_root",
+    "is_abstract",
+    "reset_abstract_bases",
+]
 
 # The class attributes Beanie's initialiser sets on every class it initialises.
 _BEANIE_CLASS_STATE = frozenset(
@@ -88,3 +95,10 @@ def collection_name(document_type: type[Any]) -> str:
     owner = collection_root(document_type)
     name = _settings_value(owner, "name")
     return name if isinstance(name, str) and name else owner.__name__
+
+
+def beanie_models(documents: Iterable[type[Any]]) -> list[type[Any]]:
+    """What `init_beanie` must be given for `documents`: their `UnionDoc`s first (Beanie's rule)."""
+    documents = list(documents)
+    unions = [_settings_value(d, "union_doc") for d in documents]
+    return [*dict.fromkeys(u for u in unions if isinstance(u, type)), *documents]

@@ -23,6 +23,7 @@ from caas_data import (
     PlatformDocument,
     TenantDocument,
     TenantOwnedDocument,
+    TenantUnionDoc,
     VersionConflict,
     tenant_scope,
 )
@@ -55,7 +56,28 @@ class Unnamed(TenantDocument):
     tally: int = 0
 
 
-DOCUMENTS = [Member, Vehicle, Bike, Unnamed]
+class Feed(TenantUnionDoc):
+    class Settings:
+        name = "compat_feed"
+
+
+class Post(TenantDocument):
+    text: str = ""
+
+    class Settings:
+        name = "compat_posts"
+        union_doc = Feed
+
+
+class Poll(TenantDocument):
+    options: list[str] = []
+
+    class Settings:
+        name = "compat_polls"
+        union_doc = Feed
+
+
+DOCUMENTS = [Member, Vehicle, Bike, Unnamed, Post, Poll]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -154,6 +176,22 @@ async def test_an_is_root_hierarchy_shares_the_roots_collection(
         )
         bike = await Bike(wheels=2).insert()
         assert await _raw(caas_layer, Vehicle).count_documents({"_id": bike.id}) == 1
+
+
+# -- 4. UnionDoc reads the tenant's placement -------------------------------------------
+
+
+async def test_a_union_doc_reads_its_members_at_the_tenants_placement(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    assert spec_of(Post).name == spec_of(Poll).name == "compat_feed"
+    async with tenant_scope(tenant, layer=caas_layer):
+        await Post(text="hi").insert()
+        await Poll(options=["a", "b"]).insert()
+        union = Feed.get_pymongo_collection().full_name
+        assert union == Post.get_pymongo_collection().full_name
+        assert tenant in union or union.endswith(".compat_feed")
+        assert await Feed.find({}).count() == 2
 
 
 # -- 6. Our errors are also the ones Beanie and PyMongo users catch ---------------------
