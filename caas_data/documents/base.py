@@ -103,23 +103,11 @@ class BaseDocument(Document):
 
         return collection_for(cls)
 
-    # -- Beanie's instance writes, made version-safe -------------------------------------
-
-    async def insert(
-        self,
-        *,
-        session: AsyncClientSession | None = None,
-        **_: Any,
-    ) -> Self:
-        """Insert this document; timestamps, version and tenant are stamped by the layer."""
-        from caas_data.engine.writes import insert_document
-
-        await insert_document(self, session=session)
-        return self
-
-    async def create(self, session: AsyncClientSession | None = None) -> Self:
-        """Same as `insert()`."""
-        return await self.insert(session=session)
+    # -- Beanie's instance writes ------------------------------------------------------
+    # `insert()`/`create()` are Beanie's own (its encoder, links, class id, actions, saved
+    # state, bulk writers); the guard below stamps the tenant, the timestamps and `__v`.
+    # `replace()`/`save()` stay version-safe here until the guard makes Beanie's own
+    # conditional on `__v` (see the lead's guard semantics).
 
     async def replace(  # type: ignore[override]
         self,

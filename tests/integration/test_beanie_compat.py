@@ -7,11 +7,15 @@ hierarchies sharing a collection, and the Beanie/PyMongo exception types users c
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import date
+from decimal import Decimal
+from typing import ClassVar
 
 import pytest
 import pytest_asyncio
-from beanie import Indexed, init_beanie
+from beanie import DecimalAnnotation, Indexed, Insert, Link, after_event, before_event, init_beanie
 from beanie.exceptions import DocumentNotFound, RevisionIdWasChanged
+from bson import DBRef, Decimal128
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -77,7 +81,28 @@ class Poll(TenantDocument):
         union_doc = Feed
 
 
-DOCUMENTS = [Member, Vehicle, Bike, Unnamed, Post, Poll]
+class Ledger(TenantDocument):
+    amount: DecimalAnnotation
+    day: date
+    owner: Link[Member] | None = None
+    note: str | None = None
+    events: ClassVar[list[str]] = []
+
+    @before_event(Insert)
+    def _before(self) -> None:
+        self.events.append("before insert")
+
+    @after_event(Insert)
+    def _after(self) -> None:
+        self.events.append("after insert")
+
+    class Settings:
+        name = "compat_ledgers"
+        keep_nulls = False
+        use_state_management = True
+
+
+DOCUMENTS = [Member, Vehicle, Bike, Unnamed, Post, Poll, Ledger]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -192,6 +217,62 @@ async def test_a_union_doc_reads_its_members_at_the_tenants_placement(
         assert union == Post.get_pymongo_collection().full_name
         assert tenant in union or union.endswith(".compat_feed")
         assert await Feed.find({}).count() == 2
+
+
+# -- 1. Beanie's own insert path runs (encoder, links, class id, actions, state) --------
+
+
+async def test_beanies_insert_encodes_links_and_runs_actions(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    Ledger.events.clear()
+    async with tenant_scope(tenant, layer=caas_layer):
+        owner = await Member(email="owner@example.com").insert()
+        ledger = await Ledger(amount=Decimal("10.25"), day=date(2024, 2, 29), owner=owner).insert()
+        assert Ledger.events == ["before insert", "after insert"]
+        raw = await _raw(caas_layer, Ledger).find_one({"_id": ledger.id})
+        found = await Ledger.get(ledger.id)
+        assert found is not None
+        await found.fetch_link("owner")
+        ledger.note = "changed"
+        assert ledger.get_changes() == {"note": "changed"}  # saved state kept by insert()
+    assert raw is not None
+    assert isinstance(raw["owner"], DBRef)  # a reference, not an embedded copy
+    assert raw["owner"].id == owner.id
+    assert raw["owner"].collection.endswith("compat_members")
+    assert raw["amount"] == Decimal128("10.25")
+    assert "note" not in raw  # keep_nulls = False
+    assert raw["tenant_id"] == tenant
+    assert raw["__v"] == 0
+    assert found is not None
+    assert found.amount == Decimal("10.25")
+    assert found.day == date(2024, 2, 29)
+    assert isinstance(found.owner, Member)
+    assert found.owner.email == "owner@example.com"
+
+
+async def test_an_is_root_child_is_found_through_its_root(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    async with tenant_scope(tenant, layer=caas_layer):
+        await Bike(wheels=2).insert()
+        await Vehicle(wheels=4).insert()
+        raw = await _raw(caas_layer, Vehicle).find_one({"wheels": 2})
+        assert await Bike.find().count() == 1
+        children = await Vehicle.find(with_children=True).to_list()
+    assert raw is not None
+    assert raw["_class_id"] == "Vehicle.Bike"
+    assert sorted(type(v).__name__ for v in children) == ["Bike", "Vehicle"]
+
+
+async def test_bulk_writer_defers_inserts(caas_layer: DataLayer, tenant: str) -> None:
+    async with tenant_scope(tenant, layer=caas_layer):
+        async with Member.bulk_writer() as bulk:
+            await Member.insert_one(Member(email="a@example.com"), bulk_writer=bulk)
+            await Member.insert_one(Member(email="b@example.com"), bulk_writer=bulk)
+            assert await Member.find().count() == 0  # not written yet
+        assert await Member.find().count() == 2
+        assert {m.tenant_id for m in await Member.find().to_list()} == {tenant}
 
 
 # -- 6. Our errors are also the ones Beanie and PyMongo users catch ---------------------
