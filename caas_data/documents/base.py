@@ -14,7 +14,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Self
 
-from beanie import Document, PydanticObjectId
+from beanie import BulkWriter, Document, PydanticObjectId, WriteRules
+from beanie.odm.actions import ActionDirections, EventTypes, wrap_with_actions
+from beanie.odm.utils.self_validation import validate_self_before
+from beanie.odm.utils.state import save_state_after
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.asynchronous.client_session import AsyncClientSession
 
@@ -104,37 +107,57 @@ class BaseDocument(Document):
         return collection_for(cls)
 
     # -- Beanie's instance writes ------------------------------------------------------
-    # `insert()`/`create()` are Beanie's own (its encoder, links, class id, actions, saved
-    # state, bulk writers); the guard below stamps the tenant, the timestamps and `__v`.
-    # `replace()`/`save()` stay version-safe here until the guard makes Beanie's own
-    # conditional on `__v` (see the lead's guard semantics).
+    # `insert()`/`create()` and `replace()` are Beanie's own (its encoder, links, class id,
+    # actions, saved state, bulk writers, revision); the guard below stamps the tenant and
+    # the timestamps and makes a replacement conditional on the `__v` it carries.
 
-    async def replace(  # type: ignore[override]
+    async def replace(
         self,
         ignore_revision: bool = False,
         session: AsyncClientSession | None = None,
-        **_: Any,
+        bulk_writer: BulkWriter | None = None,
+        link_rule: WriteRules = WriteRules.DO_NOTHING,
+        skip_actions: list[ActionDirections | str] | None = None,
     ) -> Self:
-        """Replace the stored document, only if nobody wrote it since it was read.
+        """Beanie's `replace()`, only if nobody wrote the document since it was read.
 
         Raises:
             VersionConflict: the stored `__v` differs from this object's.
             NotFoundError: the document does not exist (or is soft-deleted).
         """
-        from caas_data.engine.writes import replace_document
+        from caas_data.engine.writes import run_stored_write
 
-        await replace_document(self, session=session, upsert=False)
-        return self
+        async def write() -> None:
+            await super(BaseDocument, self).replace(
+                ignore_revision=ignore_revision,
+                session=session,
+                bulk_writer=bulk_writer,
+                link_rule=link_rule,
+                skip_actions=skip_actions,
+            )
 
-    async def save(  # type: ignore[override]
+        return await run_stored_write(self, write, session=session, deferred=bool(bulk_writer))
+
+    @validate_self_before
+    @wrap_with_actions(EventTypes.SAVE)
+    @save_state_after
+    async def save(
         self,
         session: AsyncClientSession | None = None,
+        link_rule: WriteRules = WriteRules.DO_NOTHING,
+        ignore_revision: bool = False,
         **_: Any,
     ) -> Self:
-        """Insert a new document, or replace a stored one if its version is unchanged."""
-        from caas_data.engine.writes import replace_document
+        """Insert a new document, or replace a stored one if its version is unchanged.
 
-        await replace_document(self, session=session, upsert=True)
+        Beanie's own `save()` is an unconditional upsert; this one is Beanie's `insert()`
+        or `replace()` (their actions skipped: `save()` runs the SAVE ones).
+        """
+        from caas_data.engine.writes import save_document
+
+        await save_document(
+            self, session=session, link_rule=link_rule, ignore_revision=ignore_revision
+        )
         return self
 
 

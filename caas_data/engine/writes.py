@@ -1,14 +1,20 @@
 """Version-safe writes of document instances.
 
-Shared by Beanie's instance methods and the repositories; they go straight to the routed
-collection (no Beanie encoder, no findAndModify).
+The repositories' writes go straight to the routed collection; Beanie's instance methods
+run Beanie's own path (`run_stored_write`, `save_document`) with the guard below them.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 
-from beanie import PydanticObjectId
+from beanie import PydanticObjectId, WriteRules
+from beanie.exceptions import DocumentNotFound, RevisionIdWasChanged
+from beanie.odm.actions import ActionDirections
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from caas_data.documents.base import (
@@ -20,13 +26,15 @@ from caas_data.documents.base import (
 )
 from caas_data.engine.guard import GuardedCollection
 from caas_data.engine.routing import collection_for
-from caas_data.errors import DuplicateError, NotFoundError, VersionConflict
+from caas_data.errors import CaasDataError, DuplicateError, NotFoundError, VersionConflict
 
 __all__ = [
     "dump_document",
     "insert_document",
     "raise_write_miss",
     "replace_document",
+    "run_stored_write",
+    "save_document",
     "set_deleted",
     "stamp_new",
 ]
@@ -158,3 +166,99 @@ async def set_deleted(
         session=session,
     )
     return bool(result.matched_count)
+
+
+def _stamped(now: datetime) -> AbstractContextManager[Any] | None:
+    """The guard's `stamped(now)` where the guard offers it (its "now" for this write)."""
+    try:
+        stamps = importlib.import_module("caas_data.engine.stamps")
+    except ImportError:
+        return None
+    context: AbstractContextManager[Any] = stamps.stamped(now)
+    return context
+
+
+async def run_stored_write(
+    document: D,
+    write: Callable[[], Awaitable[Any]],
+    *,
+    session: AsyncClientSession | None = None,
+    deferred: bool = False,
+) -> D:
+    """Run one of Beanie's writes of a stored document; keep `__v` and `updated_at` in step.
+
+    The guard makes the write conditional on the `__v` the document carries and stores
+    `__v + 1`; a miss (Beanie's `DocumentNotFound`/`RevisionIdWasChanged`) is explained as
+    `NotFoundError` or `VersionConflict`. A write `deferred` to a bulk writer is left as is.
+    """
+    document_type, document_id = type(document), document.id
+    expected = document.version if isinstance(document, VersionMixin) else None
+    now = utcnow()
+    stamp = _stamped(now)
+    try:
+        with stamp if stamp is not None else nullcontext():
+            await write()
+    except (DocumentNotFound, RevisionIdWasChanged) as exc:
+        if isinstance(exc, CaasDataError):
+            raise
+        target = collection_for(document_type)
+        if expected is None:
+            raise NotFoundError(
+                f"{document_type.__name__} {document_id} does not exist",
+                tenant_id=target.rules.tenant_id,
+                document_type=document_type,
+            ) from exc
+        await raise_write_miss(target, document_type, document_id, expected)
+    if deferred:
+        return document
+    if isinstance(document, VersionMixin) and expected is not None:
+        document.version = expected + 1
+    if isinstance(document, TimestampMixin):
+        if stamp is None:  # the guard chose its own "now": read what it stored
+            stored = (
+                await collection_for(document_type)
+                .including_deleted()
+                .find_one({"_id": document_id}, {"updated_at": 1}, session=session)
+            )
+            now = stored["updated_at"] if stored else now
+        document.updated_at = now
+    if document.get_settings().use_state_management:
+        document._save_state()
+    return document
+
+
+async def save_document(
+    document: D,
+    *,
+    session: AsyncClientSession | None = None,
+    link_rule: WriteRules = WriteRules.DO_NOTHING,
+    ignore_revision: bool = False,
+) -> D:
+    """`save()`: Beanie's `insert()` for a new document, else its conditional `replace()`."""
+    quiet: list[ActionDirections | str] = [ActionDirections.BEFORE, ActionDirections.AFTER]
+    document_type, document_id = type(document), document.id
+    if document_id is not None:
+        try:
+            await document.replace(
+                ignore_revision=ignore_revision,
+                session=session,
+                link_rule=link_rule,
+                skip_actions=quiet,
+            )
+            return document
+        except NotFoundError as exc:
+            never_stored = not isinstance(document, VersionMixin) or document.version == 0
+            if not never_stored or "soft-deleted" in exc.message:
+                raise
+    try:
+        await document.insert(session=session, link_rule=link_rule, skip_actions=quiet)
+    except DuplicateError as exc:
+        if document_id is None or not isinstance(document, VersionMixin):
+            raise
+        # created concurrently under this id: report it as the conflict it is
+        target = collection_for(document_type)
+        try:
+            await raise_write_miss(target, document_type, document_id, document.version)
+        except VersionConflict as conflict:
+            raise conflict from exc
+    return document

@@ -13,7 +13,17 @@ from typing import ClassVar
 
 import pytest
 import pytest_asyncio
-from beanie import DecimalAnnotation, Indexed, Insert, Link, after_event, before_event, init_beanie
+from beanie import (
+    DecimalAnnotation,
+    Indexed,
+    Insert,
+    Link,
+    Replace,
+    Save,
+    after_event,
+    before_event,
+    init_beanie,
+)
 from beanie.exceptions import DocumentNotFound, RevisionIdWasChanged
 from bson import DBRef, Decimal128
 from pymongo.asynchronous.collection import AsyncCollection
@@ -95,6 +105,14 @@ class Ledger(TenantDocument):
     @after_event(Insert)
     def _after(self) -> None:
         self.events.append("after insert")
+
+    @before_event(Save)
+    def _before_save(self) -> None:
+        self.events.append("before save")
+
+    @after_event(Replace)
+    def _after_replace(self) -> None:
+        self.events.append("after replace")
 
     class Settings:
         name = "compat_ledgers"
@@ -273,6 +291,36 @@ async def test_bulk_writer_defers_inserts(caas_layer: DataLayer, tenant: str) ->
             assert await Member.find().count() == 0  # not written yet
         assert await Member.find().count() == 2
         assert {m.tenant_id for m in await Member.find().to_list()} == {tenant}
+
+
+async def test_save_changes_replace_and_save_keep_version_and_state_in_step(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    async with tenant_scope(tenant, layer=caas_layer):
+        ledger = await Ledger(amount=Decimal("1"), day=date(2024, 1, 1)).insert()
+        stale = ledger.model_copy()
+        ledger.note = "first"
+        await ledger.save_changes()  # Beanie's own update path
+        assert ledger.version == 1
+        assert not ledger.is_changed
+        Ledger.events.clear()
+        ledger.note = "second"
+        await ledger.replace()
+        assert ledger.version == 2
+        ledger.note = "third"
+        await ledger.save()
+        assert Ledger.events == ["after replace", "before save"]
+        assert ledger.version == 3
+        assert not ledger.is_changed
+        raw = await _raw(caas_layer, Ledger).find_one({"_id": ledger.id})
+        with pytest.raises(RevisionIdWasChanged):
+            await stale.replace()
+        after = await _raw(caas_layer, Ledger).find_one({"_id": ledger.id})
+    assert raw is not None
+    assert raw["__v"] == 3
+    assert raw["note"] == "third"
+    assert raw["updated_at"] == ledger.updated_at
+    assert after == raw  # the stale replace changed nothing
 
 
 # -- 6. Our errors are also the ones Beanie and PyMongo users catch ---------------------
