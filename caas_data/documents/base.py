@@ -16,12 +16,17 @@ from typing import Any, ClassVar, Self
 
 from beanie import BulkWriter, Document, PydanticObjectId, WriteRules
 from beanie.odm.actions import ActionDirections, EventTypes, wrap_with_actions
+from beanie.odm.settings.document import DocumentSettings
 from beanie.odm.utils.self_validation import validate_self_before
 from beanie.odm.utils.state import save_state_after
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from caas_data.documents.beanie_state import is_abstract, reset_abstract_bases
+from caas_data.documents.beanie_state import (
+    abstract_settings,
+    is_abstract,
+    reset_abstract_bases,
+)
 from caas_data.errors import TenantContextMissing
 from caas_data.tenancy.context import current_scope
 
@@ -95,6 +100,13 @@ class BaseDocument(Document):
     async def custom_init(cls) -> None:
         """Beanie's hook after `init_beanie` initialised `cls`: put the abstract bases back."""
         reset_abstract_bases(cls)
+
+    @classmethod
+    def get_settings(cls) -> DocumentSettings:
+        """Beanie's settings of the class (Beanie's defaults for an abstract base)."""
+        if is_abstract(cls):
+            return abstract_settings(cls)
+        return super().get_settings()
 
     @classmethod
     def get_pymongo_collection(cls) -> Any:

@@ -24,6 +24,7 @@ from beanie.odm.fields import ExpressionField
 from beanie.odm.settings.document import DocumentSettings
 
 __all__ = [
+    "abstract_settings",
     "beanie_models",
     "collection_name",
     "collection_root",
@@ -38,6 +39,7 @@ _BEANIE_CLASS_STATE = frozenset(
         "_children",
         "_class_id",
         "_database_major_version",
+        "_document_settings",
         "_inheritance_inited",
         "_link_fields",
         "_parent",
@@ -58,9 +60,17 @@ def reset_abstract_bases(document_type: type[Any]) -> None:
         for name, value in list(base.__dict__.items()):
             if name in _BEANIE_CLASS_STATE or isinstance(value, ExpressionField):
                 type.__delattr__(base, name)
-        # Beanie asks a class's parent for `get_settings().is_root`: a base answers with
-        # Beanie's defaults (not a root, no collection), as if it were never initialised.
-        type.__setattr__(base, "_document_settings", DocumentSettings())
+
+
+def abstract_settings(document_type: type[Any]) -> DocumentSettings:
+    """What an abstract base answers to `get_settings()`: Beanie's defaults (not a root).
+
+    Beanie asks a class's parent whether it is an `is_root`; an abstract base is never
+    initialised for good, and a subclass not yet initialised must still raise Beanie's
+    `CollectionWasNotInitialized`, so the answer is not stored where subclasses inherit it.
+    """
+    own = document_type.__dict__.get("_document_settings")
+    return own if isinstance(own, DocumentSettings) else DocumentSettings()
 
 
 def _settings_value(document_type: type[Any], key: str) -> Any:
