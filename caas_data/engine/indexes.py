@@ -29,8 +29,8 @@ def declared_indexes(document_type: type[BaseDocument]) -> list[IndexModel]:
     document base too with `merge_indexes`), a later declaration of the same keys winning.
     On tenant-keyed documents an `Indexed` field is indexed behind `tenant_id`, so a
     `unique=True` field is unique per tenant (as in every isolation model, a shared
-    collection included) and the index serves the tenant filter the guard adds. Keys in
-    `Settings.indexes` are taken as declared.
+    collection included) and the index serves the tenant filter the guard adds; it keeps
+    the name Beanie gives it (`email_1`). Keys in `Settings.indexes` are taken as declared.
     """
     tenant_keyed = issubclass(document_type, TenantMixin)
     found: list[IndexModelField] = []
@@ -43,6 +43,8 @@ def declared_indexes(document_type: type[BaseDocument]) -> list[IndexModel]:
         keys = [(key, index_type)]
         if tenant_keyed and key not in ("tenant_id", "_id"):
             keys.insert(0, ("tenant_id", ASCENDING))
+            # Beanie's own name, so code that hints or drops it by that name keeps working.
+            options = {"name": f"{key}_{index_type}", **options}
         found.append(IndexModelField(IndexModel(keys, **options)))
     settings = getattr(document_type, "Settings", None)
     sources = [document_type]
