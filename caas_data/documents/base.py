@@ -148,7 +148,9 @@ class BaseDocument(Document):
                 skip_actions=skip_actions,
             )
 
-        return await run_stored_write(self, write, session=session, deferred=bool(bulk_writer))
+        return await run_stored_write(
+            self, write, session=session, deferred=bool(bulk_writer), force=ignore_revision
+        )
 
     @validate_self_before
     @wrap_with_actions(EventTypes.SAVE)
@@ -158,6 +160,7 @@ class BaseDocument(Document):
         session: AsyncClientSession | None = None,
         link_rule: WriteRules = WriteRules.DO_NOTHING,
         ignore_revision: bool = False,
+        bulk_writer: BulkWriter | None = None,
         **_: Any,
     ) -> Self:
         """Insert a new document, or replace a stored one if its version is unchanged.
@@ -168,7 +171,11 @@ class BaseDocument(Document):
         from caas_data.engine.writes import save_document
 
         await save_document(
-            self, session=session, link_rule=link_rule, ignore_revision=ignore_revision
+            self,
+            session=session,
+            link_rule=link_rule,
+            ignore_revision=ignore_revision,
+            bulk_writer=bulk_writer,
         )
         return self
 

@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 
-from beanie import PydanticObjectId, WriteRules
+from beanie import BulkWriter, PydanticObjectId, WriteRules
 from beanie.exceptions import DocumentNotFound, RevisionIdWasChanged
 from beanie.odm.actions import ActionDirections
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -184,14 +184,23 @@ async def run_stored_write(
     *,
     session: AsyncClientSession | None = None,
     deferred: bool = False,
+    force: bool = False,
 ) -> D:
     """Run one of Beanie's writes of a stored document; keep `__v` and `updated_at` in step.
 
     The guard makes the write conditional on the `__v` the document carries and stores
     `__v + 1`; a miss (Beanie's `DocumentNotFound`/`RevisionIdWasChanged`) is explained as
     `NotFoundError` or `VersionConflict`. A write `deferred` to a bulk writer is left as is.
+    `force` (Beanie's `ignore_revision=True`) writes over the version stored now.
     """
     document_type, document_id = type(document), document.id
+    if force and isinstance(document, VersionMixin):
+        # Beanie's `ignore_revision=True`: overwrite whatever version is stored now.
+        current = await collection_for(document_type).find_one(
+            {"_id": document_id}, {"__v": 1}, session=session
+        )
+        if current is not None and isinstance(current.get("__v"), int):
+            document.version = current["__v"]
     expected = document.version if isinstance(document, VersionMixin) else None
     now = utcnow()
     stamp = _stamped(now)
@@ -233,10 +242,26 @@ async def save_document(
     session: AsyncClientSession | None = None,
     link_rule: WriteRules = WriteRules.DO_NOTHING,
     ignore_revision: bool = False,
+    bulk_writer: BulkWriter | None = None,
 ) -> D:
-    """`save()`: Beanie's `insert()` for a new document, else its conditional `replace()`."""
+    """`save()`: Beanie's `insert()` for a new document, else its conditional `replace()`.
+
+    With a bulk writer the write waits for it: an insert when the document has no id yet,
+    else a replacement (conditional on `__v` when the writer commits).
+    """
     quiet: list[ActionDirections | str] = [ActionDirections.BEFORE, ActionDirections.AFTER]
     document_type, document_id = type(document), document.id
+    if bulk_writer is not None:
+        if document_id is None:
+            await document_type.insert_one(document, bulk_writer=bulk_writer, session=session)
+        else:
+            await document.replace(
+                ignore_revision=ignore_revision,
+                session=session,
+                bulk_writer=bulk_writer,
+                skip_actions=quiet,
+            )
+        return document
     if document_id is not None:
         try:
             await document.replace(

@@ -291,6 +291,34 @@ async def test_bulk_writer_defers_inserts(caas_layer: DataLayer, tenant: str) ->
             assert await Member.find().count() == 0  # not written yet
         assert await Member.find().count() == 2
         assert {m.tenant_id for m in await Member.find().to_list()} == {tenant}
+        member = await Member.find_one(Member.email == "a@example.com")
+        assert member is not None
+        member.nickname = "deferred"
+        async with Member.bulk_writer() as bulk:
+            await member.save(bulk_writer=bulk)
+            stored = await Member.get(member.id)
+            assert stored is not None
+            assert stored.nickname == "anon"  # not written yet
+        stored = await Member.get(member.id)
+    assert stored is not None
+    assert stored.nickname == "deferred"
+    assert stored.version == 1
+
+
+async def test_ignore_revision_overwrites_the_stored_version(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    async with tenant_scope(tenant, layer=caas_layer):
+        member = await Member(email="force@example.com").insert()
+        stale = member.model_copy()
+        member.nickname = "newer"
+        await member.save()
+        stale.nickname = "forced"
+        await stale.replace(ignore_revision=True)  # Beanie's explicit force write
+        stored = await Member.get(member.id)
+    assert stored is not None
+    assert stored.nickname == "forced"
+    assert stored.version == stale.version == 2
 
 
 async def test_save_changes_replace_and_save_keep_version_and_state_in_step(
