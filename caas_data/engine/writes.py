@@ -12,9 +12,10 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 
-from beanie import BulkWriter, PydanticObjectId, WriteRules
+from beanie import BulkWriter, Document, PydanticObjectId, WriteRules
 from beanie.exceptions import DocumentNotFound, RevisionIdWasChanged
 from beanie.odm.actions import ActionDirections
+from beanie.odm.utils.dump import get_dict
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from caas_data.documents.base import (
@@ -231,9 +232,26 @@ async def run_stored_write(
             )
             now = stored["updated_at"] if stored else now
         document.updated_at = now
-    if document.get_settings().use_state_management:
-        document._save_state()
+    if document.use_state_management():
+        # The state Beanie saved before the write lacks the new `__v`/`updated_at`; the
+        # previous state it kept stays as it is.
+        document._saved_state = get_dict(
+            document,
+            to_db=True,
+            keep_nulls=document.get_settings().keep_nulls,
+            exclude={"revision_id"},
+        )
     return document
+
+
+async def _save_links(document: BaseDocument, session: AsyncClientSession | None) -> None:
+    """`link_rule=WRITE` of Beanie's `save()`: save every linked document first."""
+    for info in (document.get_link_fields() or {}).values():
+        value = getattr(document, info.field_name)
+        linked = value if isinstance(value, list) else [value]
+        for item in linked:
+            if isinstance(item, Document):
+                await item.save(link_rule=WriteRules.WRITE, session=session)
 
 
 async def save_document(
@@ -262,13 +280,12 @@ async def save_document(
                 skip_actions=quiet,
             )
         return document
+    if link_rule is WriteRules.WRITE:
+        await _save_links(document, session)
     if document_id is not None:
         try:
             await document.replace(
-                ignore_revision=ignore_revision,
-                session=session,
-                link_rule=link_rule,
-                skip_actions=quiet,
+                ignore_revision=ignore_revision, session=session, skip_actions=quiet
             )
             return document
         except NotFoundError as exc:
@@ -276,7 +293,7 @@ async def save_document(
             if not never_stored or "soft-deleted" in exc.message:
                 raise
     try:
-        await document.insert(session=session, link_rule=link_rule, skip_actions=quiet)
+        await document.insert(session=session, skip_actions=quiet)
     except DuplicateError as exc:
         if document_id is None or not isinstance(document, VersionMixin):
             raise

@@ -20,6 +20,7 @@ from beanie import (
     Link,
     Replace,
     Save,
+    WriteRules,
     after_event,
     before_event,
     init_beanie,
@@ -349,6 +350,22 @@ async def test_save_changes_replace_and_save_keep_version_and_state_in_step(
     assert raw["note"] == "third"
     assert raw["updated_at"] == ledger.updated_at
     assert after == raw  # the stale replace changed nothing
+
+
+async def test_save_with_link_rule_write_saves_the_linked_documents(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    async with tenant_scope(tenant, layer=caas_layer):
+        owner = Member(email="linked@example.com")
+        ledger = Ledger(amount=Decimal("2"), day=date(2024, 3, 1), owner=owner)
+        await ledger.save(link_rule=WriteRules.WRITE)
+        assert owner.id is not None
+        stored_owner = await Member.get(owner.id)
+        raw = await _raw(caas_layer, Ledger).find_one({"_id": ledger.id})
+    assert stored_owner is not None
+    assert stored_owner.email == "linked@example.com"
+    assert raw is not None
+    assert raw["owner"].id == owner.id
 
 
 # -- 6. Our errors are also the ones Beanie and PyMongo users catch ---------------------
