@@ -23,6 +23,7 @@ from caas_data.documents import (
     TenantMixin,
     TenantOwnedDocument,
     TenantUnionDoc,
+    TenantView,
     TimestampMixin,
     VersionMixin,
 )
@@ -302,6 +303,7 @@ __all__ = [
     "TenantSettings",
     "TenantSettingsRepository",
     "TenantUnionDoc",
+    "TenantView",
     "Tier",
     "TimestampMixin",
     "UnitOfWork",

@@ -14,7 +14,8 @@ What it does, and every deviation from Beanie's own set-up:
    original class (a base of the rebased one), as caas_data's own documents do. Both
    rebased bases are marked `caas_abstract = True`, as Beanie's `Document` is never
    initialised itself. `beanie.UnionDoc` becomes `caas_data.TenantUnionDoc` (routed like
-   its members), as a caas_data user declares a union.
+   its members) and `beanie.View` `caas_data.TenantView` (its pipeline on its source's
+   routed collection), as a caas_data user declares them.
 2. Registration, as a caas_data user must do it (`init` fixture, session scope):
    - `caas_data.testing.connect_for_tests(uri)`: a layer on fresh databases (its own prefix).
    - `init_beanie(database=<platform db>, document_models=TESTING_MODELS, skip_indexes=True)`:
@@ -55,9 +56,10 @@ from typing import Any, ClassVar
 import beanie
 import beanie.odm.documents as _beanie_documents
 import beanie.odm.union_doc as _beanie_union_doc
+import beanie.odm.views as _beanie_views
 import pytest
 import pytest_asyncio
-from caas_data import TenantDocument, TenantUnionDoc, tenant_scope
+from caas_data import TenantDocument, TenantUnionDoc, TenantView, tenant_scope
 from caas_data.tenancy.context import current_scope
 
 TIER = os.environ.get("CAAS_BEANIE_TIER", "free")
@@ -85,6 +87,8 @@ for _module in (beanie, _beanie_documents):
     _module.DocumentWithSoftDelete = CaasDocumentWithSoftDelete  # type: ignore[attr-defined]
 for _module in (beanie, _beanie_union_doc):
     _module.UnionDoc = TenantUnionDoc  # type: ignore[attr-defined]
+for _module in (beanie, _beanie_views):
+    _module.View = TenantView  # type: ignore[attr-defined]
 
 if os.environ.get("CAAS_BEANIE_ABLATE") == "beanie-instance-writes":
     from caas_data.documents.base import BaseDocument

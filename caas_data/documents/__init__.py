@@ -16,6 +16,7 @@ from caas_data.documents.base import (
 )
 from caas_data.documents.platform import ClientStatus, PlacementRecord, SaasClient
 from caas_data.documents.union import TenantUnionDoc
+from caas_data.documents.views import TenantView
 
 # Every document class that ships with caas_data; connect() registers them all.
 ALL_DOCUMENTS: tuple[type[BaseDocument], ...] = (
@@ -42,6 +43,7 @@ __all__ = [
     "TenantMixin",
     "TenantOwnedDocument",
     "TenantUnionDoc",
+    "TenantView",
     "TimestampMixin",
     "VersionMixin",
 ]

@@ -39,6 +39,7 @@ from caas_data import (
     TenantDocument,
     TenantOwnedDocument,
     TenantUnionDoc,
+    TenantView,
     VersionConflict,
     tenant_scope,
 )
@@ -121,12 +122,31 @@ class Ledger(TenantDocument):
         use_state_management = True
 
 
+class MemberView(TenantView):
+    email: str
+    nickname: str
+
+    class Settings:
+        view_name = "compat_member_view"
+        source = Member
+        pipeline = [
+            {"$match": {"nickname": {"$ne": "hidden"}}},
+            {"$project": {"email": 1, "nickname": 1}},
+        ]
+
+
 DOCUMENTS = [Member, Vehicle, Bike, Unnamed, Post, Poll, Ledger]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def compat_layer(caas_server: ServerHandle) -> AsyncIterator[DataLayer]:
     layer = await connect_for_tests(caas_server.uri, documents=DOCUMENTS)
+    # Views are not registered documents: the application initialises them with Beanie.
+    await init_beanie(
+        database=layer.database(f"{layer.prefix}_platform"),
+        document_models=[MemberView],
+        skip_indexes=True,
+    )
     try:
         yield layer
     finally:
@@ -366,6 +386,23 @@ async def test_save_with_link_rule_write_saves_the_linked_documents(
     assert stored_owner.email == "linked@example.com"
     assert raw is not None
     assert raw["owner"].id == owner.id
+
+
+async def test_a_view_reads_its_source_at_the_tenants_placement(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    async with tenant_scope(tenant, layer=caas_layer):
+        await Member(email="shown@example.com", nickname="shown").insert()
+        await Member(email="hidden@example.com", nickname="hidden").insert()
+        everyone = await MemberView.find().to_list()
+        one = await MemberView.find_one(MemberView.email == "shown@example.com")
+        counted = await MemberView.find(MemberView.nickname == "hidden").count()
+        grouped = await MemberView.find().aggregate([{"$count": "n"}]).to_list()
+    assert [m.email for m in everyone] == ["shown@example.com"]
+    assert one is not None
+    assert one.nickname == "shown"
+    assert counted == 0
+    assert grouped == [{"n": 1}]
 
 
 # -- 6. Our errors are also the ones Beanie and PyMongo users catch ---------------------
