@@ -11,11 +11,13 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any, NoReturn, TypeVar
+from uuid import uuid4
 
 from beanie import BulkWriter, Document, PydanticObjectId, WriteRules
 from beanie.exceptions import DocumentNotFound, RevisionIdWasChanged
 from beanie.odm.actions import ActionDirections
 from beanie.odm.utils.dump import get_dict
+from pymongo import ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from caas_data.documents.base import (
@@ -179,6 +181,17 @@ def _stamped(now: datetime) -> AbstractContextManager[Any] | None:
     return context
 
 
+async def _adopt_stored_version(document: BaseDocument, session: AsyncClientSession | None) -> None:
+    """Beanie's `ignore_revision=True`: write over whatever version is stored now."""
+    if not isinstance(document, VersionMixin):
+        return
+    current = await collection_for(type(document)).find_one(
+        {"_id": document.id}, {"__v": 1}, session=session
+    )
+    if current is not None and isinstance(current.get("__v"), int):
+        document.version = current["__v"]
+
+
 async def run_stored_write(
     document: D,
     write: Callable[[], Awaitable[Any]],
@@ -195,13 +208,8 @@ async def run_stored_write(
     `force` (Beanie's `ignore_revision=True`) writes over the version stored now.
     """
     document_type, document_id = type(document), document.id
-    if force and isinstance(document, VersionMixin):
-        # Beanie's `ignore_revision=True`: overwrite whatever version is stored now.
-        current = await collection_for(document_type).find_one(
-            {"_id": document_id}, {"__v": 1}, session=session
-        )
-        if current is not None and isinstance(current.get("__v"), int):
-            document.version = current["__v"]
+    if force:
+        await _adopt_stored_version(document, session)
     expected = document.version if isinstance(document, VersionMixin) else None
     now = utcnow()
     stamp = _stamped(now)
@@ -244,6 +252,32 @@ async def run_stored_write(
     return document
 
 
+async def _queue_save(
+    document: BaseDocument,
+    bulk_writer: BulkWriter,
+    *,
+    session: AsyncClientSession | None,
+    force: bool,
+) -> None:
+    """Queue a `save()` in a bulk writer: an upsert of the replacement, as Beanie's save is.
+
+    The guard makes it conditional on the `__v` it carries; a stale one matches nothing and
+    its upsert collides on `_id`, so the bulk write fails loudly instead of skipping it.
+    """
+    document_type, document_id = type(document), document.id
+    if force:
+        await _adopt_stored_version(document, session)
+    query: dict[str, Any] = {"_id": document_id}
+    if document.get_settings().use_revision:
+        if not force:
+            query["revision_id"] = document.revision_id
+        document.revision_id = uuid4()
+    replacement = get_dict(
+        document, to_db=True, exclude={"_id"}, keep_nulls=document.get_settings().keep_nulls
+    )
+    bulk_writer.add_operation(document_type, ReplaceOne(query, replacement, upsert=True))
+
+
 async def _save_links(document: BaseDocument, session: AsyncClientSession | None) -> None:
     """`link_rule=WRITE` of Beanie's `save()`: save every linked document first."""
     for info in (document.get_link_fields() or {}).values():
@@ -273,12 +307,7 @@ async def save_document(
         if document_id is None:
             await document_type.insert_one(document, bulk_writer=bulk_writer, session=session)
         else:
-            await document.replace(
-                ignore_revision=ignore_revision,
-                session=session,
-                bulk_writer=bulk_writer,
-                skip_actions=quiet,
-            )
+            await _queue_save(document, bulk_writer, session=session, force=ignore_revision)
         return document
     if link_rule is WriteRules.WRITE:
         await _save_links(document, session)

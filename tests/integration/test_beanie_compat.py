@@ -324,6 +324,14 @@ async def test_bulk_writer_defers_inserts(caas_layer: DataLayer, tenant: str) ->
     assert stored is not None
     assert stored.nickname == "deferred"
     assert stored.version == 1
+    member.nickname = "stale"  # still carries version 0
+    with pytest.raises(DuplicateKeyError):  # loud, never skipped quietly
+        async with tenant_scope(tenant, layer=caas_layer), Member.bulk_writer() as bulk:
+            await member.save(bulk_writer=bulk)
+    async with tenant_scope(tenant, layer=caas_layer):
+        unchanged = await Member.get(member.id)
+    assert unchanged is not None
+    assert unchanged.nickname == "deferred"
 
 
 async def test_ignore_revision_overwrites_the_stored_version(
