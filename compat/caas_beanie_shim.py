@@ -94,7 +94,8 @@ if os.environ.get("CAAS_BEANIE_ABLATE") == "beanie-instance-writes":
     from caas_data.documents.base import BaseDocument
 
     for _name in ("insert", "create", "replace", "save"):
-        delattr(BaseDocument, _name)
+        if _name in vars(BaseDocument):
+            delattr(BaseDocument, _name)
 
 STATE: dict[str, Any] = {}
 
