@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # is about 1.5x shorter than on one (measured); PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo chat-api lint test smoke-extras bench clean
+.PHONY: demo chat-api lint test smoke-extras bench clean compat
 
 demo: $(VENV)/.installed-embedded
 	$(BIN)/python examples/quickstart.py
@@ -50,3 +50,11 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 	touch $@
 
 .PRECIOUS: $(VENV)/.installed-%
+
+# Beanie's own ODM tests on the tenant base (issue 11): COMPAT_MODEL=free|starter|pro|enterprise|plain,
+# BEANIE_TESTS=a folder with Beanie's tests/ and pyproject.toml (or a git checkout of Beanie).
+# Prints plain and tenant counts and every test that passes on plain Beanie only (reports in .compat/).
+COMPAT_MODEL ?= free
+BEANIE_TESTS ?=
+compat: $(VENV)/.installed-compat
+	COMPAT_MODEL=$(COMPAT_MODEL) BEANIE_TESTS=$(BEANIE_TESTS) $(BIN)/python compat/beanie_compat.py $(PYTEST_ARGS)

@@ -24,6 +24,8 @@ from caas_data.documents import (
     TenantDocument,
     TenantMixin,
     TenantOwnedDocument,
+    TenantUnionDoc,
+    TenantView,
     TimestampMixin,
     VersionMixin,
 )
@@ -323,6 +325,8 @@ __all__ = [
     "TenantOwnedDocument",
     "TenantSettings",
     "TenantSettingsRepository",
+    "TenantUnionDoc",
+    "TenantView",
     "Tier",
     "TimestampMixin",
     "UnitOfWork",

@@ -17,9 +17,11 @@ CaasDataError
 │                                 no confirmation, a placement not empty, a manifest that
 │                                 does not match its files, a feature not built yet
 ├── RepositoryError
-│   ├── NotFoundError
-│   ├── DuplicateError            a unique key is taken (possibly by a soft-deleted document)
-│   ├── VersionConflict           the `__v` the caller read is stale
+│   ├── NotFoundError             also beanie's DocumentNotFound
+│   ├── DuplicateError            a unique key is taken (possibly by a soft-deleted document);
+│   │                             also pymongo's DuplicateKeyError (code 11000)
+│   ├── VersionConflict           the `__v` the caller read is stale; also beanie's
+│   │                             RevisionIdWasChanged
 │   ├── AuditChainBroken          an audit chain does not check out against its anchor
 │   ├── SchemaVersionError        a stored document's `schema_version` has no way to this
 │                                 code's version (no upcaster, or written by newer code)
@@ -43,6 +45,7 @@ from types import TracebackType
 from typing import Any
 
 import pydantic
+from beanie.exceptions import DocumentNotFound, RevisionIdWasChanged
 from bson import errors as bson_errors
 from pymongo import errors as pymongo_errors
 
@@ -72,6 +75,9 @@ __all__ = [
     "optional_dependency",
     "translate_driver_errors",
 ]
+
+
+_DUPLICATE_KEY = 11000
 
 
 class CaasDataError(Exception):
@@ -215,12 +221,19 @@ class RepositoryError(CaasDataError):
     """A repository call failed for a reason about the data itself."""
 
 
-class NotFoundError(RepositoryError):
-    """No document matched (raised by `get`; `get_or_none` returns None instead)."""
+class NotFoundError(RepositoryError, DocumentNotFound):
+    """No document matched (raised by `get`; `get_or_none` returns None instead).
+
+    Also Beanie's `DocumentNotFound`, so code written against Beanie catches it unchanged.
+    """
 
 
-class DuplicateError(RepositoryError):
-    """A unique key is already taken."""
+class DuplicateError(RepositoryError, pymongo_errors.DuplicateKeyError):
+    """A unique key is already taken.
+
+    Also PyMongo's `DuplicateKeyError` (code 11000, the driver's `details` when one caused
+    it), so `except DuplicateKeyError` written for Beanie or PyMongo keeps working.
+    """
 
     def __init__(
         self,
@@ -231,6 +244,10 @@ class DuplicateError(RepositoryError):
         **context: Any,
     ) -> None:
         super().__init__(message, **context)
+        driver = self.driver_error
+        details = driver.details if isinstance(driver, pymongo_errors.OperationFailure) else None
+        # Give the PyMongo side its code and details; our message and __str__ stay.
+        pymongo_errors.OperationFailure.__init__(self, message, _DUPLICATE_KEY, details)
         self.key = key or {}
         self.soft_deleted = soft_deleted
 
@@ -247,8 +264,11 @@ class AuditChainBroken(RepositoryError):
         self.broken_seq = broken_seq
 
 
-class VersionConflict(RepositoryError):
-    """Someone else wrote the document since the caller read it; nothing was changed."""
+class VersionConflict(RepositoryError, RevisionIdWasChanged):
+    """Someone else wrote the document since the caller read it; nothing was changed.
+
+    Also Beanie's `RevisionIdWasChanged`, the error Beanie raises for a stale revision.
+    """
 
     def __init__(
         self,

@@ -17,6 +17,8 @@ from caas_data.documents.base import (
     VersionMixin,
 )
 from caas_data.documents.platform import ClientStatus, PlacementRecord, SaasClient
+from caas_data.documents.union import TenantUnionDoc
+from caas_data.documents.views import TenantView
 
 # Every document class that ships with caas_data; connect() registers them all.
 ALL_DOCUMENTS: tuple[type[BaseDocument], ...] = (
@@ -44,6 +46,8 @@ __all__ = [
     "TenantDocument",
     "TenantMixin",
     "TenantOwnedDocument",
+    "TenantUnionDoc",
+    "TenantView",
     "TimestampMixin",
     "VersionMixin",
 ]

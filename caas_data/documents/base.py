@@ -16,12 +16,22 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Self
 
-from beanie import Document, PydanticObjectId
+from beanie import BulkWriter, Document, PydanticObjectId, WriteRules
+from beanie.exceptions import CollectionWasNotInitialized
+from beanie.odm.actions import ActionDirections, EventTypes, wrap_with_actions
+from beanie.odm.settings.document import DocumentSettings
+from beanie.odm.utils.self_validation import validate_self_before
+from beanie.odm.utils.state import save_state_after
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from caas_data.clock import utcnow
-from caas_data.errors import SchemaVersionError, TenantContextMissing
+from caas_data.documents.beanie_state import (
+    abstract_settings,
+    is_abstract,
+    reset_abstract_bases,
+)
+from caas_data.errors import ConfigurationError, SchemaVersionError, TenantContextMissing
 from caas_data.tenancy.context import current_scope
 
 __all__ = [
@@ -111,6 +121,16 @@ def _tenant_from_scope() -> str:
     return scope.tenant_id
 
 
+def not_registered(document_type: type[Any]) -> ConfigurationError:
+    """The error for a document class the running layer was not given."""
+    return ConfigurationError(
+        f"{document_type.__name__} is not registered with this layer, so its collections and "
+        "indexes were never created: pass it to `connect(documents=[...])` (or "
+        "`caas_lifespan(documents=...)`, the pytest plugin's `caas_documents` fixture)",
+        document_type=document_type,
+    )
+
+
 class Area(StrEnum):
     """Which database a collection lives in; TENANT follows the tenant's placement."""
 
@@ -149,6 +169,8 @@ class BaseDocument(Document):
 
     model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
 
+    # Abstract: never stored, never initialised by Beanie (see `beanie_state`).
+    caas_abstract: ClassVar[bool] = True
     caas_area: ClassVar[Area] = Area.PLATFORM
     # Platform documents only: what a tenant scope may read of them (see TenantAccess).
     caas_tenant_access: ClassVar[TenantAccess] = TenantAccess.NONE
@@ -214,57 +236,96 @@ class BaseDocument(Document):
         # ours depends on the scope, and building a document is no I/O, so skip that check.
         super(Document, self).__init__(*args, **kwargs)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Runs before pydantic collects the new class's fields: it must not inherit the query
+        # expressions Beanie put on an abstract base as field defaults.
+        reset_abstract_bases(cls)
+        super().__init_subclass__(**kwargs)
+
+    @classmethod
+    async def custom_init(cls) -> None:
+        """Beanie's hook after `init_beanie` initialised `cls`: put the abstract bases back."""
+        reset_abstract_bases(cls)
+
+    @classmethod
+    def get_settings(cls) -> DocumentSettings:
+        """Beanie's settings of the class (Beanie's defaults for an abstract base)."""
+        if is_abstract(cls):
+            return abstract_settings(cls)
+        try:
+            return super().get_settings()
+        except CollectionWasNotInitialized as exc:
+            raise not_registered(cls) from exc
+
     @classmethod
     def get_pymongo_collection(cls) -> Any:
         """The collection this call must use, resolved from the running scope."""
+        if is_abstract(cls):
+            # Only `init_beanie` asks an abstract base (for its empty index list).
+            return super().get_pymongo_collection()
         from caas_data.engine.routing import collection_for
 
         return collection_for(cls)
 
-    # -- Beanie's instance writes, made version-safe -------------------------------------
+    # -- Beanie's instance writes ------------------------------------------------------
+    # `insert()`/`create()` and `replace()` are Beanie's own (its encoder, links, class id,
+    # actions, saved state, bulk writers, revision); the guard below stamps the tenant and
+    # the timestamps and makes a replacement conditional on the `__v` it carries.
 
-    async def insert(
-        self,
-        *,
-        session: AsyncClientSession | None = None,
-        **_: Any,
-    ) -> Self:
-        """Insert this document; timestamps, version and tenant are stamped by the layer."""
-        from caas_data.engine.writes import insert_document
-
-        await insert_document(self, session=session)
-        return self
-
-    async def create(self, session: AsyncClientSession | None = None) -> Self:
-        """Same as `insert()`."""
-        return await self.insert(session=session)
-
-    async def replace(  # type: ignore[override]
+    async def replace(
         self,
         ignore_revision: bool = False,
         session: AsyncClientSession | None = None,
-        **_: Any,
+        bulk_writer: BulkWriter | None = None,
+        link_rule: WriteRules = WriteRules.DO_NOTHING,
+        skip_actions: list[ActionDirections | str] | None = None,
     ) -> Self:
-        """Replace the stored document, only if nobody wrote it since it was read.
+        """Beanie's `replace()`, only if nobody wrote the document since it was read.
 
         Raises:
             VersionConflict: the stored `__v` differs from this object's.
             NotFoundError: the document does not exist (or is soft-deleted).
         """
-        from caas_data.engine.writes import replace_document
+        from caas_data.engine.writes import run_stored_write
 
-        await replace_document(self, session=session, upsert=False)
-        return self
+        async def write() -> None:
+            await super(BaseDocument, self).replace(
+                ignore_revision=ignore_revision,
+                session=session,
+                bulk_writer=bulk_writer,
+                link_rule=link_rule,
+                skip_actions=skip_actions,
+            )
 
-    async def save(  # type: ignore[override]
+        return await run_stored_write(
+            self, write, session=session, deferred=bool(bulk_writer), force=ignore_revision
+        )
+
+    @validate_self_before
+    @wrap_with_actions(EventTypes.SAVE)
+    @save_state_after
+    async def save(
         self,
         session: AsyncClientSession | None = None,
+        link_rule: WriteRules = WriteRules.DO_NOTHING,
+        ignore_revision: bool = False,
+        bulk_writer: BulkWriter | None = None,
         **_: Any,
     ) -> Self:
-        """Insert a new document, or replace a stored one if its version is unchanged."""
-        from caas_data.engine.writes import replace_document
+        """Insert a new document, or replace a stored one if its version is unchanged.
 
-        await replace_document(self, session=session, upsert=True)
+        Beanie's own `save()` is an unconditional upsert; this one is Beanie's `insert()`
+        or `replace()` (their actions skipped: `save()` runs the SAVE ones).
+        """
+        from caas_data.engine.writes import save_document
+
+        await save_document(
+            self,
+            session=session,
+            link_rule=link_rule,
+            ignore_revision=ignore_revision,
+            bulk_writer=bulk_writer,
+        )
         return self
 
 
@@ -340,6 +401,7 @@ class TenantMixin(BaseModel):
 class TenantDocument(TenantMixin, VersionMixin, TimestampMixin, BaseDocument):
     """Per-tenant chat data; lives where the tenant's placement says (shared, set, database)."""
 
+    caas_abstract: ClassVar[bool] = True
     caas_area: ClassVar[Area] = Area.TENANT
 
 
@@ -349,6 +411,10 @@ class TenantOwnedDocument(TenantMixin, VersionMixin, TimestampMixin, BaseDocumen
     Filtered by the tenant scope; visible across tenants only in `system_scope()`.
     """
 
+    caas_abstract: ClassVar[bool] = True
+
 
 class PlatformDocument(VersionMixin, TimestampMixin, BaseDocument):
     """Platform data that belongs to no tenant (plans, platform admins...)."""
+
+    caas_abstract: ClassVar[bool] = True

@@ -9,29 +9,67 @@ from __future__ import annotations
 from contextlib import suppress
 from typing import Any
 
-from pymongo import IndexModel
+from beanie import Document
+from beanie.odm.fields import IndexModelField
+from beanie.odm.utils.typing import get_index_attributes
+from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, OperationFailure
 
-from caas_data.documents.base import BaseDocument
+from caas_data.documents.base import BaseDocument, TenantMixin
 from caas_data.errors import translate_driver_errors
 
 __all__ = ["collection_options_applied", "declared_indexes", "ensure_collection"]
 
 
 def declared_indexes(document_type: type[BaseDocument]) -> list[IndexModel]:
-    """The `Settings.indexes` of a class, as IndexModels."""
+    """Every index Beanie knows for a class, as IndexModels.
+
+    Beanie's own rules: `Indexed(...)` fields, then `Settings.indexes` (those of every
+    document base too with `merge_indexes`), a later declaration of the same keys winning.
+    On tenant-keyed documents an `Indexed` field is indexed behind `tenant_id`, so a
+    `unique=True` field is unique per tenant (as in every isolation model, a shared
+    collection included) and the index serves the tenant filter the guard adds; it keeps
+    the name Beanie gives it (`email_1`). Keys in `Settings.indexes` are taken as declared.
+    """
+    tenant_keyed = issubclass(document_type, TenantMixin)
+    found: list[IndexModelField] = []
+    for name, field in document_type.model_fields.items():
+        attributes = get_index_attributes(field)
+        if attributes is None:
+            continue
+        index_type, options = attributes
+        key = field.alias or name
+        keys = [(key, index_type)]
+        if tenant_keyed and key not in ("tenant_id", "_id"):
+            keys.insert(0, ("tenant_id", ASCENDING))
+            # Beanie's own name, so code that hints or drops it by that name keeps working.
+            options = {"name": f"{key}_{index_type}", **options}
+        found.append(IndexModelField(IndexModel(keys, **options)))
     settings = getattr(document_type, "Settings", None)
-    indexes: list[Any] = list(getattr(settings, "indexes", None) or [])
-    result = []
-    for index in indexes:
-        if isinstance(index, IndexModel):
-            result.append(index)
-        elif isinstance(index, str):
-            result.append(IndexModel([(index, 1)]))
-        else:
-            result.append(IndexModel(index))
-    return result
+    sources = [document_type]
+    if getattr(settings, "merge_indexes", False):
+        sources = [
+            c
+            for c in reversed(document_type.__mro__)
+            if isinstance(c, type) and issubclass(c, Document) and c is not Document
+        ]
+    declared: list[IndexModelField] = []
+    for source in sources:
+        own = getattr(getattr(source, "Settings", None), "indexes", None) or []
+        declared = IndexModelField.merge_indexes(declared, [_index_field(i) for i in own])
+    merged: list[IndexModelField] = IndexModelField.merge_indexes(found, declared)
+    return [item.index for item in merged]
+
+
+def _index_field(index: Any) -> IndexModelField:
+    if isinstance(index, IndexModelField):
+        return index
+    if isinstance(index, IndexModel):
+        return IndexModelField(index)
+    if isinstance(index, str):
+        return IndexModelField(IndexModel([(index, ASCENDING)]))
+    return IndexModelField(IndexModel(index))
 
 
 async def ensure_collection(

@@ -19,6 +19,7 @@ from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from caas_data.config import EncryptionOptions, Settings
 from caas_data.documents.base import Area, BaseDocument, FieldEncryption
+from caas_data.documents.beanie_state import beanie_models
 from caas_data.engine.field_encryption import FieldCipher, TenantKeyring, keyring_for
 from caas_data.engine.guard import GuardedCollection
 from caas_data.engine.indexes import ensure_collection
@@ -307,7 +308,9 @@ class DataLayer:
                 await self.client.admin.command("ping")
             platform_db = self._database(self.database_name(Area.PLATFORM))
             await init_beanie(
-                database=platform_db, document_models=self.registry.all(), skip_indexes=True
+                database=platform_db,
+                document_models=beanie_models(self.registry.all()),
+                skip_indexes=True,
             )
             if self.settings.create_platform_indexes:
                 await self.ensure_platform_collections()

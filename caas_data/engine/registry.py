@@ -20,7 +20,9 @@ from caas_data.documents.base import (
     TenantMixin,
     TimestampMixin,
     VersionMixin,
+    not_registered,
 )
+from caas_data.documents.beanie_state import collection_name, collection_root, is_abstract
 from caas_data.engine.rules import ANY_AT_INSERT
 from caas_data.errors import ConfigurationError
 
@@ -59,14 +61,12 @@ def spec_of(document_type: type[BaseDocument]) -> CollectionSpec:
 
 
 def _read_spec(document_type: type[BaseDocument]) -> CollectionSpec:
-    settings = getattr(document_type, "Settings", None)
-    name = getattr(settings, "name", None)
-    if not isinstance(name, str) or not name:
+    if is_abstract(document_type):
         raise ConfigurationError(
-            f"{document_type.__name__} needs `class Settings: name = ...`",
+            f"{document_type.__name__} is an abstract base: register its subclasses",
             document_type=document_type,
         )
-    if getattr(settings, "use_cache", False):
+    if getattr(getattr(document_type, "Settings", None), "use_cache", False):
         # Beanie's cache is keyed by query, not by tenant: one tenant would read another's rows.
         raise ConfigurationError(
             f"{document_type.__name__}: `Settings.use_cache` is not supported (Beanie's cache "
@@ -81,7 +81,7 @@ def _read_spec(document_type: type[BaseDocument]) -> CollectionSpec:
             document_type=document_type,
         )
     return CollectionSpec(
-        name=name,
+        name=collection_name(document_type),
         area=document_type.caas_area,
         tenant_keyed=issubclass(document_type, TenantMixin),
         versioned=issubclass(document_type, VersionMixin),
@@ -159,13 +159,19 @@ class DocumentRegistry:
     """The document classes of one layer, by area and collection name."""
 
     def __init__(self, documents: Iterable[type[BaseDocument]] = ()) -> None:
+        # (area, name) -> the class owning the collection (creates it and its indexes)
         self._by_key: dict[tuple[Area, str], type[BaseDocument]] = {}
-        self._known: set[type[BaseDocument]] = set()
+        # every registered class, owners and the members sharing their collection
+        self._members: dict[type[BaseDocument], None] = {}
         for document_type in documents:
             self.register(document_type)
 
     def register(self, document_type: type[BaseDocument]) -> None:
-        """Add a class; two classes may not share a collection."""
+        """Add a class; two classes share a collection only as one Beanie hierarchy.
+
+        An `is_root` class and its subclasses (told apart by `_class_id`) or the members of
+        one `UnionDoc` share its collection; the root (or the first member) owns it.
+        """
         spec = spec_of(document_type)
         if spec.area is Area.TENANT and not spec.tenant_keyed:
             raise ConfigurationError(
@@ -174,11 +180,21 @@ class DocumentRegistry:
         key = (spec.area, spec.name)
         known = self._by_key.get(key)
         if known is not None and known is not document_type:
-            raise ConfigurationError(
-                f"{document_type.__name__} and {known.__name__} both claim {spec.area}.{spec.name}"
-            )
-        self._by_key[key] = document_type
-        self._known.add(document_type)
+            if not _same_family(known, document_type):
+                raise ConfigurationError(
+                    f"{document_type.__name__} and {known.__name__} both claim "
+                    f"{spec.area}.{spec.name}"
+                )
+            if spec_of(known) != spec:
+                raise ConfigurationError(
+                    f"{document_type.__name__} shares {spec.area}.{spec.name} with "
+                    f"{known.__name__} but not its tenancy, version or delete rules"
+                )
+            if collection_root(document_type) is document_type:
+                self._by_key[key] = document_type  # the root registered after a child
+        else:
+            self._by_key[key] = document_type
+        self._members[document_type] = None
 
     def get(self, area: Area, name: str) -> type[BaseDocument] | None:
         """The class stored in `name` within `area`, if registered."""
@@ -189,19 +205,21 @@ class DocumentRegistry:
         return [cls for (a, _), cls in self._by_key.items() if a is area]
 
     def all(self) -> list[type[BaseDocument]]:
-        """Every registered class."""
-        return list(self._by_key.values())
+        """Every registered class, those sharing a collection included."""
+        return list(self._members)
 
     def __contains__(self, document_type: object) -> bool:
-        return document_type in self._known
+        return document_type in self._members
 
     def require(self, document_type: type[BaseDocument]) -> None:
         """Refuse a class this layer was not given: it would run without its indexes."""
-        if document_type not in self._known:
-            raise ConfigurationError(
-                f"{document_type.__name__} is not registered with this layer, so its "
-                "collections and indexes were never created: pass it to "
-                "`connect(documents=[...])` (or `caas_lifespan(documents=...)`, the pytest "
-                "plugin's `caas_documents` fixture)",
-                document_type=document_type,
-            )
+        if document_type not in self._members:
+            raise not_registered(document_type)
+
+
+def _same_family(first: type[BaseDocument], second: type[BaseDocument]) -> bool:
+    """True when Beanie itself stores both classes in one collection."""
+    if collection_root(first) is collection_root(second):
+        return True
+    unions = {getattr(getattr(c, "Settings", None), "union_doc", None) for c in (first, second)}
+    return len(unions) == 1 and None not in unions

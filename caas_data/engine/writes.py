@@ -1,16 +1,23 @@
 """Version-safe writes of document instances.
 
-Shared by Beanie's instance methods and the repositories; they go straight to the routed
-collection (no Beanie encoder, no findAndModify).
+The repositories' writes go straight to the routed collection; Beanie's instance methods
+run Beanie's own path (`run_stored_write`, `save_document`) with the guard below them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
+from uuid import uuid4
 
-from beanie import PydanticObjectId
+from beanie import BulkWriter, Document, PydanticObjectId, WriteRules
+from beanie.exceptions import DocumentNotFound, RevisionIdWasChanged
+from beanie.odm.actions import ActionDirections
+from beanie.odm.utils.dump import get_dict
+from pymongo import ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from caas_data.clock import stamped
 from caas_data.documents.base import (
     BaseDocument,
     SoftDeleteMixin,
@@ -20,13 +27,21 @@ from caas_data.documents.base import (
 )
 from caas_data.engine.guard import GuardedCollection
 from caas_data.engine.routing import collection_for
-from caas_data.errors import DuplicateError, NotFoundError, UnsafeOperation, VersionConflict
+from caas_data.errors import (
+    CaasDataError,
+    DuplicateError,
+    NotFoundError,
+    UnsafeOperation,
+    VersionConflict,
+)
 
 __all__ = [
     "dump_document",
     "insert_document",
     "raise_write_miss",
     "replace_document",
+    "run_stored_write",
+    "save_document",
     "set_deleted",
     "stamp_new",
 ]
@@ -171,3 +186,149 @@ async def set_deleted(
         )
     )
     return bool(result.matched_count)
+
+
+async def _adopt_stored_version(document: BaseDocument, session: AsyncClientSession | None) -> None:
+    """Beanie's `ignore_revision=True`: write over whatever version is stored now."""
+    if not isinstance(document, VersionMixin):
+        return
+    current = await collection_for(type(document)).find_one(
+        {"_id": document.id}, {"__v": 1}, session=session
+    )
+    if current is not None and isinstance(current.get("__v"), int):
+        document.version = current["__v"]
+
+
+async def run_stored_write(
+    document: D,
+    write: Callable[[], Awaitable[Any]],
+    *,
+    session: AsyncClientSession | None = None,
+    deferred: bool = False,
+    force: bool = False,
+) -> D:
+    """Run one of Beanie's writes of a stored document; keep `__v` and `updated_at` in step.
+
+    The guard makes the write conditional on the `__v` the document carries and stores
+    `__v + 1`; a miss (Beanie's `DocumentNotFound`/`RevisionIdWasChanged`) is explained as
+    `NotFoundError` or `VersionConflict`. A write `deferred` to a bulk writer is left as is.
+    `force` (Beanie's `ignore_revision=True`) writes over the version stored now.
+    """
+    document_type, document_id = type(document), document.id
+    if force:
+        await _adopt_stored_version(document, session)
+    expected = document.version if isinstance(document, VersionMixin) else None
+    now = utcnow()
+    try:
+        with stamped(now):  # the guard stamps this `updated_at`, so memory can follow
+            await write()
+    except (DocumentNotFound, RevisionIdWasChanged) as exc:
+        if isinstance(exc, CaasDataError):
+            raise
+        target = collection_for(document_type)
+        if expected is None:
+            raise NotFoundError(
+                f"{document_type.__name__} {document_id} does not exist",
+                tenant_id=target.rules.tenant_id,
+                document_type=document_type,
+            ) from exc
+        await raise_write_miss(target, document_type, document_id, expected)
+    if deferred:
+        return document
+    if isinstance(document, VersionMixin) and expected is not None:
+        document.version = expected + 1
+    if isinstance(document, TimestampMixin):
+        document.updated_at = now
+    if document.use_state_management():
+        # The state Beanie saved before the write lacks the new `__v`/`updated_at`; the
+        # previous state it kept stays as it is.
+        document._saved_state = get_dict(
+            document,
+            to_db=True,
+            keep_nulls=document.get_settings().keep_nulls,
+            exclude={"revision_id"},
+        )
+    return document
+
+
+async def _queue_save(
+    document: BaseDocument,
+    bulk_writer: BulkWriter,
+    *,
+    session: AsyncClientSession | None,
+    force: bool,
+) -> None:
+    """Queue a `save()` in a bulk writer: an upsert of the replacement, as Beanie's save is.
+
+    The guard makes it conditional on the `__v` it carries; a stale one matches nothing and
+    its upsert collides on `_id`, so the bulk write fails loudly instead of skipping it.
+    """
+    document_type, document_id = type(document), document.id
+    if force:
+        await _adopt_stored_version(document, session)
+    query: dict[str, Any] = {"_id": document_id}
+    if document.get_settings().use_revision:
+        if not force:
+            query["revision_id"] = document.revision_id
+        document.revision_id = uuid4()
+    replacement = get_dict(
+        document, to_db=True, exclude={"_id"}, keep_nulls=document.get_settings().keep_nulls
+    )
+    bulk_writer.add_operation(document_type, ReplaceOne(query, replacement, upsert=True))
+
+
+async def _save_links(document: BaseDocument, session: AsyncClientSession | None) -> None:
+    """`link_rule=WRITE` of Beanie's `save()`: save every linked document first."""
+    for info in (document.get_link_fields() or {}).values():
+        value = getattr(document, info.field_name)
+        linked = value if isinstance(value, list) else [value]
+        for item in linked:
+            if isinstance(item, Document):
+                await item.save(link_rule=WriteRules.WRITE, session=session)
+
+
+async def save_document(
+    document: D,
+    *,
+    session: AsyncClientSession | None = None,
+    link_rule: WriteRules = WriteRules.DO_NOTHING,
+    ignore_revision: bool = False,
+    bulk_writer: BulkWriter | None = None,
+) -> D:
+    """`save()`: Beanie's `insert()` for a new document, else its conditional `replace()`.
+
+    With a bulk writer the write waits for it: an insert when the document has no id yet,
+    else a replacement (conditional on `__v` when the writer commits).
+    """
+    quiet: list[ActionDirections | str] = [ActionDirections.BEFORE, ActionDirections.AFTER]
+    document_type, document_id = type(document), document.id
+    if bulk_writer is not None:
+        if document_id is None:
+            await document_type.insert_one(document, bulk_writer=bulk_writer, session=session)
+        else:
+            await _queue_save(document, bulk_writer, session=session, force=ignore_revision)
+        return document
+    if link_rule is WriteRules.WRITE:
+        await _save_links(document, session)
+    if document_id is not None:
+        try:
+            await document.replace(
+                ignore_revision=ignore_revision, session=session, skip_actions=quiet
+            )
+            return document
+        except NotFoundError as exc:
+            never_stored = not isinstance(document, VersionMixin) or document.version == 0
+            if not never_stored or "soft-deleted" in exc.message:
+                raise
+    try:
+        await document.insert(session=session, skip_actions=quiet)
+    except DuplicateError as exc:
+        if document_id is None or not isinstance(document, VersionMixin):
+            raise
+        # created concurrently under this id: report it as the conflict it is
+        target = collection_for(document_type)
+        try:
+            await raise_write_miss(target, document_type, document_id, document.version)
+        except VersionConflict as conflict:
+            raise conflict from exc
+    return document

@@ -1,0 +1,443 @@
+"""Beanie keeps its own semantics on our documents (issue 11), in every isolation model.
+
+Indexed fields, classes declared after `connect()`, `init_beanie` called directly, `is_root`
+hierarchies sharing a collection, and the Beanie/PyMongo exception types users catch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+from decimal import Decimal
+from typing import ClassVar
+
+import pytest
+import pytest_asyncio
+from beanie import (
+    DecimalAnnotation,
+    Indexed,
+    Insert,
+    Link,
+    Replace,
+    Save,
+    WriteRules,
+    after_event,
+    before_event,
+    init_beanie,
+)
+from beanie.exceptions import DocumentNotFound, RevisionIdWasChanged
+from bson import DBRef, Decimal128
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from caas_data import (
+    BaseDocument,
+    DataLayer,
+    DuplicateError,
+    NotFoundError,
+    PlatformDocument,
+    TenantDocument,
+    TenantOwnedDocument,
+    TenantUnionDoc,
+    TenantView,
+    VersionConflict,
+    tenant_scope,
+)
+from caas_data.engine.indexes import declared_indexes
+from caas_data.engine.registry import spec_of
+from caas_data.testing import ServerHandle, connect_for_tests, drop_prefix_databases
+
+
+class Member(TenantDocument):
+    email: Indexed(str, unique=True)  # type: ignore[valid-type]
+    nickname: Indexed(str) = "anon"  # type: ignore[valid-type]
+
+    class Settings:
+        name = "compat_members"
+
+
+class Vehicle(TenantDocument):
+    wheels: int = 4
+
+    class Settings:
+        name = "compat_vehicles"
+        is_root = True
+
+
+class Bike(Vehicle):
+    bell: bool = True
+
+
+class Unnamed(TenantDocument):
+    tally: int = 0
+
+
+class Feed(TenantUnionDoc):
+    class Settings:
+        name = "compat_feed"
+
+
+class Post(TenantDocument):
+    text: str = ""
+
+    class Settings:
+        name = "compat_posts"
+        union_doc = Feed
+
+
+class Poll(TenantDocument):
+    options: list[str] = []
+
+    class Settings:
+        name = "compat_polls"
+        union_doc = Feed
+
+
+class Ledger(TenantDocument):
+    amount: DecimalAnnotation
+    day: date
+    owner: Link[Member] | None = None
+    note: str | None = None
+    events: ClassVar[list[str]] = []
+
+    @before_event(Insert)
+    def _before(self) -> None:
+        self.events.append("before insert")
+
+    @after_event(Insert)
+    def _after(self) -> None:
+        self.events.append("after insert")
+
+    @before_event(Save)
+    def _before_save(self) -> None:
+        self.events.append("before save")
+
+    @after_event(Replace)
+    def _after_replace(self) -> None:
+        self.events.append("after replace")
+
+    class Settings:
+        name = "compat_ledgers"
+        keep_nulls = False
+        use_state_management = True
+
+
+class MemberView(TenantView):
+    email: str
+    nickname: str
+
+    class Settings:
+        view_name = "compat_member_view"
+        source = Member
+        pipeline = [
+            {"$match": {"nickname": {"$ne": "hidden"}}},
+            {"$project": {"email": 1, "nickname": 1}},
+        ]
+
+
+DOCUMENTS = [Member, Vehicle, Bike, Unnamed, Post, Poll, Ledger]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def compat_layer(caas_server: ServerHandle) -> AsyncIterator[DataLayer]:
+    layer = await connect_for_tests(caas_server.uri, documents=DOCUMENTS)
+    # Views are not registered documents: the application initialises them with Beanie.
+    await init_beanie(
+        database=layer.client[f"{layer.prefix}_platform"],
+        document_models=[MemberView],
+        skip_indexes=True,
+    )
+    try:
+        yield layer
+    finally:
+        await drop_prefix_databases(layer)
+        await layer.close()
+
+
+@pytest.fixture
+def caas_layer(compat_layer: DataLayer) -> DataLayer:
+    """The `tenant` fixture provisions on this module's layer (it knows DOCUMENTS)."""
+    return compat_layer
+
+
+# -- 2. Indexed(...) fields get their indexes ------------------------------------------
+
+
+def test_indexed_fields_are_declared_behind_tenant_id() -> None:
+    keys = {tuple(i.document["key"].items()): i.document for i in declared_indexes(Member)}
+    unique = keys[(("tenant_id", 1), ("email", 1))]
+    assert unique.get("unique") is True
+    assert (("tenant_id", 1), ("nickname", 1)) in keys
+    assert not keys[(("tenant_id", 1), ("nickname", 1))].get("unique")
+
+
+async def test_indexed_unique_is_enforced_per_tenant(caas_layer: DataLayer, tenant: str) -> None:
+    async with tenant_scope(tenant, layer=caas_layer):
+        await Member(email="ada@example.com").insert()
+        with pytest.raises(DuplicateKeyError) as caught:
+            await Member(email="ada@example.com").insert()
+        assert isinstance(caught.value, DuplicateError)
+        assert caught.value.code == 11000
+        assert caught.value.tenant_id == tenant
+        assert await Member.find(Member.email == "ada@example.com").count() == 1
+        info = await _raw(caas_layer, Member).index_information()
+    unique = {name: spec["key"] for name, spec in info.items() if spec.get("unique")}
+    assert unique == {"email_1": [("tenant_id", 1), ("email", 1)]}  # Beanie's name kept
+
+
+# -- 3 and 7. Declaration order; init_beanie called directly ---------------------------
+
+
+async def test_a_class_declared_after_connect_round_trips(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    class Late(TenantDocument):
+        note: str = "late"
+
+        class Settings:
+            name = f"compat_late_{tenant}"
+
+    fields = Late.model_fields
+    assert fields["id"].default is None
+    assert fields["version"].alias == "__v"
+    assert fields["tenant_id"].default_factory is not None
+    caas_layer.registry.register(Late)
+    # What a tool does: abstract bases in the list are skipped, not initialised or refused.
+    await init_beanie(
+        database=caas_layer.client[f"{caas_layer.prefix}_platform"],
+        document_models=[BaseDocument, TenantDocument, TenantOwnedDocument, PlatformDocument, Late],
+        skip_indexes=True,
+    )
+    assert "tenant_id" not in TenantDocument.__dict__
+    async with tenant_scope(tenant, layer=caas_layer):
+        late = await Late(note="hello").insert()
+        found = await Late.find_one(Late.note == "hello")
+        raw = await _raw(caas_layer, Late).find_one({"_id": late.id})
+    assert found is not None
+    assert found.id == late.id
+    assert found.tenant_id == tenant
+    assert raw is not None
+    assert raw["__v"] == 0
+    assert raw["tenant_id"] == tenant
+    assert "version" not in raw
+
+
+def test_a_class_without_settings_name_gets_beanies_default() -> None:
+    assert spec_of(Unnamed).name == "Unnamed"
+
+
+# -- 8. is_root hierarchies share one collection ---------------------------------------
+
+
+async def test_an_is_root_hierarchy_shares_the_roots_collection(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    assert Bike in caas_layer.registry
+    assert spec_of(Bike).name == spec_of(Vehicle).name == "compat_vehicles"
+    async with tenant_scope(tenant, layer=caas_layer):
+        assert Bike.get_pymongo_collection().full_name == (
+            Vehicle.get_pymongo_collection().full_name
+        )
+        bike = await Bike(wheels=2).insert()
+        assert await _raw(caas_layer, Vehicle).count_documents({"_id": bike.id}) == 1
+
+
+# -- 4. UnionDoc reads the tenant's placement -------------------------------------------
+
+
+async def test_a_union_doc_reads_its_members_at_the_tenants_placement(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    assert spec_of(Post).name == spec_of(Poll).name == "compat_feed"
+    async with tenant_scope(tenant, layer=caas_layer):
+        await Post(text="hi").insert()
+        await Poll(options=["a", "b"]).insert()
+        union = Feed.get_pymongo_collection().full_name
+        assert union == Post.get_pymongo_collection().full_name
+        assert tenant in union or union.endswith(".compat_feed")
+        assert await Feed.find({}).count() == 2
+
+
+# -- 1. Beanie's own insert path runs (encoder, links, class id, actions, state) --------
+
+
+async def test_beanies_insert_encodes_links_and_runs_actions(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    Ledger.events.clear()
+    async with tenant_scope(tenant, layer=caas_layer):
+        owner = await Member(email="owner@example.com").insert()
+        ledger = await Ledger(amount=Decimal("10.25"), day=date(2024, 2, 29), owner=owner).insert()
+        assert Ledger.events == ["before insert", "after insert"]
+        raw = await _raw(caas_layer, Ledger).find_one({"_id": ledger.id})
+        found = await Ledger.get(ledger.id)
+        assert found is not None
+        await found.fetch_link("owner")
+        ledger.note = "changed"
+        assert ledger.get_changes() == {"note": "changed"}  # saved state kept by insert()
+    assert raw is not None
+    assert isinstance(raw["owner"], DBRef)  # a reference, not an embedded copy
+    assert raw["owner"].id == owner.id
+    assert raw["owner"].collection.endswith("compat_members")
+    assert raw["amount"] == Decimal128("10.25")
+    assert "note" not in raw  # keep_nulls = False
+    assert raw["tenant_id"] == tenant
+    assert raw["__v"] == 0
+    assert found is not None
+    assert found.amount == Decimal("10.25")
+    assert found.day == date(2024, 2, 29)
+    assert isinstance(found.owner, Member)
+    assert found.owner.email == "owner@example.com"
+
+
+async def test_an_is_root_child_is_found_through_its_root(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    async with tenant_scope(tenant, layer=caas_layer):
+        await Bike(wheels=2).insert()
+        await Vehicle(wheels=4).insert()
+        raw = await _raw(caas_layer, Vehicle).find_one({"wheels": 2})
+        assert await Bike.find().count() == 1
+        children = await Vehicle.find(with_children=True).to_list()
+    assert raw is not None
+    assert raw["_class_id"] == "Vehicle.Bike"
+    assert sorted(type(v).__name__ for v in children) == ["Bike", "Vehicle"]
+
+
+async def test_bulk_writer_defers_inserts(caas_layer: DataLayer, tenant: str) -> None:
+    async with tenant_scope(tenant, layer=caas_layer):
+        async with Member.bulk_writer() as bulk:
+            await Member.insert_one(Member(email="a@example.com"), bulk_writer=bulk)
+            await Member.insert_one(Member(email="b@example.com"), bulk_writer=bulk)
+            assert await Member.find().count() == 0  # not written yet
+        assert await Member.find().count() == 2
+        assert {m.tenant_id for m in await Member.find().to_list()} == {tenant}
+        member = await Member.find_one(Member.email == "a@example.com")
+        assert member is not None
+        member.nickname = "deferred"
+        async with Member.bulk_writer() as bulk:
+            await member.save(bulk_writer=bulk)
+            stored = await Member.get(member.id)
+            assert stored is not None
+            assert stored.nickname == "anon"  # not written yet
+        stored = await Member.get(member.id)
+    assert stored is not None
+    assert stored.nickname == "deferred"
+    assert stored.version == 1
+    member.nickname = "stale"  # still carries version 0
+    with pytest.raises(DuplicateKeyError):  # loud, never skipped quietly
+        async with tenant_scope(tenant, layer=caas_layer), Member.bulk_writer() as bulk:
+            await member.save(bulk_writer=bulk)
+    async with tenant_scope(tenant, layer=caas_layer):
+        unchanged = await Member.get(member.id)
+    assert unchanged is not None
+    assert unchanged.nickname == "deferred"
+
+
+async def test_ignore_revision_overwrites_the_stored_version(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    async with tenant_scope(tenant, layer=caas_layer):
+        member = await Member(email="force@example.com").insert()
+        stale = member.model_copy()
+        member.nickname = "newer"
+        await member.save()
+        stale.nickname = "forced"
+        await stale.replace(ignore_revision=True)  # Beanie's explicit force write
+        stored = await Member.get(member.id)
+    assert stored is not None
+    assert stored.nickname == "forced"
+    assert stored.version == stale.version == 2
+
+
+async def test_save_changes_replace_and_save_keep_version_and_state_in_step(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    async with tenant_scope(tenant, layer=caas_layer):
+        ledger = await Ledger(amount=Decimal("1"), day=date(2024, 1, 1)).insert()
+        stale = ledger.model_copy()
+        ledger.note = "first"
+        await ledger.save_changes()  # Beanie's own update path
+        assert ledger.version == 1
+        assert not ledger.is_changed
+        Ledger.events.clear()
+        ledger.note = "second"
+        await ledger.replace()
+        assert ledger.version == 2
+        ledger.note = "third"
+        await ledger.save()
+        assert Ledger.events == ["after replace", "before save"]
+        assert ledger.version == 3
+        assert not ledger.is_changed
+        raw = await _raw(caas_layer, Ledger).find_one({"_id": ledger.id})
+        with pytest.raises(RevisionIdWasChanged):
+            await stale.replace()
+        after = await _raw(caas_layer, Ledger).find_one({"_id": ledger.id})
+    assert raw is not None
+    assert raw["__v"] == 3
+    assert raw["note"] == "third"
+    assert raw["updated_at"] == ledger.updated_at
+    assert after == raw  # the stale replace changed nothing
+
+
+async def test_save_with_link_rule_write_saves_the_linked_documents(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    async with tenant_scope(tenant, layer=caas_layer):
+        owner = Member(email="linked@example.com")
+        ledger = Ledger(amount=Decimal("2"), day=date(2024, 3, 1), owner=owner)
+        await ledger.save(link_rule=WriteRules.WRITE)
+        assert owner.id is not None
+        stored_owner = await Member.get(owner.id)
+        raw = await _raw(caas_layer, Ledger).find_one({"_id": ledger.id})
+    assert stored_owner is not None
+    assert stored_owner.email == "linked@example.com"
+    assert raw is not None
+    assert raw["owner"].id == owner.id
+
+
+async def test_a_view_reads_its_source_at_the_tenants_placement(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    async with tenant_scope(tenant, layer=caas_layer):
+        await Member(email="shown@example.com", nickname="shown").insert()
+        await Member(email="hidden@example.com", nickname="hidden").insert()
+        everyone = await MemberView.find().to_list()
+        one = await MemberView.find_one(MemberView.email == "shown@example.com")
+        counted = await MemberView.find(MemberView.nickname == "hidden").count()
+        grouped = await MemberView.find().aggregate([{"$count": "n"}]).to_list()
+    assert [m.email for m in everyone] == ["shown@example.com"]
+    assert one is not None
+    assert one.nickname == "shown"
+    assert counted == 0
+    assert grouped == [{"n": 1}]
+
+
+# -- 6. Our errors are also the ones Beanie and PyMongo users catch ---------------------
+
+
+async def test_version_and_missing_errors_are_beanies(caas_layer: DataLayer, tenant: str) -> None:
+    async with tenant_scope(tenant, layer=caas_layer):
+        member = await Member(email="grace@example.com").insert()
+        stale = member.model_copy()
+        member.nickname = "g"
+        await member.save()
+        stale.nickname = "stale"
+        with pytest.raises(RevisionIdWasChanged) as conflict:
+            await stale.save()
+        assert isinstance(conflict.value, VersionConflict)
+        assert conflict.value.current_version == 1
+        stored = await Member.get(member.id)
+        assert stored is not None
+        assert stored.nickname == "g"
+        ghost = Member(email="ghost@example.com")
+        ghost.id = member.id.__class__()
+        with pytest.raises(DocumentNotFound) as missing:
+            await ghost.replace()
+        assert isinstance(missing.value, NotFoundError)
+
+
+def _raw(layer: DataLayer, document_type: type[BaseDocument]) -> AsyncCollection:
+    """The physical collection the running scope routes `document_type` to, unguarded."""
+    database, name = document_type.get_pymongo_collection().full_name.split(".", 1)
+    return layer.client[database][name]
