@@ -21,6 +21,9 @@ CaasDataError
 │                                 also what BSON cannot encode (over 16 MB, NUL in a key,
 │                                 an int beyond 64 bits, an unencodable type)
 └── RetryableError                network errors and timeouts: the caller may try again
+    └── WriteOutcomeUnknown       the write may or may not have been applied (a write-concern
+                                  error, a commit whose result never came back): retry only
+                                  with an idempotency key (`client_message_id`...)
 ```
 
 Every error carries what a log line needs: the tenant, the document type and, when one
@@ -56,6 +59,7 @@ __all__ = [
     "TenantNotFound",
     "UnsafeOperation",
     "VersionConflict",
+    "WriteOutcomeUnknown",
     "optional_dependency",
     "translate_driver_errors",
 ]
@@ -274,11 +278,26 @@ class RetryableError(CaasDataError):
     """
 
 
+class WriteOutcomeUnknown(RetryableError):
+    """The write may have been applied, but its durability (or outcome) was not confirmed.
+
+    A write-concern error (the primary applied the write, the requested acknowledgement did
+    not come) or a commit whose answer was lost. Re-running is safe only for calls with an
+    idempotency key (a send's `client_message_id`, an audit append's `idempotency_key`, a
+    usage report's key): they find the first attempt instead of applying it twice.
+    """
+
+
 _RETRYABLE_LABELS = (
     "RetryableWriteError",
     "TransientTransactionError",
     "UnknownTransactionCommitResult",
 )
+
+
+# ShutdownInProgress, InterruptedAtShutdown, InterruptedDueToReplStateChange: the server goes
+# away or steps down; the same call can succeed once it (or a new primary) is back.
+_SHUTDOWN_CODES = frozenset({91, 11600, 11602})
 
 
 def _duplicate_key(error: pymongo_errors.DuplicateKeyError) -> dict[str, Any]:
@@ -348,6 +367,12 @@ def translate_driver_errors(
         ) from exc
     except pymongo_errors.BulkWriteError as exc:
         write_errors = exc.details.get("writeErrors", [])
+        if not write_errors and exc.details.get("writeConcernErrors"):
+            raise WriteOutcomeUnknown(
+                "bulk write applied but not acknowledged by the write concern",
+                driver_error=exc,
+                **context,
+            ) from exc
         if write_errors and all(e.get("code") in (11000, 11001) for e in write_errors):
             first = write_errors[0].get("keyValue") or {}
             raise DuplicateError(
@@ -357,9 +382,29 @@ def translate_driver_errors(
                 **context,
             ) from exc
         raise RepositoryError(f"bulk write failed: {exc}", driver_error=exc, **context) from exc
+    except pymongo_errors.WriteConcernError as exc:
+        # Before OperationFailure (its base): the write ran; its durability is unconfirmed.
+        raise WriteOutcomeUnknown(
+            f"write applied but not acknowledged by the write concern: {exc}",
+            driver_error=exc,
+            **context,
+        ) from exc
     except (pymongo_errors.ConnectionFailure, pymongo_errors.ExecutionTimeout) as exc:
+        if exc.has_error_label("UnknownTransactionCommitResult"):
+            raise WriteOutcomeUnknown(
+                f"transaction commit result unknown: {exc}", driver_error=exc, **context
+            ) from exc
         raise RetryableError(f"database unavailable: {exc}", driver_error=exc, **context) from exc
     except pymongo_errors.PyMongoError as exc:
+        if exc.has_error_label("UnknownTransactionCommitResult"):
+            raise WriteOutcomeUnknown(
+                f"transaction commit result unknown: {exc}", driver_error=exc, **context
+            ) from exc
+        code = exc.code if isinstance(exc, pymongo_errors.OperationFailure) else None
+        if code in _SHUTDOWN_CODES:
+            raise RetryableError(
+                f"database shutting down: {exc}", driver_error=exc, **context
+            ) from exc
         if exc.timeout or any(exc.has_error_label(label) for label in _RETRYABLE_LABELS):
             raise RetryableError(f"database timeout: {exc}", driver_error=exc, **context) from exc
         raise RepositoryError(f"database error: {exc}", driver_error=exc, **context) from exc

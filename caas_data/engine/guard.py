@@ -33,7 +33,7 @@ from caas_data.engine.rules import (
     guard_update,
     guard_write_filter,
 )
-from caas_data.engine.sessions import current_session
+from caas_data.engine.sessions import current_session, current_write_concern
 from caas_data.errors import (
     DocumentValidationError,
     TenantContextMissing,
@@ -221,6 +221,18 @@ class GuardedCollection:
             kwargs["session"] = current_session()
         return kwargs
 
+    def _writer(self, options: dict[str, Any]) -> AsyncCollection[Any]:
+        """The driver collection a write goes to: with the caller's write-concern override.
+
+        Inside a transaction the transaction's write concern applies (the server refuses one
+        per statement).
+        """
+        concern = current_write_concern()
+        session = options.get("session")
+        if concern is None or (session is not None and session.in_transaction):
+            return self._collection
+        return self._collection.with_options(write_concern=concern)
+
     async def _single_write(self, write: Callable[[], Awaitable[T]], session: Any) -> T:
         """Run a one-document write, again when the server reports a write conflict.
 
@@ -289,8 +301,9 @@ class GuardedCollection:
         """`insert_one`, with the tenant stamped (or checked) on the document."""
         self._writable("insert_one", insert=True)
         new = guard_new_document(document, self._rules, now=write_stamp())
+        options = self._session(kwargs)
         with self._errors():
-            result = await self._collection.insert_one(new, **self._session(kwargs))
+            result = await self._writer(options).insert_one(new, **options)
         if isinstance(document, dict) and "_id" not in document:
             document["_id"] = result.inserted_id  # as PyMongo does
         return result
@@ -300,8 +313,9 @@ class GuardedCollection:
         self._writable("insert_many", insert=True)
         now = write_stamp()
         news = [guard_new_document(d, self._rules, now=now) for d in documents]
+        options = self._session(kwargs)
         with self._errors():
-            return await self._collection.insert_many(news, **self._session(kwargs))
+            return await self._writer(options).insert_many(news, **options)
 
     async def update_one(
         self,
@@ -320,7 +334,7 @@ class GuardedCollection:
         body = guarded.update
         with self._errors():
             return await self._single_write(
-                lambda: self._collection.update_one(query, body, **options),
+                lambda: self._writer(options).update_one(query, body, **options),
                 options["session"],
             )
 
@@ -330,11 +344,9 @@ class GuardedCollection:
         guarded = guard_update(
             update, self._rules, now=write_stamp(), upsert=bool(kwargs.get("upsert")), single=False
         )
-        query = guarded.filter(self._write_filter(filter))
+        query, options = guarded.filter(self._write_filter(filter)), self._session(kwargs)
         with self._errors():
-            return await self._collection.update_many(
-                query, guarded.update, **self._session(kwargs)
-            )
+            return await self._writer(options).update_many(query, guarded.update, **options)
 
     async def replace_one(
         self,
@@ -355,7 +367,7 @@ class GuardedCollection:
         options = self._session(kwargs)
         with self._errors():
             return await self._single_write(
-                lambda: self._collection.replace_one(query, new, **options), options["session"]
+                lambda: self._writer(options).replace_one(query, new, **options), options["session"]
             )
 
     async def delete_one(self, filter: Any, **kwargs: Any) -> Any:
@@ -363,14 +375,16 @@ class GuardedCollection:
         self._writable("delete_one")
         query = self._write_filter(filter, include_deleted=True)
         with self._errors():
-            return await self._collection.delete_one(query, **self._session(kwargs))
+            options = self._session(kwargs)
+            return await self._writer(options).delete_one(query, **options)
 
     async def delete_many(self, filter: Any, **kwargs: Any) -> Any:
         """`delete_many` (a hard delete) within the tenant; soft-deleted documents included."""
         self._writable("delete_many")
         query = self._write_filter(filter, include_deleted=True)
         with self._errors():
-            return await self._collection.delete_many(query, **self._session(kwargs))
+            options = self._session(kwargs)
+            return await self._writer(options).delete_many(query, **options)
 
     async def find_one_and_update(self, filter: Any, update: Any, **kwargs: Any) -> Any:
         """`find_one_and_update` within the tenant; bumps `__v` and `updated_at`."""
@@ -382,7 +396,7 @@ class GuardedCollection:
         body = guarded.update
         with self._errors():
             return await self._single_write(
-                lambda: self._collection.find_one_and_update(query, body, **options),
+                lambda: self._writer(options).find_one_and_update(query, body, **options),
                 options["session"],
             )
 
@@ -395,7 +409,7 @@ class GuardedCollection:
         options = self._session(kwargs)
         with self._errors():
             return await self._single_write(
-                lambda: self._collection.find_one_and_replace(query, new, **options),
+                lambda: self._writer(options).find_one_and_replace(query, new, **options),
                 options["session"],
             )
 
@@ -404,7 +418,8 @@ class GuardedCollection:
         self._writable("find_one_and_delete")
         query = self._write_filter(filter, include_deleted=True)
         with self._errors():
-            return await self._collection.find_one_and_delete(query, **self._session(kwargs))
+            options = self._session(kwargs)
+            return await self._writer(options).find_one_and_delete(query, **options)
 
     async def bulk_write(self, requests: Sequence[Any], **kwargs: Any) -> Any:
         """`bulk_write`, each request guarded as its single-operation twin would be."""
@@ -412,7 +427,8 @@ class GuardedCollection:
         now = write_stamp()
         guarded = [self._guard_request(request, now) for request in requests]
         with self._errors():
-            return await self._collection.bulk_write(guarded, **self._session(kwargs))
+            options = self._session(kwargs)
+            return await self._writer(options).bulk_write(guarded, **options)
 
     def _guard_request(self, request: Any, now: Any) -> Any:
         # PyMongo's request classes keep their arguments in private slots; reading them here,
@@ -492,20 +508,21 @@ class GuardedCollection:
         if limit is not None and (type(limit) is not int or not 1 <= limit <= 1_000_000):
             raise DocumentValidationError("limit must be an integer from 1 to 1,000,000")
         query = guard_filter({field: {"$lt": cutoff}}, self._rules, include_deleted=True)
+        options = self._session(kwargs)
         with self._errors():
             if limit is None:
-                result = await self._collection.delete_many(query, **self._session(kwargs))
+                result = await self._writer(options).delete_many(query, **options)
                 return int(result.deleted_count)
             ids = [
                 doc["_id"]
                 async for doc in self._collection.find(
-                    query, {"_id": 1}, sort=[(field, 1)], limit=limit, **self._session(kwargs)
+                    query, {"_id": 1}, sort=[(field, 1)], limit=limit, **options
                 )
             ]
             if not ids:
                 return 0
             query["_id"] = {"$in": ids}
-            result = await self._collection.delete_many(query, **self._session(kwargs))
+            result = await self._writer(options).delete_many(query, **options)
             return int(result.deleted_count)
 
     # -- change streams ---------------------------------------------------------------
