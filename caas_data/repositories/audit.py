@@ -50,6 +50,8 @@ T = TypeVar("T")
 _APPEND_ATTEMPTS = 200  # contention only: each failed attempt means another append won
 _AUDITED_TRANSACTION_ATTEMPTS = 50
 _VERIFY_BATCH = 500
+# What must match for a repeated idempotency key to be the same append.
+_IDEMPOTENT_FIELDS = ("action", "actor", "target_type", "target_id", "details")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +119,16 @@ class AuditLogRepository(Repository[AuditLog]):
         target_type: str | None = None,
         target_id: str | None = None,
         details: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> AuditLog:
         """Add an entry at the end of the tenant's chain (the scope's tenant by default).
 
         `tenant_id=PLATFORM_AUDIT_TENANT` writes to the platform's own chain (system scope).
+        An append that raised `RetryableError` may have landed: repeated with the same
+        `idempotency_key` it returns the first entry instead of recording the event twice.
+
+        Raises:
+            DuplicateError: the key was used for a different entry.
         """
         tenant = _chain_tenant(tenant_id)
         fields: dict[str, Any] = {
@@ -130,17 +138,21 @@ class AuditLogRepository(Repository[AuditLog]):
             "target_type": target_type,
             "target_id": target_id,
             "details": dict(details or {}),
+            "idempotency_key": idempotency_key,
         }
         in_transaction = (session := current_session()) is not None and session.in_transaction
         async with owned_scope(self._layer, tenant):
             if in_transaction:
                 # One attempt: a concurrent append makes the transaction conflict, and its
                 # owner re-runs all of it (the entry must commit with the write it records).
-                return await self._try_append(fields)
+                return await self._earlier(fields) or await self._try_append(fields)
             # Appends of one process queue up per chain instead of racing for the same seq;
             # the unique (tenant_id, seq) index still settles races between processes.
             async with process_lock(self._layer, _chain_key(tenant)):
                 for attempt in range(_APPEND_ATTEMPTS):
+                    earlier = await self._earlier(fields)
+                    if earlier is not None:
+                        return earlier
                     try:
                         return await self._try_append(fields)
                     except DuplicateError:
@@ -151,6 +163,28 @@ class AuditLogRepository(Repository[AuditLog]):
             tenant_id=tenant,
             document_type=AuditLog,
         )
+
+    async def _earlier(self, fields: Mapping[str, Any]) -> AuditLog | None:
+        """The entry an earlier append with the same idempotency key recorded, if any."""
+        key = fields["idempotency_key"]
+        if key is None:
+            return None
+        raw = await self.collection().find_one(
+            {"tenant_id": fields["tenant_id"], "idempotency_key": {"$eq": key, "$type": "string"}}
+        )
+        if raw is None:
+            return None
+        earlier = self._load(raw)
+        same = all(getattr(earlier, name) == fields[name] for name in _IDEMPOTENT_FIELDS)
+        if not same:
+            raise DuplicateError(
+                f"audit idempotency key {key!r} was already used for another entry "
+                f"(seq {earlier.seq}, action {earlier.action!r})",
+                key={"idempotency_key": key},
+                tenant_id=fields["tenant_id"],
+                document_type=AuditLog,
+            )
+        return earlier
 
     async def _try_append(self, fields: Mapping[str, Any]) -> AuditLog:
         """Read the chain's last entry and insert the next one after it."""
