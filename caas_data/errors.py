@@ -61,6 +61,7 @@ __all__ = [
     "VersionConflict",
     "WriteOutcomeUnknown",
     "optional_dependency",
+    "secret_fields",
     "translate_driver_errors",
 ]
 
@@ -327,6 +328,24 @@ def _raised_by_encoder(error: BaseException) -> bool:
     return module.split(".", 1)[0] in _ENCODER_PACKAGES
 
 
+def secret_fields(document_type: type[Any] | None) -> frozenset[str]:
+    """The fields of `document_type` declared `repr=False`: secrets, kept out of error texts."""
+    fields = getattr(document_type, "model_fields", None)
+    if not isinstance(fields, dict):
+        return frozenset()
+    names = set()
+    for name, info in fields.items():
+        if getattr(info, "repr", True) is False:
+            names.add(name)
+            if getattr(info, "alias", None):
+                names.add(info.alias)
+    return frozenset(names)
+
+
+def _redacted(key: dict[str, Any], secrets: frozenset[str]) -> dict[str, Any]:
+    return {k: "<redacted>" if k in secrets else v for k, v in key.items()}
+
+
 @contextmanager
 def translate_driver_errors(
     *, tenant_id: str | None = None, document_type: type[Any] | None = None
@@ -342,6 +361,12 @@ def translate_driver_errors(
     except CaasDataError:
         raise
     except pydantic.ValidationError as exc:
+        secrets = secret_fields(document_type)
+        if secrets and any(str(e["loc"][0]) in secrets for e in exc.errors() if e["loc"]):
+            # pydantic's own text shows the input value: not chained when it is a secret.
+            error = DocumentValidationError.from_pydantic(exc, **context)
+            error.validation_error = None
+            raise error from None
         raise DocumentValidationError.from_pydantic(exc, **context) from exc
     except _UNENCODABLE as exc:
         # Before the PyMongoError branch: DocumentTooLarge is both. Nothing was sent.
@@ -362,6 +387,13 @@ def translate_driver_errors(
         raise RepositoryError(f"BSON error: {exc}", driver_error=exc, **context) from exc
     except pymongo_errors.DuplicateKeyError as exc:
         key = _duplicate_key(exc)
+        secrets = secret_fields(document_type)
+        if secrets and (not key or secrets & set(key)):
+            # The driver's text carries the key's values: neither shown nor chained.
+            shown = _redacted(key, secrets)
+            raise DuplicateError(
+                f"duplicate key {shown or '(a unique key of secret fields)'}", key=shown, **context
+            ) from None
         raise DuplicateError(
             f"duplicate key {key or exc.details}", key=key, driver_error=exc, **context
         ) from exc
@@ -373,6 +405,15 @@ def translate_driver_errors(
                 driver_error=exc,
                 **context,
             ) from exc
+        secrets = secret_fields(document_type)
+        if secrets and write_errors and all(e.get("code") in (11000, 11001) for e in write_errors):
+            first = _redacted(dict(write_errors[0].get("keyValue") or {}), secrets)
+            raise DuplicateError(
+                f"bulk write failed: {len(write_errors)} document(s) not written "
+                f"(first key {first})",
+                key=first,
+                **context,
+            ) from None
         if write_errors and all(e.get("code") in (11000, 11001) for e in write_errors):
             first = write_errors[0].get("keyValue") or {}
             raise DuplicateError(

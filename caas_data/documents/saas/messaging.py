@@ -217,7 +217,8 @@ class Message(SoftDeleteMixin, TenantDocument):
 
     @model_validator(mode="after")
     def _has_content(self) -> Self:
-        if not self.text and not self.attachments:
+        # A deleted placeholder (the number of a failed send) has none: it is a tombstone.
+        if not self.text and not self.attachments and self.deleted_at is None:
             raise ValueError("a message needs text or at least one attachment")
         return self
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import pymongo
 from beanie import PydanticObjectId
 from bson import ObjectId
 from pymongo import ReturnDocument
@@ -542,19 +543,21 @@ class MessageRepository(Repository[Message]):
                     return earlier
             await self._check_references(draft)
             return await self._append(draft)
-        if client_message_id is None:
-            return await self._send_once(draft)
-        # Repeats of one client id in this process wait for the first instead of racing it
-        # (a race between processes is settled by the unique index: see `_append_untransacted`).
-        key = (id(self.layer), self._queue_key(conversation), client_message_id)
-        lock = _client_id_locks.get(key)
-        if lock is None:
-            lock = _client_id_locks[key] = asyncio.Lock()
-        async with lock:
-            earlier = await self._by_client_id(conversation, client_message_id)
-            if earlier is not None:
-                return await self._publish(earlier)  # finish what the first attempt began
-            return await self._send_once(draft)
+        # All the round trips and retries of one send share one operation budget.
+        with pymongo.timeout(self.layer.settings.operation_timeout_ms / 1000):
+            if client_message_id is None:
+                return await self._send_once(draft)
+            # Repeats of one client id in this process wait for the first instead of racing
+            # it (between processes the unique index settles it: `_append_untransacted`).
+            key = (id(self.layer), self._queue_key(conversation), client_message_id)
+            lock = _client_id_locks.get(key)
+            if lock is None:
+                lock = _client_id_locks[key] = asyncio.Lock()
+            async with lock:
+                earlier = await self._by_client_id(conversation, client_message_id)
+                if earlier is not None:
+                    return await self._publish(earlier)  # finish what the first attempt began
+                return await self._send_once(draft)
 
     async def _send_once(self, draft: Message) -> Message:
         """`send` outside a transaction, once its client id is known to be new."""
@@ -578,7 +581,14 @@ class MessageRepository(Repository[Message]):
         """
         message = draft.model_copy(update={"id": PydanticObjectId()})
         counters = self.layer.repo(CounterRepository)
-        message.seq = await counters.allocate(self.counter_key(draft.conversation_id))
+        try:
+            message.seq = await counters.allocate(self.counter_key(draft.conversation_id))
+        except RetryableError:
+            # The counter may have moved with its answer lost: nobody knows that number, so
+            # fill every open number now (a sender still holding one takes another).
+            with suppress(CaasDataError):
+                await self.fill_gaps(draft.conversation_id, grace_seconds=0)
+            raise
         try:
             await self._retrying(lambda: self._insert_new(message))
         except DuplicateError:
