@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 import caas_data
 from caas_data import DataLayer, Tier
@@ -116,10 +117,19 @@ async def layer(proxy: FaultProxy, fault_server: RestartableServer) -> AsyncIter
     finally:
         proxy.heal()
         fault_server.start()
-        for name in await connected.client.list_database_names():
-            if name.startswith(connected.prefix + "_"):
-                await connected.client.drop_database(name)
         await connected.close()
+        # A fresh client: the layer's may still be rediscovering a server a fault upset.
+        cleaner: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            fault_server.uri, timeoutMS=30_000
+        )
+        try:
+            for name in await cleaner.list_database_names():
+                if name.startswith(connected.prefix + "_"):
+                    await cleaner.drop_database(name)
+        except PyMongoError:
+            pass  # best effort: the worker's server and its storage go at session end
+        finally:
+            await cleaner.close()
 
 
 @pytest_asyncio.fixture(params=list(MODEL_TIERS))

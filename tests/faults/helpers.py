@@ -17,9 +17,11 @@ from tests.faults.conftest import BUDGET_MS, SLACK_SECONDS, note_error
 T = TypeVar("T")
 
 
-async def chat(layer: DataLayer, people: int = 3) -> tuple[list[PydanticObjectId], Any]:
+async def chat(
+    layer: DataLayer, factories: Factories | None = None, people: int = 3
+) -> tuple[list[PydanticObjectId], Any]:
     """Users and a group conversation of the running scope's tenant."""
-    factories = Factories(layer)
+    factories = factories or Factories(layer)
     users = await factories.users(people)
     conversation = await factories.group_conversation(users)
     return [u.id for u in users if u.id is not None], conversation
