@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import tempfile
 import traceback
 from collections.abc import AsyncIterator, Iterator
@@ -93,10 +94,24 @@ async def raw(fault_server: RestartableServer) -> AsyncIterator[AsyncMongoClient
         await client.close()
 
 
+async def _answers(uri: str) -> bool:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, timeoutMS=15_000)
+    try:
+        await client.admin.command("ping")
+        return True
+    except PyMongoError:
+        return False
+    finally:
+        await client.close()
+
+
 @pytest_asyncio.fixture
 async def proxy(fault_server: RestartableServer) -> AsyncIterator[FaultProxy]:
     """A fault proxy in front of the server, healed and closed after the test."""
     fault_server.start()  # a test that stopped it and failed midway must not break the next
+    if not await _answers(fault_server.uri):
+        fault_server.stop(signal.SIGKILL)  # a test left it unable to answer: start afresh
+        fault_server.start()
     async with FaultProxy("127.0.0.1", fault_server.port) as p:
         yield p
 
@@ -123,6 +138,10 @@ async def layer(proxy: FaultProxy, fault_server: RestartableServer) -> AsyncIter
             fault_server.uri, timeoutMS=30_000
         )
         try:
+            # A transaction whose commit never reached the server stays open until it expires
+            # (60 s) and blocks dropping its database: end every session of this worker's
+            # dedicated server first.
+            await cleaner.admin.command("killAllSessions", [])
             for name in await cleaner.list_database_names():
                 if name.startswith(connected.prefix + "_"):
                     await cleaner.drop_database(name)
