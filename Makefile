@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # is about 1.5x shorter than on one (measured); PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo chat-api lint test smoke-extras bench clean compat
+.PHONY: demo chat-api lint test smoke-extras bench load clean compat
 
 demo: $(VENV)/.installed-embedded
 	$(BIN)/python examples/quickstart.py
@@ -37,6 +37,11 @@ bench: $(VENV)/.installed-dev
 	else \
 		echo "make bench: no benchmarks/ directory yet; nothing to run."; \
 	fi
+
+# The long load profile: hot-group vs spread send rates (a ratio), 200 mixed tasks over 10
+# tenants, then raw-client checks. Prints numbers; CI runs only tests/load (correctness).
+load: $(VENV)/.installed-dev
+	$(BIN)/python -m benchmarks.load $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

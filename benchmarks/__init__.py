@@ -1,1 +1,1 @@
-"""Benchmarks: ratios against a baseline measured in the same run, never absolute times."""
+"""Benchmarks and load runs: numbers as ratios measured in the same run, never asserted."""

@@ -114,7 +114,7 @@ from caas_data.documents.security import (
     PolicyKind,
     SecurityPolicy,
 )
-from caas_data.engine import DataLayer, GuardedCollection, UnitOfWork, connect
+from caas_data.engine import DataLayer, GuardedCollection, UnitOfWork, connect, write_concern
 from caas_data.engine.field_encryption import TenantKeyring
 from caas_data.errors import (
     AuditChainBroken,
@@ -139,6 +139,7 @@ from caas_data.errors import (
     TenantNotFound,
     UnsafeOperation,
     VersionConflict,
+    WriteOutcomeUnknown,
 )
 from caas_data.repositories import (
     ApiKeyPrincipal,
@@ -347,9 +348,11 @@ __all__ = [
     "UserStatus",
     "VersionConflict",
     "VersionMixin",
+    "WriteOutcomeUnknown",
     "__version__",
     "connect",
     "current_tenant_id",
     "system_scope",
     "tenant_scope",
+    "write_concern",
 ]

@@ -30,6 +30,15 @@ class Settings(BaseSettings):
         gt=0,
         description="Client-side timeout of every operation (PyMongo timeoutMS).",
     )
+    write_concern: str = Field(
+        default="majority",
+        pattern=r"^(majority|[0-9]{1,2})$",
+        description=(
+            "The `w` of every write (`majority`: acknowledged writes survive the loss of the "
+            "primary; on MongoDB it also implies the journal). Override per call with "
+            "`caas_data.write_concern()` or `unit_of_work(write_concern=...)`."
+        ),
+    )
     tenant_cache_ttl_seconds: float = Field(
         default=5.0,
         ge=0,

@@ -31,6 +31,9 @@ CaasDataError
 ├── FieldEncryptionError          a field could not be encrypted or decrypted
 │   └── TenantKeyErased           the tenant's data key is gone: its ciphertext is unreadable
 └── RetryableError                network errors and timeouts: the caller may try again
+    └── WriteOutcomeUnknown       the write may or may not have been applied (a write-concern
+                                  error, a commit whose result never came back): retry only
+                                  with an idempotency key (`client_message_id`...)
 ```
 
 Every error carries what a log line needs: the tenant, the document type and, when one
@@ -72,7 +75,9 @@ __all__ = [
     "TenantNotFound",
     "UnsafeOperation",
     "VersionConflict",
+    "WriteOutcomeUnknown",
     "optional_dependency",
+    "secret_fields",
     "translate_driver_errors",
 ]
 
@@ -347,11 +352,26 @@ class RetryableError(CaasDataError):
     """
 
 
+class WriteOutcomeUnknown(RetryableError):
+    """The write may have been applied, but its durability (or outcome) was not confirmed.
+
+    A write-concern error (the primary applied the write, the requested acknowledgement did
+    not come) or a commit whose answer was lost. Re-running is safe only for calls with an
+    idempotency key (a send's `client_message_id`, an audit append's `idempotency_key`, a
+    usage report's key): they find the first attempt instead of applying it twice.
+    """
+
+
 _RETRYABLE_LABELS = (
     "RetryableWriteError",
     "TransientTransactionError",
     "UnknownTransactionCommitResult",
 )
+
+
+# ShutdownInProgress, InterruptedAtShutdown, InterruptedDueToReplStateChange: the server goes
+# away or steps down; the same call can succeed once it (or a new primary) is back.
+_SHUTDOWN_CODES = frozenset({91, 11600, 11602})
 
 
 def _duplicate_key(error: pymongo_errors.DuplicateKeyError) -> dict[str, Any]:
@@ -381,6 +401,24 @@ def _raised_by_encoder(error: BaseException) -> bool:
     return module.split(".", 1)[0] in _ENCODER_PACKAGES
 
 
+def secret_fields(document_type: type[Any] | None) -> frozenset[str]:
+    """The fields of `document_type` declared `repr=False`: secrets, kept out of error texts."""
+    fields = getattr(document_type, "model_fields", None)
+    if not isinstance(fields, dict):
+        return frozenset()
+    names = set()
+    for name, info in fields.items():
+        if getattr(info, "repr", True) is False:
+            names.add(name)
+            if getattr(info, "alias", None):
+                names.add(info.alias)
+    return frozenset(names)
+
+
+def _redacted(key: dict[str, Any], secrets: frozenset[str]) -> dict[str, Any]:
+    return {k: "<redacted>" if k in secrets else v for k, v in key.items()}
+
+
 @contextmanager
 def translate_driver_errors(
     *, tenant_id: str | None = None, document_type: type[Any] | None = None
@@ -396,6 +434,12 @@ def translate_driver_errors(
     except CaasDataError:
         raise
     except pydantic.ValidationError as exc:
+        secrets = secret_fields(document_type)
+        if secrets and any(str(e["loc"][0]) in secrets for e in exc.errors() if e["loc"]):
+            # pydantic's own text shows the input value: not chained when it is a secret.
+            error = DocumentValidationError.from_pydantic(exc, **context)
+            error.validation_error = None
+            raise error from None
         raise DocumentValidationError.from_pydantic(exc, **context) from exc
     except _UNENCODABLE as exc:
         # Before the PyMongoError branch: DocumentTooLarge is both. Nothing was sent.
@@ -416,11 +460,33 @@ def translate_driver_errors(
         raise RepositoryError(f"BSON error: {exc}", driver_error=exc, **context) from exc
     except pymongo_errors.DuplicateKeyError as exc:
         key = _duplicate_key(exc)
+        secrets = secret_fields(document_type)
+        if secrets and (not key or secrets & set(key)):
+            # The driver's text carries the key's values: neither shown nor chained.
+            shown = _redacted(key, secrets)
+            raise DuplicateError(
+                f"duplicate key {shown or '(a unique key of secret fields)'}", key=shown, **context
+            ) from None
         raise DuplicateError(
             f"duplicate key {key or exc.details}", key=key, driver_error=exc, **context
         ) from exc
     except pymongo_errors.BulkWriteError as exc:
         write_errors = exc.details.get("writeErrors", [])
+        if not write_errors and exc.details.get("writeConcernErrors"):
+            raise WriteOutcomeUnknown(
+                "bulk write applied but not acknowledged by the write concern",
+                driver_error=exc,
+                **context,
+            ) from exc
+        secrets = secret_fields(document_type)
+        if secrets and write_errors and all(e.get("code") in (11000, 11001) for e in write_errors):
+            first = _redacted(dict(write_errors[0].get("keyValue") or {}), secrets)
+            raise DuplicateError(
+                f"bulk write failed: {len(write_errors)} document(s) not written "
+                f"(first key {first})",
+                key=first,
+                **context,
+            ) from None
         if write_errors and all(e.get("code") in (11000, 11001) for e in write_errors):
             first = write_errors[0].get("keyValue") or {}
             raise DuplicateError(
@@ -430,9 +496,29 @@ def translate_driver_errors(
                 **context,
             ) from exc
         raise RepositoryError(f"bulk write failed: {exc}", driver_error=exc, **context) from exc
+    except pymongo_errors.WriteConcernError as exc:
+        # Before OperationFailure (its base): the write ran; its durability is unconfirmed.
+        raise WriteOutcomeUnknown(
+            f"write applied but not acknowledged by the write concern: {exc}",
+            driver_error=exc,
+            **context,
+        ) from exc
     except (pymongo_errors.ConnectionFailure, pymongo_errors.ExecutionTimeout) as exc:
+        if exc.has_error_label("UnknownTransactionCommitResult"):
+            raise WriteOutcomeUnknown(
+                f"transaction commit result unknown: {exc}", driver_error=exc, **context
+            ) from exc
         raise RetryableError(f"database unavailable: {exc}", driver_error=exc, **context) from exc
     except pymongo_errors.PyMongoError as exc:
+        if exc.has_error_label("UnknownTransactionCommitResult"):
+            raise WriteOutcomeUnknown(
+                f"transaction commit result unknown: {exc}", driver_error=exc, **context
+            ) from exc
+        code = exc.code if isinstance(exc, pymongo_errors.OperationFailure) else None
+        if code in _SHUTDOWN_CODES:
+            raise RetryableError(
+                f"database shutting down: {exc}", driver_error=exc, **context
+            ) from exc
         if exc.timeout or any(exc.has_error_label(label) for label in _RETRYABLE_LABELS):
             raise RetryableError(f"database timeout: {exc}", driver_error=exc, **context) from exc
         raise RepositoryError(f"database error: {exc}", driver_error=exc, **context) from exc

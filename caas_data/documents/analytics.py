@@ -86,6 +86,12 @@ class Event(AppendOnlyMixin, TenantMixin, CreatedAtMixin, BaseDocument):
                 [("tenant_id", ASCENDING), ("created_at", DESCENDING)], name="tenant_created"
             ),
             IndexModel(
+                [("tenant_id", ASCENDING), ("idempotency_key", ASCENDING)],
+                unique=True,
+                partialFilterExpression={"idempotency_key": {"$type": "string"}},
+                name="tenant_idempotency_key_unique",
+            ),
+            IndexModel(
                 [("tenant_id", ASCENDING), ("name", ASCENDING), ("created_at", DESCENDING)],
                 name="tenant_name_created",
             ),
@@ -165,6 +171,12 @@ class AuditLog(AppendOnlyMixin, TenantMixin, CreatedAtMixin, BaseDocument):
     target_type: str | None = Field(default=None, max_length=100)
     target_id: str | None = Field(default=None, max_length=200)
     details: dict[str, JsonValue] = Field(default_factory=dict)
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The caller's key: an append repeated with it returns the first entry.",
+    )
 
     class Settings:
         name = "audit_logs"
@@ -206,6 +218,8 @@ class AuditLog(AppendOnlyMixin, TenantMixin, CreatedAtMixin, BaseDocument):
             "target_id": self.target_id,
             "details": self.details,
         }
+        if self.idempotency_key is not None:  # entries written before the key hash as before
+            payload["idempotency_key"] = self.idempotency_key
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return text.encode()
 

@@ -289,7 +289,7 @@ class PaymentMethod(TenantOwnedDocument, extra="forbid"):
     caas_area: ClassVar[Area] = Area.BILLING
 
     processor: str = Field(default="stripe", pattern=_CODE)
-    processor_token: str = Field(min_length=4, max_length=255)
+    processor_token: str = Field(min_length=4, max_length=255, repr=False)
     brand: str = Field(min_length=1, max_length=32)
     last4: str
     exp_month: int = Field(ge=1, le=12)

@@ -141,7 +141,9 @@ class ApiKey(TenantOwnedDocument):
     name: str = Field(min_length=1, max_length=100)
     application_id: PydanticObjectId | None = None
     prefix: str = Field(pattern=r"^[a-z0-9]{12}$")
-    key_hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 hex of the raw key.")
+    key_hash: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="SHA-256 hex of the raw key.", repr=False
+    )
     scopes: list[str] = Field(default_factory=list, max_length=50)
     expires_at: datetime | None = None
     revoked_at: datetime | None = None

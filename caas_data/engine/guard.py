@@ -37,7 +37,7 @@ from caas_data.engine.rules import (
     guard_write_filter,
     plain_key,
 )
-from caas_data.engine.sessions import current_session
+from caas_data.engine.sessions import current_session, current_write_concern
 from caas_data.errors import (
     TenantContextMissing,
     TenantMismatch,
@@ -259,6 +259,18 @@ class GuardedCollection:
             kwargs["session"] = current_session()
         return kwargs
 
+    def _writer(self, options: dict[str, Any]) -> AsyncCollection[Any]:
+        """The driver collection a write goes to: with the caller's write-concern override.
+
+        Inside a transaction the transaction's write concern applies (the server refuses one
+        per statement).
+        """
+        concern = current_write_concern()
+        session = options.get("session")
+        if concern is None or (session is not None and session.in_transaction):
+            return self._collection
+        return self._collection.with_options(write_concern=concern)
+
     async def _single_write(self, write: Callable[[], Awaitable[T]], session: Any) -> T:
         """Run a one-document write, again when the server reports a write conflict.
 
@@ -342,9 +354,10 @@ class GuardedCollection:
         """`insert_one`, with the tenant stamped (or checked) on the document."""
         self._writable("insert_one", insert=True)
         new = guard_new_document(document, self._rules, now=write_stamp())
+        options = self._session(kwargs)
         with self._errors():
             new = await self._sealed_document(new)
-            result = await self._collection.insert_one(new, **self._session(kwargs))
+            result = await self._writer(options).insert_one(new, **options)
         if isinstance(document, dict) and "_id" not in document:
             document["_id"] = result.inserted_id  # as PyMongo does
         return result
@@ -354,9 +367,10 @@ class GuardedCollection:
         self._writable("insert_many", insert=True)
         now = write_stamp()
         news = [guard_new_document(d, self._rules, now=now) for d in documents]
+        options = self._session(kwargs)
         with self._errors():
             news = [await self._sealed_document(new) for new in news]
-            return await self._collection.insert_many(news, **self._session(kwargs))
+            return await self._writer(options).insert_many(news, **options)
 
     async def update_one(
         self,
@@ -376,7 +390,7 @@ class GuardedCollection:
             query = await self._sealed_filter(query)
             body = await self._sealed_update(guarded.update)
             return await self._single_write(
-                lambda: self._collection.update_one(query, body, **options),
+                lambda: self._writer(options).update_one(query, body, **options),
                 options["session"],
             )
 
@@ -386,11 +400,11 @@ class GuardedCollection:
         guarded = guard_update(
             update, self._rules, now=write_stamp(), upsert=bool(kwargs.get("upsert")), single=False
         )
-        query = guarded.filter(self._write_filter(filter))
+        query, options = guarded.filter(self._write_filter(filter)), self._session(kwargs)
         with self._errors():
             query = await self._sealed_filter(query)
             body = await self._sealed_update(guarded.update)
-            return await self._collection.update_many(query, body, **self._session(kwargs))
+            return await self._writer(options).update_many(query, body, **options)
 
     async def replace_one(
         self,
@@ -413,7 +427,7 @@ class GuardedCollection:
             query = await self._sealed_filter(query)
             new = await self._sealed_document(new)
             return await self._single_write(
-                lambda: self._collection.replace_one(query, new, **options), options["session"]
+                lambda: self._writer(options).replace_one(query, new, **options), options["session"]
             )
 
     async def delete_one(self, filter: Any, **kwargs: Any) -> Any:
@@ -422,7 +436,8 @@ class GuardedCollection:
         query = self._write_filter(filter, include_deleted=True)
         with self._errors():
             query = await self._sealed_filter(query)
-            return await self._collection.delete_one(query, **self._session(kwargs))
+            options = self._session(kwargs)
+            return await self._writer(options).delete_one(query, **options)
 
     async def delete_many(self, filter: Any, **kwargs: Any) -> Any:
         """`delete_many` (a hard delete) within the tenant; soft-deleted documents included."""
@@ -430,7 +445,8 @@ class GuardedCollection:
         query = self._write_filter(filter, include_deleted=True)
         with self._errors():
             query = await self._sealed_filter(query)
-            return await self._collection.delete_many(query, **self._session(kwargs))
+            options = self._session(kwargs)
+            return await self._writer(options).delete_many(query, **options)
 
     async def find_one_and_update(self, filter: Any, update: Any, **kwargs: Any) -> Any:
         """`find_one_and_update` within the tenant; bumps `__v` and `updated_at`."""
@@ -443,7 +459,7 @@ class GuardedCollection:
             query = await self._sealed_filter(query)
             body = await self._sealed_update(guarded.update)
             found = await self._single_write(
-                lambda: self._collection.find_one_and_update(query, body, **options),
+                lambda: self._writer(options).find_one_and_update(query, body, **options),
                 options["session"],
             )
             return await self._opened(found)
@@ -459,7 +475,7 @@ class GuardedCollection:
             query = await self._sealed_filter(query)
             new = await self._sealed_document(new)
             found = await self._single_write(
-                lambda: self._collection.find_one_and_replace(query, new, **options),
+                lambda: self._writer(options).find_one_and_replace(query, new, **options),
                 options["session"],
             )
             return await self._opened(found)
@@ -470,7 +486,8 @@ class GuardedCollection:
         query = self._write_filter(filter, include_deleted=True)
         with self._errors():
             query = await self._sealed_filter(query)
-            found = await self._collection.find_one_and_delete(query, **self._session(kwargs))
+            options = self._session(kwargs)
+            found = await self._writer(options).find_one_and_delete(query, **options)
             return await self._opened(found)
 
     async def bulk_write(self, requests: Sequence[Any], **kwargs: Any) -> Any:
@@ -481,7 +498,8 @@ class GuardedCollection:
         with self._errors():
             if self._cipher is not None:
                 guarded = [await self._seal_request(request) for request in guarded]
-            return await self._collection.bulk_write(guarded, **self._session(kwargs))
+            options = self._session(kwargs)
+            return await self._writer(options).bulk_write(guarded, **options)
 
     async def _seal_request(self, request: Any) -> Any:
         """A guarded bulk request with its encrypted fields sealed (built like its twin)."""
@@ -571,20 +589,21 @@ class GuardedCollection:
         cutoff = retention_cutoff(cutoff)
         limit = retention_limit(limit)
         query = guard_filter({field: {"$lt": cutoff}}, self._rules, include_deleted=True)
+        options = self._session(kwargs)
         with self._errors():
             if limit is None:
-                result = await self._collection.delete_many(query, **self._session(kwargs))
+                result = await self._writer(options).delete_many(query, **options)
                 return int(result.deleted_count)
             ids = [
                 doc["_id"]
                 async for doc in self._collection.find(
-                    query, {"_id": 1}, sort=[(field, 1)], limit=limit, **self._session(kwargs)
+                    query, {"_id": 1}, sort=[(field, 1)], limit=limit, **options
                 )
             ]
             if not ids:
                 return 0
             query["_id"] = {"$in": ids}
-            result = await self._collection.delete_many(query, **self._session(kwargs))
+            result = await self._writer(options).delete_many(query, **options)
             return int(result.deleted_count)
 
     # -- change streams ---------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
@@ -16,6 +17,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+from pymongo.write_concern import WriteConcern
 
 from caas_data.config import EncryptionOptions, Settings
 from caas_data.documents.base import Area, BaseDocument, FieldEncryption
@@ -30,6 +32,7 @@ from caas_data.errors import (
     CaasDataError,
     ConfigurationError,
     RetryableError,
+    WriteOutcomeUnknown,
     translate_driver_errors,
 )
 from caas_data.tenancy.context import Scope, current_scope, system_scope, tenant_scope
@@ -67,6 +70,10 @@ class UnitOfWork:
 
 
 _TRANSACTION_DEADLINE_SECONDS = 120.0  # PyMongo's with_transaction uses the same limit
+# A commit whose answer was lost is asked again after a pause of up to this (full jitter,
+# doubling from 10 ms): a server that is down is not hammered, and the wait stays within the
+# operation budget.
+_COMMIT_BACKOFF_CAP_SECONDS = 1.0
 
 
 def _has_label(error: BaseException, label: str) -> bool:
@@ -239,13 +246,18 @@ class DataLayer:
     # -- transactions ------------------------------------------------------------------
 
     @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+    async def unit_of_work(
+        self, *, write_concern: WriteConcern | None = None
+    ) -> AsyncIterator[UnitOfWork]:
         """Run the block in one transaction; commit on exit, abort on error.
 
-        The commit is retried on `UnknownTransactionCommitResult` and transient errors, as
-        PyMongo's `with_transaction` does. The block itself runs once: a transient error inside
-        it aborts and raises `RetryableError`; `run_transaction()` re-runs a whole callback.
-        Nested units of work join the outer transaction.
+        The commit is retried on `UnknownTransactionCommitResult`, as PyMongo's
+        `with_transaction` does, with jittered backoff and only within the operation budget;
+        a commit still unanswered then raises `WriteOutcomeUnknown`. The block itself runs
+        once: a transient error inside it aborts and raises `RetryableError`;
+        `run_transaction()` re-runs a whole callback. Nested units of work join the outer
+        transaction. The commit uses the layer's write concern (`w: majority`) unless
+        `write_concern` overrides it.
         """
         self._check_open()
         outer = session_var.get()
@@ -253,7 +265,8 @@ class DataLayer:
             yield UnitOfWork(outer)
             return
         async with self.client.start_session() as session:
-            await session.start_transaction()
+            with translate_driver_errors():
+                await session.start_transaction(write_concern=write_concern)
             token = session_var.set(session)
             try:
                 yield UnitOfWork(session)
@@ -268,7 +281,9 @@ class DataLayer:
             await self._commit(session)
 
     async def _commit(self, session: AsyncClientSession) -> None:
-        deadline = time.monotonic() + _TRANSACTION_DEADLINE_SECONDS
+        budget = self.settings.operation_timeout_ms / 1000
+        deadline = time.monotonic() + budget
+        attempt = 0
         while True:
             try:
                 with translate_driver_errors():
@@ -279,8 +294,19 @@ class DataLayer:
                     isinstance(exc.driver_error, OperationFailure)
                     and exc.driver_error.code == 50  # MaxTimeMSExpired: do not retry
                 )
-                if not retry or time.monotonic() > deadline:
+                pause = random.uniform(0, min(_COMMIT_BACKOFF_CAP_SECONDS, 0.01 * 2**attempt))
+                attempt += 1
+                if not retry:
                     raise
+                if time.monotonic() + pause > deadline:
+                    if isinstance(exc, WriteOutcomeUnknown):
+                        raise
+                    raise WriteOutcomeUnknown(
+                        f"transaction commit unanswered after {attempt} attempt(s) within the "
+                        f"{budget:g}s operation budget: {exc.message}",
+                        driver_error=exc.driver_error,
+                    ) from exc
+                await asyncio.sleep(pause)
 
     async def run_transaction(
         self, callback: Callable[[], Awaitable[T]], *, max_attempts: int = 10
@@ -389,6 +415,10 @@ class DataLayer:
         await self.close()
 
 
+def _w(value: str) -> str | int:
+    return int(value) if value.isdigit() else value
+
+
 async def connect(
     uri: str | None = None,
     *,
@@ -432,6 +462,9 @@ async def connect(
             tz_aware=True,
             timeoutMS=settings.operation_timeout_ms,
             uuidRepresentation="standard",
+            # Pinned, not left to the deployment: whatever a user is told was saved must
+            # survive the loss of the primary (see README "Guarantees").
+            w=_w(settings.write_concern),
         )
     except (PyMongoError, ValueError) as exc:
         raise ConfigurationError(f"invalid MongoDB URI: {exc}") from exc

@@ -73,7 +73,10 @@ _AUDITED_TRANSACTION_ATTEMPTS = 50
 _VERIFY_BATCH = 500
 _VERIFY_ATTEMPTS = 3  # re-reads when the anchor moves under a verification
 _RETENTION_BATCH = 500  # entries deleted per transaction
-_CHAIN_KEYS = frozenset({"tenant_id", "seq"})  # the unique keys two racing appends collide on
+# The unique keys two racing appends collide on: the chain's seq, or the same idempotency key.
+_CHAIN_KEYS = frozenset({"tenant_id", "seq", "idempotency_key"})
+# What must match for a repeated idempotency key to be the same append.
+_IDEMPOTENT_FIELDS = ("action", "actor", "target_type", "target_id", "details")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,11 +158,17 @@ class AuditLogRepository(Repository[AuditLog]):
         target_type: str | None = None,
         target_id: str | None = None,
         details: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> AuditLog:
         """Add an entry at the end of the tenant's chain (the scope's tenant by default).
 
         `tenant_id=PLATFORM_AUDIT_TENANT` writes to the platform's own chain (system scope).
         The entry and the anchor's new head commit in one transaction (joining a running one).
+        An append that raised `RetryableError` may have landed: repeated with the same
+        `idempotency_key` it returns the first entry instead of recording the event twice.
+
+        Raises:
+            DuplicateError: the key was used for a different entry.
         """
         tenant = _chain_tenant(tenant_id)
         fields: dict[str, Any] = {
@@ -169,13 +178,17 @@ class AuditLogRepository(Repository[AuditLog]):
             "target_type": target_type,
             "target_id": target_id,
             "details": dict(details or {}),
+            "idempotency_key": idempotency_key,
         }
         async with owned_scope(self._layer, tenant):
             if in_transaction():
                 # One attempt: a concurrent append makes the transaction conflict, and its
                 # owner re-runs all of it (the entry must commit with the write it records).
-                return await self._try_append(fields)
+                return await self._earlier(fields) or await self._try_append(fields)
             for attempt in range(_APPEND_ATTEMPTS):
+                earlier = await self._earlier(fields)
+                if earlier is not None:
+                    return earlier
                 try:
                     return await chain_transaction(
                         self._layer, tenant, lambda: self._try_append(fields)
@@ -183,7 +196,7 @@ class AuditLogRepository(Repository[AuditLog]):
                 except (DuplicateError, _ChainMoved) as exc:
                     if isinstance(exc, DuplicateError) and not set(exc.key) <= _CHAIN_KEYS:
                         raise  # not a lost race: retrying would not help
-                    # Another process won this seq (the unique index or the anchor said so).
+                    # Another writer won this seq or this key: look again, then retry.
                     await asyncio.sleep(random.uniform(0, 0.001 * 2 ** min(attempt, 8)))
         raise DuplicateError(
             f"audit append for {tenant!r} lost {_APPEND_ATTEMPTS} races in a row",
@@ -191,6 +204,28 @@ class AuditLogRepository(Repository[AuditLog]):
             tenant_id=tenant,
             document_type=AuditLog,
         )
+
+    async def _earlier(self, fields: Mapping[str, Any]) -> AuditLog | None:
+        """The entry an earlier append with the same idempotency key recorded, if any."""
+        key = fields["idempotency_key"]
+        if key is None:
+            return None
+        raw = await self.collection().find_one(
+            {"tenant_id": fields["tenant_id"], "idempotency_key": {"$eq": key, "$type": "string"}}
+        )
+        if raw is None:
+            return None
+        earlier = self._load(raw)
+        same = all(getattr(earlier, name) == fields[name] for name in _IDEMPOTENT_FIELDS)
+        if not same:
+            raise DuplicateError(
+                f"audit idempotency key {key!r} was already used for another entry "
+                f"(seq {earlier.seq}, action {earlier.action!r})",
+                key={"idempotency_key": key},
+                tenant_id=fields["tenant_id"],
+                document_type=AuditLog,
+            )
+        return earlier
 
     async def _try_append(self, fields: Mapping[str, Any]) -> AuditLog:
         """Insert the entry after the anchor's head and move the head (in a transaction)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import suppress
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pymongo import ReturnDocument
@@ -46,6 +47,13 @@ class SequenceRepository(Repository[C]):
         raise RepositoryError(
             f"could not allocate from counter {key!r}", document_type=self.document_type
         )
+
+    async def current_and_time(self, key: str) -> tuple[int, datetime | None]:
+        """The last number handed out for `key` and when the counter last moved."""
+        raw = await self.collection().find_one({"key": key}, {"value": 1, "updated_at": 1})
+        if raw is None:
+            return 0, None
+        return int(raw["value"]), raw.get("updated_at")
 
     async def current(self, key: str) -> int:
         """The last number handed out for `key` (0 if none)."""

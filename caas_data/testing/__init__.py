@@ -5,7 +5,12 @@ MongoDB when a Docker engine answers; else the embedded SecantusDB server (`caas
 which runs as a separate process and is never imported.
 """
 
-from caas_data.testing._server import ServerHandle, TestServer, start_test_server
+from caas_data.testing._server import (
+    RestartableServer,
+    ServerHandle,
+    TestServer,
+    start_test_server,
+)
 from caas_data.testing.factories import Factories
 from caas_data.testing.helpers import (
     TEST_MONITOR_TIMEOUT_MS,
@@ -21,6 +26,7 @@ __all__ = [
     "TEST_MONITOR_TIMEOUT_MS",
     "TEST_OPERATION_TIMEOUT_MS",
     "Factories",
+    "RestartableServer",
     "ServerHandle",
     "TestServer",
     "connect_for_tests",

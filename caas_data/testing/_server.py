@@ -54,6 +54,7 @@ __all__ = [
     "ENV_SERVER_KIND",
     "ENV_URI",
     "MONGO_IMAGE",
+    "RestartableServer",
     "ServerHandle",
     "TestServer",
     "start_test_server",
@@ -322,6 +323,89 @@ class TestServer:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+class RestartableServer:
+    """An embedded server on its own on-disk storage and fixed port, to stop and start again.
+
+    For fault suites: `stop(signal.SIGKILL)` kills it mid-workload, `start()` brings it back on
+    the same storage and port, so a connected layer reconnects by itself. Test commands
+    (`configureFailPoint`) are on; `--sync-on-commit` (fsync of the log on every commit) is on
+    by default so a commit acknowledged before a SIGKILL is on disk, as `j: true` on MongoDB.
+    """
+
+    def __init__(
+        self,
+        storage_path: Path,
+        *,
+        sync_on_commit: bool = True,
+        startup_timeout: float = 60.0,
+    ) -> None:
+        self.storage_path = Path(storage_path)
+        self.port = _free_loopback_port()
+        self.uri = (
+            f"mongodb://127.0.0.1:{self.port}/?directConnection=true&retryWrites=false"
+            "&connectTimeoutMS=2000"
+        )
+        self._args = ["--enable-test-commands"] + (["--sync-on-commit"] if sync_on_commit else [])
+        self._helper = TestServer(startup_timeout=startup_timeout)
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._helper.pid
+
+    @property
+    def log_path(self) -> Path:
+        """Where the server writes its log (kept across restarts)."""
+        return self.storage_path.with_suffix(".log")
+
+    def start(self) -> None:
+        """Start the server (again) on the same storage and port; returns once it answers."""
+        helper = self._helper
+        if helper._process is not None:
+            return
+        self.storage_path.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            _find_embedded_executable(),
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--storage-path", str(self.storage_path), *self._args,
+        ]  # fmt: skip
+        helper._stop_with_this_process()
+        helper._log_path = None  # the log is ours: TestServer.stop() must not delete it
+        with open(self.log_path, "ab") as log:
+            helper._process = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
+        helper._watchdog = _start_watchdog(helper._process.pid)
+        helper._log_path = self.log_path
+        try:
+            helper._wait_for_ping(self.uri)
+        finally:
+            helper._log_path = None
+
+    def stop(self, how: signal.Signals = signal.SIGTERM, *, timeout: float = 30.0) -> int:
+        """Stop the server by `how` (SIGTERM: clean shutdown, SIGKILL: a crash); its exit code."""
+        helper = self._helper
+        process, watchdog = helper._process, helper._watchdog
+        if process is None:
+            return 0
+        helper._process = helper._watchdog = None
+        if watchdog is not None:
+            _stand_down(watchdog)
+        process.send_signal(how)
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = process.wait(timeout=timeout)
+        atexit.unregister(helper.stop)
+        _started.discard(helper)
+        return code
+
+    def close(self) -> None:
+        """Stop for good; the storage stays for the caller to remove."""
+        self.stop()
 
 
 class _EarlyExit(RuntimeError):

@@ -212,7 +212,7 @@ class OneTimePrekey(_PublicOnly):
     public_key: PublicKey
     claimed_at: datetime | None = None
     claimed_by: PydanticObjectId | None = None
-    claim_token: str | None = None
+    claim_token: str | None = Field(default=None, repr=False)
 
 
 class PrekeyBundle(_PublicOnly, TenantDocument):

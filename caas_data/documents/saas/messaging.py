@@ -218,8 +218,15 @@ class Message(SoftDeleteMixin, TenantDocument):
 
     @model_validator(mode="after")
     def _has_content(self) -> Self:
-        # An erased user's messages keep their place in the conversation, without content.
-        if not self.text and not self.attachments and self.sender_id != DELETED_USER_ID:
+        # An erased user's messages keep their place in the conversation, without content; a
+        # deleted placeholder (the number of a failed send) is a tombstone.
+        deleted_sender = self.sender_id == DELETED_USER_ID
+        if (
+            not self.text
+            and not self.attachments
+            and not deleted_sender
+            and self.deleted_at is None
+        ):
             raise ValueError("a message needs text or at least one attachment")
         return self
 

@@ -116,7 +116,7 @@ class UserDevice(TenantDocument):
     device_id: str = Field(min_length=1, max_length=128, description="Chosen by the client.")
     platform: DevicePlatform
     push_provider: PushProvider | None = None
-    push_token: str | None = Field(default=None, max_length=4096)
+    push_token: str | None = Field(default=None, max_length=4096, repr=False)
     app_version: str | None = Field(default=None, max_length=64)
     last_active_at: datetime | None = None
 
@@ -141,7 +141,9 @@ class UserSession(TenantDocument):
 
     user_id: PydanticObjectId
     device_id: str | None = Field(default=None, max_length=128)
-    token_hash: str = Field(min_length=32, max_length=128, description="e.g. SHA-256 hex.")
+    token_hash: str = Field(
+        min_length=32, max_length=128, description="e.g. SHA-256 hex.", repr=False
+    )
     ip_address: str | None = Field(default=None, max_length=45)
     user_agent: str | None = Field(default=None, max_length=512)
     expires_at: datetime

@@ -1,8 +1,15 @@
 """Repositories of the messaging domain: conversations, messages, reactions, read receipts.
 
-Sending a message is one transaction: allocate the conversation's next `seq` (a counter),
-insert the message, copy its preview onto the conversation and move the sender's read
-watermark. An aborted send gives its number back, so sequences stay gap-free.
+Sending holds no lock across round trips: the conversation's next `seq` is taken from its
+counter by one atomic statement (nothing stays locked after it, whatever happens to the
+connection), then the message is inserted with an id chosen before the number was taken,
+then the conversation's preview and the sender's read watermark move (both `$max`, so
+repeating them is harmless). Every step is idempotent and retried inside the operation
+budget. A send that fails after its number was taken fills that number with a tombstone (a
+deleted placeholder with the same id, so a message that did land wins), and `fill_gaps()`
+fills numbers whose sender could not (server unreachable for the whole budget, or the process
+died): sequences stay gap-free and duplicate-free. Inside a caller's unit of work a send
+joins the transaction instead.
 """
 
 from __future__ import annotations
@@ -14,9 +21,10 @@ import weakref
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import pymongo
 from beanie import PydanticObjectId
 from bson import ObjectId
 from pymongo import ReturnDocument
@@ -42,6 +50,7 @@ from caas_data.engine.guard import GuardedCollection
 from caas_data.engine.sessions import current_session
 from caas_data.engine.writes import dump_document, insert_document, raise_write_miss
 from caas_data.errors import (
+    CaasDataError,
     DocumentValidationError,
     DuplicateError,
     NotFoundError,
@@ -60,6 +69,7 @@ if TYPE_CHECKING:
     from caas_data.engine.layer import DataLayer
 
 __all__ = [
+    "UNKNOWN_SENDER",
     "ConversationRepository",
     "ConversationSummary",
     "HistoryPage",
@@ -76,6 +86,9 @@ T = TypeVar("T")
 # Fields the layer stamps itself; an upsert's $setOnInsert must leave them to the guard.
 _LAYER_FIELDS = ("_id", "tenant_id", "__v", "created_at", "updated_at")
 _CONTENDED_DEADLINE_SECONDS = 60.0
+UNKNOWN_SENDER = PydanticObjectId("0" * 24)
+"""The sender of a tombstone `fill_gaps()` put under a number nobody claimed."""
+_SEQ_STEALS = 5  # a send renumbered this often by fill_gaps() gives up (never seen)
 
 
 # -- shared helpers ----------------------------------------------------------------------
@@ -92,6 +105,9 @@ def _is_transient(error: RetryableError) -> bool:
 
 
 _local_queues: weakref.WeakValueDictionary[Hashable, asyncio.Lock] = weakref.WeakValueDictionary()
+_client_id_locks: weakref.WeakValueDictionary[Hashable, asyncio.Lock] = (
+    weakref.WeakValueDictionary()
+)
 
 
 async def run_contended_transaction(
@@ -177,6 +193,31 @@ async def _upsert(
         if raw is not None:
             return raw
     raise NotFoundError(f"upsert of {dict(key)} returned no document")
+
+
+def _tombstone(
+    conversation_id: PydanticObjectId, seq: int, sender_id: PydanticObjectId | None
+) -> dict[str, Any]:
+    """A deleted placeholder for a number whose send failed: history shows it as deleted.
+
+    `fill_gaps()` does not know who took the number: its tombstones name `UNKNOWN_SENDER`.
+    """
+    now = utcnow()
+    return {
+        "conversation_id": conversation_id,
+        "seq": seq,
+        "sender_id": UNKNOWN_SENDER if sender_id is None else sender_id,
+        "text": None,
+        "attachments": [],
+        "client_message_id": None,
+        "terms": [],
+        "deleted_at": now,
+        "deleted_by": None,
+        "__v": 0,
+        "created_at": now,
+        "updated_at": now,
+        "schema_version": 1,
+    }
 
 
 def _insert_fields(document: Any) -> dict[str, Any]:
@@ -496,22 +537,193 @@ class MessageRepository(Repository[Message]):
                 "terms": search_terms(text),
             }
         )
-        if client_message_id is not None:
-            earlier = await self._by_client_id(conversation, client_message_id)
-            if earlier is not None:
-                return earlier
+        if _in_transaction():
+            if client_message_id is not None:
+                earlier = await self._by_client_id(conversation, client_message_id)
+                if earlier is not None:
+                    return earlier
+            await self._check_references(draft)
+            return await self._append(draft)
+        # All the round trips and retries of one send share one operation budget.
+        with pymongo.timeout(self.layer.settings.operation_timeout_ms / 1000):
+            if client_message_id is None:
+                return await self._send_once(draft)
+            # Repeats of one client id in this process wait for the first instead of racing
+            # it (between processes the unique index settles it: `_append_untransacted`).
+            key = (id(self.layer), self._queue_key(conversation), client_message_id)
+            lock = _client_id_locks.get(key)
+            if lock is None:
+                lock = _client_id_locks[key] = asyncio.Lock()
+            async with lock:
+                earlier = await self._by_client_id(conversation, client_message_id)
+                if earlier is not None:
+                    return await self._publish(earlier)  # finish what the first attempt began
+                return await self._send_once(draft)
+
+    async def _send_once(self, draft: Message) -> Message:
+        """`send` outside a transaction, once its client id is known to be new."""
+        conversation, sender = draft.conversation_id, draft.sender_id
         await self._check_references(draft)
+        await self.layer.repo(ConversationRepository).require_participant(conversation, sender)
+        for _ in range(_SEQ_STEALS):
+            landed = await self._append_untransacted(draft)
+            if landed is not None:
+                return await self._publish(landed)
+        raise RetryableError(
+            f"send to {conversation}: its number was filled by fill_gaps() {_SEQ_STEALS} times",
+            document_type=Message,
+        )
+
+    async def _append_untransacted(self, draft: Message) -> Message | None:
+        """Take a number, insert the message under it; None if a gap filler took the number.
+
+        Raises what the insert raised once the number is filled (by the message if it did
+        land after all, else by a tombstone).
+        """
+        message = draft.model_copy(update={"id": PydanticObjectId()})
+        counters = self.layer.repo(CounterRepository)
         try:
-            return await run_contended_transaction(
-                self.layer, lambda: self._append(draft), queue_key=self._queue_key(conversation)
-            )
+            message.seq = await counters.allocate(self.counter_key(draft.conversation_id))
+        except RetryableError:
+            # The counter may have moved with its answer lost: nobody knows that number, so
+            # fill every open number now (a sender still holding one takes another).
+            with suppress(CaasDataError):
+                await self.fill_gaps(draft.conversation_id, grace_seconds=0)
+            raise
+        try:
+            await self._retrying(lambda: self._insert_new(message))
         except DuplicateError:
-            if client_message_id is None or _in_transaction():
+            stored = await self._by_client_id_or_none(message)
+            if stored is not None:
+                # The same client id raced itself: keep the first, give this number back.
+                await self._fill(message)
+                return stored
+            if await self._seq_taken(message):
+                return None  # fill_gaps() filled the number first: take another
+            raise
+        except CaasDataError:
+            if await self._fill(message):
                 raise
-            earlier = await self._by_client_id(conversation, client_message_id)
-            if earlier is None:
-                raise
-            return earlier  # the same send raced itself
+            return message  # the fill found the message itself: it landed after all
+        return message
+
+    async def _insert_new(self, message: Message) -> None:
+        """Insert `message` (its id fixed), or find it already stored by an earlier attempt."""
+        try:
+            await insert_document(message, collection=self.collection())
+        except DuplicateError:
+            found = await self.collection(include_deleted=True).find_one(
+                {"_id": message.id}, {"_id": 1}
+            )
+            if found is None:
+                raise  # another key (client id, seq) is taken: the caller tells which
+
+    async def _by_client_id_or_none(self, message: Message) -> Message | None:
+        if message.client_message_id is None:
+            return None
+        return await self._by_client_id(message.conversation_id, message.client_message_id)
+
+    async def _seq_taken(self, message: Message) -> bool:
+        found = await self.collection(include_deleted=True).find_one(
+            {"conversation_id": message.conversation_id, "seq": message.seq}, {"_id": 1}
+        )
+        return found is not None and found["_id"] != message.id
+
+    async def _fill(self, message: Message) -> bool:
+        """Put a tombstone under `message`'s number (same id); False if the message is there.
+
+        Best effort within the operation budget: if even this cannot reach the server,
+        `fill_gaps()` fills the number later.
+        """
+        tombstone = _tombstone(message.conversation_id, message.seq, message.sender_id)
+        tombstone["_id"] = message.id
+        collection = self.collection(include_deleted=True)._privileged()
+
+        async def write() -> bool:
+            try:
+                await collection.insert_one(tombstone)
+            except DuplicateError:
+                found = await collection.find_one({"_id": message.id}, {"deleted_at": 1})
+                return found is None or found.get("deleted_at") is not None
+            return True
+
+        with suppress(RetryableError):
+            return await self._retrying(write)
+        return True
+
+    async def _publish(self, message: Message) -> Message:
+        """Move the conversation's preview and the sender's watermark up to `message`.
+
+        Both are `$max` updates, so repeating them (a retried send) changes nothing.
+        """
+
+        async def publish() -> None:
+            await self.layer.collection(Conversation).update_one(
+                {"_id": message.conversation_id, "last_seq": {"$lt": message.seq}},
+                {
+                    "$max": {"last_seq": message.seq, "last_message_at": message.created_at},
+                    "$set": {"last_message": preview_of(message)},
+                },
+            )
+            await self.layer.repo(ReadReceiptRepository).advance(
+                message.conversation_id, message.sender_id, message.seq
+            )
+
+        if message.deleted_at is None:
+            await self._retrying(publish)
+        return message
+
+    async def _retrying(self, step: Callable[[], Awaitable[T]]) -> T:
+        """Run an idempotent step, again after a `RetryableError`, within the budget."""
+        deadline = time.monotonic() + self.layer.settings.operation_timeout_ms / 1000
+        attempt = 0
+        while True:
+            try:
+                return await step()
+            except RetryableError:
+                attempt += 1
+                pause = random.uniform(0, min(0.5, 0.01 * 2**attempt))
+                if time.monotonic() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+
+    async def fill_gaps(
+        self, conversation_id: PydanticObjectId, *, grace_seconds: float | None = None
+    ) -> list[int]:
+        """Fill numbers that were taken but never got their message; returns them.
+
+        A number is a gap once its sender's budget is over: a message with a later number
+        landed more than `grace_seconds` ago (default: twice the operation budget), or the
+        counter has not moved for that long. A sender still holding a filled number takes
+        another one, so filling early costs a renumbering, never a duplicate.
+        """
+        conversation = _object_id(conversation_id, "conversation_id")
+        grace = (
+            2 * self.layer.settings.operation_timeout_ms / 1000
+            if grace_seconds is None
+            else grace_seconds
+        )
+        cutoff = utcnow() - timedelta(seconds=grace)
+        counters = self.layer.repo(CounterRepository)
+        top, moved_at = await counters.current_and_time(self.counter_key(conversation))
+        stored = {
+            raw["seq"]: raw["created_at"]
+            async for raw in self.collection(include_deleted=True).find(
+                {"conversation_id": conversation}, {"seq": 1, "created_at": 1}
+            )
+        }
+        missing = sorted(set(range(1, top + 1)) - set(stored))
+        quiet = moved_at is None or moved_at < cutoff
+        filled = []
+        for seq in missing:
+            later_landed = any(s > seq and at < cutoff for s, at in stored.items())
+            if not (quiet or later_landed):
+                continue
+            tombstone = _tombstone(conversation, seq, None)
+            with suppress(DuplicateError):  # its sender (or another filler) got there first
+                await self.collection(include_deleted=True)._privileged().insert_one(tombstone)
+                filled.append(seq)
+        return filled
 
     def _queue_key(self, conversation_id: PydanticObjectId) -> Hashable:
         """Writers of one conversation's counter and preview, in this process."""

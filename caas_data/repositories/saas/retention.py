@@ -22,6 +22,7 @@ from caas_data.errors import (
     CaasDataError,
     TenantContextMissing,
     TenantMismatch,
+    translate_driver_errors,
 )
 from caas_data.repositories.base import Repository
 from caas_data.repositories.saas.groups import GroupRepository
@@ -111,15 +112,18 @@ class RetentionService:
         directory = self._layer.unguarded_platform_collection(
             SaasClient, why="apply_all walks the whole directory"
         )
-        tenant_ids = [
-            raw["tenant_id"]
-            for raw in await directory.find(
-                # Deprovisioned tenants' tombstones have no data left to retain.
-                {"status": {"$nin": sorted(RETIRED_CLIENT_STATUSES)}},
-                {"tenant_id": 1},
-                sort=[("tenant_id", 1)],
-            ).to_list()
-        ]
+        # A raw cursor: its fetch is translated here, or a dropped connection would end the
+        # walk with a driver error instead of a RetryableError.
+        with translate_driver_errors(document_type=SaasClient):
+            tenant_ids = [
+                raw["tenant_id"]
+                for raw in await directory.find(
+                    # Deprovisioned tenants' tombstones have no data left to retain.
+                    {"status": {"$nin": sorted(RETIRED_CLIENT_STATUSES)}},
+                    {"tenant_id": 1},
+                    sort=[("tenant_id", 1)],
+                ).to_list()
+            ]
         reports = []
         for tenant_id in tenant_ids:
             try:

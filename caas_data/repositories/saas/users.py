@@ -20,7 +20,7 @@ from caas_data.documents.saas.users import (
     UserRelationship,
     UserSession,
 )
-from caas_data.errors import DocumentValidationError, NotFoundError
+from caas_data.errors import DocumentValidationError, NotFoundError, translate_driver_errors
 from caas_data.repositories.base import Repository, check_duration
 
 __all__ = [
@@ -87,15 +87,16 @@ class UserDeviceRepository(Repository[UserDevice]):
         app_version: str | None = None,
     ) -> UserDevice:
         """Create or refresh the (user, device) entry in one atomic upsert."""
-        probe = UserDevice(  # validates every argument before any write
-            user_id=user_id,
-            device_id=device_id,
-            platform=platform,
-            push_provider=push_provider,
-            push_token=push_token,
-            app_version=app_version,
-            last_active_at=utcnow(),
-        )
+        with translate_driver_errors(document_type=UserDevice):  # never a raw pydantic error
+            probe = UserDevice(  # validates every argument before any write
+                user_id=user_id,
+                device_id=device_id,
+                platform=platform,
+                push_provider=push_provider,
+                push_token=push_token,
+                app_version=app_version,
+                last_active_at=utcnow(),
+            )
         fields = probe.model_dump(
             include={"platform", "push_provider", "push_token", "app_version", "last_active_at"}
         )
