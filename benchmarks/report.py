@@ -40,6 +40,7 @@ class Report:
     odm_sizes: dict[str, int] = field(default_factory=dict)
     tenancy: TenancyFigures | None = None
     timeouts: dict[str, dict[str, float]] = field(default_factory=dict)
+    micro: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
     # -- figures ---------------------------------------------------------------------
@@ -62,6 +63,13 @@ class Report:
         return mine / theirs
 
     def targets(self) -> list[Target]:
+        out: list[Target] = []
+        if self.odm:
+            out += self._odm_targets()
+        out += self._tenancy_targets()
+        return out
+
+    def _odm_targets(self) -> list[Target]:
         out = []
         ours = [s for s in self.contenders() if s.startswith(("repo, ", "beanie api, "))]
         ours = [s for s in ours if s != "repo, tenancy off"]
@@ -105,6 +113,10 @@ class Report:
                 + ("" if bulk[0] <= 2.5 else f": missed by {bulk[0] / 2.5 - 1:.0%}"),
             )
         )
+        return out
+
+    def _tenancy_targets(self) -> list[Target]:
+        out = []
         if self.tenancy is not None:
             t = self.tenancy
             ratio = t.overhead.get("cpu_ratio", 0.0)
@@ -178,6 +190,10 @@ class Report:
                     cells.append(f"{r.ops_per_s:,.0f} ({r.mb_per_s:.1f} MB/s)")
             lines.append(f"| {task} | " + " | ".join(cells) + " |")
         lines += ["", ODMANTIC_NOTE, ""]
+        if self.micro:
+            lines += ["Client-side cost of hot steps (us CPU per call, no server):", ""]
+            lines += [f"- {name}: {value:.2f}" for name, value in self.micro.items()]
+            lines.append("")
         if self.timeouts:
             lines += ["Client CPU us/op of the repository (shared model) per timeout choice:", ""]
             labels = list(self.timeouts)
@@ -254,6 +270,7 @@ class Report:
             ],
             "document_bytes": self.odm_sizes,
             "timeouts": self.timeouts,
+            "client_costs_us": self.micro,
             "tenancy": None if self.tenancy is None else asdict(self.tenancy),
             "targets": [asdict(t) for t in self.targets()],
             "odmantic": ODMANTIC_NOTE,
@@ -284,4 +301,5 @@ class Report:
         out.mkdir(parents=True, exist_ok=True)
         (out / f"{self.profile}.md").write_text(self.markdown())
         (out / f"{self.profile}.json").write_text(json.dumps(self.as_json(), indent=1, default=str))
-        self.chart(out / f"{self.profile}.png")
+        if self.odm:
+            self.chart(out / f"{self.profile}.png")

@@ -17,6 +17,7 @@ from pymongo import AsyncMongoClient
 
 from benchmarks import models as m
 from benchmarks import tenancy
+from benchmarks.micro import client_costs
 from benchmarks.odm import (
     SINGLE_TASKS,
     TASKS,
@@ -61,6 +62,7 @@ class Profile:
     inbox_calls: int
     timeout_variants: bool = True
     tenancy: bool = True
+    odm: bool = True
 
 
 PROFILES = {
@@ -71,6 +73,11 @@ PROFILES = {
     # The ODM tasks alone, smaller: the before/after of one change.
     "cuts": Profile(
         "cuts", 100, 3, 10_000, (), 0, 0, (), 0, 0, 0, timeout_variants=False, tenancy=False
+    ),
+    # Only the client-side costs of the hot paths (seconds): the before/after of one change.
+    "micro": Profile(
+        "micro", 2000, 0, 0, (), 0, 0, (), 0, 0, 0, timeout_variants=False, tenancy=False,
+        odm=False,
     ),
     "full": Profile(
         "full", 500, 7, 10_000, (10, 1_000, 100_000), 500, 5, (1_000, 100_000, 1_000_000), 500,
@@ -118,21 +125,10 @@ async def run(profile: Profile, uri: str, out: Path | None, *, server: str) -> R
         for model, tier in MODELS.items():
             tenants[model] = new_tenant_id(f"b{model[:3]}")
             await layer.tenants.provision(tenants[model], tier=tier)
-        sides: list[Side] = [RawSide(raw_db), TypedSide(raw_db), BeanieApi("beanie", {
-            "small": m.BeanieSmall, "large": m.BeanieLarge, "nested": m.BeanieNested,
-            "bulk": m.BeanieBulk})]  # fmt: skip
-        for model, tenant_id in tenants.items():
-            sides.append(RepoSide(f"repo, {model}", layer, tenant_id))
-        for model, tenant_id in tenants.items():
-            sides.append(OurBeanieApi(f"beanie api, {model}", layer, tenant_id))
-        sides.append(PlatformRepoSide(layer))
-        odm = OdmRun(sides, ops=profile.ops, bulk_docs=profile.bulk_docs)
-        log(f"ODM tasks: setting up {len(sides)} contenders")
-        await odm.setup()
-        log(f"ODM tasks: {profile.iterations} iterations")
-        await odm.iterate(TASKS, profile.iterations)
-        report.odm = odm.results()
-        report.odm_sizes = odm.sizes
+        log("client-side costs")
+        report.micro = await client_costs(layer, tenants["shared"], max(profile.ops, 1000))
+        if profile.odm:
+            await odm_figures(report, layer, raw_db, tenants, profile)
         if profile.timeout_variants:
             log("timeoutMS variants")
             report.timeouts = await timeout_variants(uri, prefix, profile)
@@ -149,6 +145,30 @@ async def run(profile: Profile, uri: str, out: Path | None, *, server: str) -> R
     if out is not None:
         report.write(out)
     return report
+
+
+async def odm_figures(
+    report: Report,
+    layer: DataLayer,
+    raw_db: Any,
+    tenants: dict[str, str],
+    profile: Profile,
+) -> None:
+    sides: list[Side] = [RawSide(raw_db), TypedSide(raw_db), BeanieApi("beanie", {
+        "small": m.BeanieSmall, "large": m.BeanieLarge, "nested": m.BeanieNested,
+        "bulk": m.BeanieBulk})]  # fmt: skip
+    for model, tenant_id in tenants.items():
+        sides.append(RepoSide(f"repo, {model}", layer, tenant_id))
+    for model, tenant_id in tenants.items():
+        sides.append(OurBeanieApi(f"beanie api, {model}", layer, tenant_id))
+    sides.append(PlatformRepoSide(layer))
+    odm = OdmRun(sides, ops=profile.ops, bulk_docs=profile.bulk_docs)
+    log(f"ODM tasks: setting up {len(sides)} contenders")
+    await odm.setup()
+    log(f"ODM tasks: {profile.iterations} iterations")
+    await odm.iterate(TASKS, profile.iterations)
+    report.odm = odm.results()
+    report.odm_sizes = odm.sizes
 
 
 async def tenancy_figures(
