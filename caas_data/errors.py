@@ -308,58 +308,86 @@ def _raised_by_encoder(error: BaseException) -> bool:
     return module.split(".", 1)[0] in _ENCODER_PACKAGES
 
 
-@contextmanager
 def translate_driver_errors(
     *, tenant_id: str | None = None, document_type: type[Any] | None = None
-) -> Iterator[None]:
+) -> DriverErrorTranslation:
     """Turn PyMongo, BSON and pydantic errors into this tree, keeping the original as the cause.
 
     What BSON cannot encode (`DocumentTooLarge`, `InvalidDocument`, an `OverflowError` raised
     by the encoder) is the caller's input, so it becomes a `DocumentValidationError`.
     """
-    context: dict[str, Any] = {"tenant_id": tenant_id, "document_type": document_type}
-    try:
-        yield
-    except CaasDataError:
-        raise
-    except pydantic.ValidationError as exc:
-        raise DocumentValidationError.from_pydantic(exc, **context) from exc
-    except _UNENCODABLE as exc:
+    return DriverErrorTranslation(tenant_id, document_type)
+
+
+class DriverErrorTranslation:
+    """The context manager `translate_driver_errors` returns.
+
+    A plain class rather than a `@contextmanager`: it wraps every database call and every
+    document read, where a generator-based context manager cost about 3 us a use (issue 16).
+    """
+
+    __slots__ = ("_context",)
+
+    def __init__(self, tenant_id: str | None, document_type: type[Any] | None) -> None:
+        self._context: dict[str, Any] = {"tenant_id": tenant_id, "document_type": document_type}
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None or isinstance(exc, CaasDataError):
+            return
+        translated = _translate(exc, self._context)
+        if translated is not None:
+            raise translated from exc
+
+
+def _translate(exc: BaseException, context: dict[str, Any]) -> CaasDataError | None:
+    """The error of this tree that `exc` means, or None when it is not the layer's to translate."""
+    if isinstance(exc, pydantic.ValidationError):
+        return DocumentValidationError.from_pydantic(exc, **context)
+    if isinstance(exc, _UNENCODABLE):
         # Before the PyMongoError branch: DocumentTooLarge is both. Nothing was sent.
         if isinstance(exc, pymongo_errors.DocumentTooLarge):
             what = "document over the 16 MB BSON limit"
         else:
             what = "document not encodable as BSON"
-        raise DocumentValidationError(f"{what}: {exc}", driver_error=exc, **context) from exc
-    except OverflowError as exc:
+        return DocumentValidationError(f"{what}: {exc}", driver_error=exc, **context)
+    if isinstance(exc, OverflowError):
         if not _raised_by_encoder(exc):
-            raise
-        raise DocumentValidationError(
+            return None
+        return DocumentValidationError(
             f"document not encodable as BSON: an integer beyond 64 bits ({exc})",
             driver_error=exc,
             **context,
-        ) from exc
-    except bson_errors.BSONError as exc:
-        raise RepositoryError(f"BSON error: {exc}", driver_error=exc, **context) from exc
-    except pymongo_errors.DuplicateKeyError as exc:
+        )
+    if isinstance(exc, bson_errors.BSONError):
+        return RepositoryError(f"BSON error: {exc}", driver_error=exc, **context)
+    if isinstance(exc, pymongo_errors.DuplicateKeyError):
         key = _duplicate_key(exc)
-        raise DuplicateError(
+        return DuplicateError(
             f"duplicate key {key or exc.details}", key=key, driver_error=exc, **context
-        ) from exc
-    except pymongo_errors.BulkWriteError as exc:
+        )
+    if isinstance(exc, pymongo_errors.BulkWriteError):
         write_errors = exc.details.get("writeErrors", [])
         if write_errors and all(e.get("code") in (11000, 11001) for e in write_errors):
             first = write_errors[0].get("keyValue") or {}
-            raise DuplicateError(
+            return DuplicateError(
                 f"duplicate key {first} ({len(write_errors)} document(s) not written)",
                 key=dict(first),
                 driver_error=exc,
                 **context,
-            ) from exc
-        raise RepositoryError(f"bulk write failed: {exc}", driver_error=exc, **context) from exc
-    except (pymongo_errors.ConnectionFailure, pymongo_errors.ExecutionTimeout) as exc:
-        raise RetryableError(f"database unavailable: {exc}", driver_error=exc, **context) from exc
-    except pymongo_errors.PyMongoError as exc:
+            )
+        return RepositoryError(f"bulk write failed: {exc}", driver_error=exc, **context)
+    if isinstance(exc, (pymongo_errors.ConnectionFailure, pymongo_errors.ExecutionTimeout)):
+        return RetryableError(f"database unavailable: {exc}", driver_error=exc, **context)
+    if isinstance(exc, pymongo_errors.PyMongoError):
         if exc.timeout or any(exc.has_error_label(label) for label in _RETRYABLE_LABELS):
-            raise RetryableError(f"database timeout: {exc}", driver_error=exc, **context) from exc
-        raise RepositoryError(f"database error: {exc}", driver_error=exc, **context) from exc
+            return RetryableError(f"database timeout: {exc}", driver_error=exc, **context)
+        return RepositoryError(f"database error: {exc}", driver_error=exc, **context)
+    return None
