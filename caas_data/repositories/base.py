@@ -191,6 +191,12 @@ class Repository(Generic[D]):
         with self._errors():
             return self.document_type.model_validate(raw)  # type: ignore[no-any-return]
 
+    def _load_many(self, raws: Iterable[Mapping[str, Any]]) -> list[D]:
+        """Validate stored documents under one error translation (not one per document)."""
+        validate = self.document_type.model_validate
+        with self._errors():
+            return [validate(raw) for raw in raws]
+
     def _validate(self, data: D | Mapping[str, Any]) -> D:
         if isinstance(data, self.document_type):
             return cast(D, data)
@@ -334,7 +340,7 @@ class Repository(Generic[D]):
         collection = self.collection(include_deleted=include_deleted)
         with self._errors(collection):
             raws = await collection.find(query, sort=keys, limit=limit + 1).to_list(limit + 1)
-        items = [self._load(raw) for raw in raws[:limit]]
+        items = self._load_many(raws[:limit])
         next_cursor = None
         if len(raws) > limit:
             last = raws[limit - 1]
