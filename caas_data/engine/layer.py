@@ -94,6 +94,8 @@ class DataLayer:
         self._databases: dict[str, AsyncDatabase[dict[str, Any]]] = {}
         self._collections: dict[tuple[str, str], AsyncCollection[dict[str, Any]]] = {}
         self._ensured: set[tuple[str, str]] = set()
+        # Guarded handles by (class, include_deleted, tenant, placement): see `route`.
+        self._routes: dict[tuple[Any, ...], GuardedCollection] = {}
         self._closed = False
 
     # -- naming and routing ------------------------------------------------------------
