@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 from pathlib import Path
 
@@ -19,8 +20,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--tasks", help="comma-separated ODM tasks to run (default: all)")
+    parser.add_argument("--sides", help="regex: only the layer's contenders whose name matches")
     args = parser.parse_args()
     profile = PROFILES[args.profile]
+    if args.tasks:
+        profile = dataclasses.replace(profile, tasks=tuple(args.tasks.split(",")))
+    if args.sides:
+        profile = dataclasses.replace(profile, sides=args.sides)
     uri = os.environ.get("CAAS_MONGODB_URI")
     if uri:
         report = asyncio.run(run(profile, uri, args.out, server="CAAS_MONGODB_URI"))

@@ -37,6 +37,8 @@ class Side:
     """One contender: how it creates, updates, reads and bulk-reads each shape."""
 
     name: str
+    tasks: tuple[str, ...] | None = None  # None: every task
+    needs_data_sets = True
 
     def scope(self) -> contextlib.AbstractAsyncContextManager[Any]:
         return contextlib.nullcontext()
@@ -238,6 +240,11 @@ async def bulk_read_repository(repo: Repository[Any]) -> int:
     stream = getattr(repo, "stream", None)
     if stream is not None:
         return len([doc async for doc in stream()])
+    return await bulk_read_pages(repo)
+
+
+async def bulk_read_pages(repo: Repository[Any]) -> int:
+    """The same through `find()` pages (at most 1,000 each, keyset-paged)."""
     count, after = 0, None
     while True:
         page = await repo.find(limit=1000, after=after)
@@ -247,8 +254,20 @@ async def bulk_read_repository(repo: Repository[Any]) -> int:
         after = page.next_cursor
 
 
+class PagedRepoSide(RepoSide):
+    """The bulk read through `find()` pages, as the only way before `stream()` existed."""
+
+    tasks = ("bulk read",)
+
+    async def bulk_read(self) -> int:
+        return await bulk_read_pages(self.repos["bulk"])
+
+
 class PlatformRepoSide(RepoSide):
     """The small-document tasks with tenancy switched off: a platform class, no scope."""
+
+    tasks = ("find by id",)
+    needs_data_sets = False
 
     def __init__(self, layer: DataLayer) -> None:
         super().__init__("repo, tenancy off", layer, None)
@@ -292,10 +311,11 @@ class OdmRun:
         nested = [self.data.nested(i) for i in range(self._nested_count)]
         bulk = [self.data.small(i) for i in range(self.bulk_docs)]
         for side in self.sides:
+            if not side.needs_data_sets:
+                continue
             async with side.scope():
-                if not isinstance(side, PlatformRepoSide):
-                    await side.prepare("nested", nested)
-                    await side.prepare("bulk", bulk)
+                await side.prepare("nested", nested)
+                await side.prepare("bulk", bulk)
 
     def _op(self, side: Side, task: str, prepared: list[Any]) -> Callable[[int], Awaitable[Any]]:
         if task in ("small create", "large create"):
@@ -338,7 +358,7 @@ class OdmRun:
             for task in tasks:
                 order = self.sides[it % len(self.sides) :] + self.sides[: it % len(self.sides)]
                 for side in order:
-                    if isinstance(side, PlatformRepoSide) and task not in ("find by id",):
+                    if side.tasks is not None and task not in side.tasks:
                         continue
                     sample = await self.batch(side, task)
                     if it >= 0:

@@ -72,7 +72,7 @@ class Report:
     def _odm_targets(self) -> list[Target]:
         out = []
         ours = [s for s in self.contenders() if s.startswith(("repo, ", "beanie api, "))]
-        ours = [s for s in ours if s != "repo, tenancy off"]
+        ours = [s for s in ours if s not in ("repo, tenancy off", "repo, shared, find() pages")]
         worst_beanie = max(
             ((self.ratio(t, s, "beanie") or 0.0, t, s) for t in TASKS for s in ours),
             default=(0.0, "", ""),
@@ -282,7 +282,8 @@ class Report:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        sides = [s for s in self.contenders() if s not in ("raw", "repo, tenancy off")]
+        skip = ("raw", "repo, tenancy off", "repo, shared, find() pages")
+        sides = [s for s in self.contenders() if s not in skip]
         fig, ax = plt.subplots(figsize=(13, 5.5))
         width = 0.8 / max(1, len(sides))
         for k, side in enumerate(sides):

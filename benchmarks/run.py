@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import sys
 import time
 import uuid
@@ -24,6 +25,7 @@ from benchmarks.odm import (
     BeanieApi,
     OdmRun,
     OurBeanieApi,
+    PagedRepoSide,
     PlatformRepoSide,
     RawSide,
     RepoSide,
@@ -63,6 +65,8 @@ class Profile:
     timeout_variants: bool = True
     tenancy: bool = True
     odm: bool = True
+    tasks: tuple[str, ...] = TASKS  # a subset, for the before/after of one change
+    sides: str = ""  # a regex: only the contenders whose name matches (and raw, typed, beanie)
 
 
 PROFILES = {
@@ -161,12 +165,17 @@ async def odm_figures(
         sides.append(RepoSide(f"repo, {model}", layer, tenant_id))
     for model, tenant_id in tenants.items():
         sides.append(OurBeanieApi(f"beanie api, {model}", layer, tenant_id))
-    sides.append(PlatformRepoSide(layer))
+    paged = PagedRepoSide("repo, shared, find() pages", layer, tenants["shared"])
+    paged.needs_data_sets = False  # reads the data set of "repo, shared"
+    sides += [paged, PlatformRepoSide(layer)]
+    if profile.sides:
+        wanted = re.compile(profile.sides)
+        sides = sides[:3] + [s for s in sides[3:] if wanted.search(s.name)]
     odm = OdmRun(sides, ops=profile.ops, bulk_docs=profile.bulk_docs)
     log(f"ODM tasks: setting up {len(sides)} contenders")
     await odm.setup()
     log(f"ODM tasks: {profile.iterations} iterations")
-    await odm.iterate(TASKS, profile.iterations)
+    await odm.iterate(profile.tasks, profile.iterations)
     report.odm = odm.results()
     report.odm_sizes = odm.sizes
 
