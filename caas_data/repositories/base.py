@@ -8,10 +8,10 @@ costs about 1.05x raw PyMongo per single-document call, where Beanie's own paths
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast, overload
 
 import bson
 import pydantic
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["INT64_MAX", "Page", "Repository", "SortSpec", "check_duration", "check_int"]
 
 D = TypeVar("D", bound=BaseDocument)
+P = TypeVar("P", bound=pydantic.BaseModel)
 SortSpec = str | Sequence[str | tuple[str, int]]
 
 # Fields the layer owns: callers change them only through the dedicated methods.
@@ -53,6 +54,8 @@ _PROTECTED_FIELDS = frozenset(
 )  # fmt: skip
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+DEFAULT_STREAM_BATCH = 1000
+MAX_STREAM_BATCH = 100_000
 INT64_MAX = 2**63 - 1
 """The largest integer BSON stores (int64): seqs, versions and counts stay within it."""
 
@@ -346,6 +349,87 @@ class Repository(Generic[D]):
             last = raws[limit - 1]
             next_cursor = _encode_cursor([_path_value(last, name) for name, _ in keys])
         return Page(items, next_cursor)
+
+    @overload
+    def stream(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        sort: SortSpec | None = None,
+        batch_size: int = DEFAULT_STREAM_BATCH,
+        include_deleted: bool = False,
+        projection: None = None,
+    ) -> AsyncIterator[D]: ...
+
+    @overload
+    def stream(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        sort: SortSpec | None = None,
+        batch_size: int = DEFAULT_STREAM_BATCH,
+        include_deleted: bool = False,
+        projection: type[P],
+    ) -> AsyncIterator[P]: ...
+
+    async def stream(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        sort: SortSpec | None = None,
+        batch_size: int = DEFAULT_STREAM_BATCH,
+        include_deleted: bool = False,
+        projection: type[pydantic.BaseModel] | None = None,
+    ) -> AsyncIterator[Any]:
+        """Every matching document, fetched and validated a batch at a time (no size cap).
+
+        For exports and bulk reads: one cursor, `batch_size` documents per round trip, memory
+        bounded by the batch. `projection` reads only the fields of a smaller pydantic model
+        (its field names or aliases are this document's; `id`/`_id` included) and yields
+        instances of it. The cursor serves only the scope it was opened in, like any other.
+
+        Args:
+            filter: a MongoDB filter; field names are checked against the document.
+            sort: as for `find`; no order by default.
+            batch_size: documents per round trip, 1..100,000.
+            include_deleted: also yield soft-deleted documents.
+            projection: a pydantic model to read into instead of the document class.
+        """
+        check_int("batch_size", batch_size, minimum=1, maximum=MAX_STREAM_BATCH)
+        query = self._check_filter(filter)
+        options: dict[str, Any] = {"batch_size": batch_size}
+        if sort is not None:
+            options["sort"] = self._sort(sort)
+        model: type[pydantic.BaseModel] = self.document_type
+        if projection is not None:
+            options["projection"] = self._projection(projection)
+            model = projection
+        collection = self.collection(include_deleted=include_deleted)
+        validate = model.model_validate
+        cursor = collection.find(query, **options)
+        try:
+            while True:
+                raws = await cursor.to_list(batch_size)
+                if not raws:
+                    return
+                with self._errors(collection):
+                    batch = [validate(raw) for raw in raws]
+                for item in batch:
+                    yield item
+        finally:
+            await cursor.close()
+
+    def _projection(self, model: type[pydantic.BaseModel]) -> dict[str, int]:
+        if not (isinstance(model, type) and issubclass(model, pydantic.BaseModel)):
+            raise DocumentValidationError(
+                f"projection must be a pydantic model class, got {model!r}",
+                fields=("projection",),
+                document_type=self.document_type,
+            )
+        fields = {"_id": 1}
+        for name, info in model.model_fields.items():
+            fields[self._stored_field(info.alias or name)] = 1
+        return fields
 
     async def count(
         self, filter: Mapping[str, Any] | None = None, *, include_deleted: bool = False
