@@ -150,6 +150,37 @@ def _path_value(raw: Mapping[str, Any], path: str) -> Any:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class _Schema:
+    """What a repository needs to know of its class's fields, read once per class."""
+
+    stored: dict[str, str]  # Python name and alias -> stored name
+    attributes: dict[str, str]  # Python name and alias -> Python attribute name
+    # Whether a change must be validated with the whole document (a model validator sees it).
+    # Beanie's own `fill_back_refs` (links, which the layer does not use) does not count.
+    whole_validation: bool
+
+
+_schemas: dict[type[Any], _Schema] = {}
+
+
+def _schema_of(document_type: type[BaseDocument]) -> _Schema:
+    schema = _schemas.get(document_type)
+    if schema is None:
+        stored: dict[str, str] = {}
+        attributes: dict[str, str] = {}
+        for name, info in document_type.model_fields.items():
+            alias = info.alias or name
+            stored[name] = stored[alias] = alias
+            attributes[name] = attributes[alias] = name
+        whole = any(
+            getattr(decorator.func, "__module__", None) != "beanie.odm.documents"
+            for decorator in document_type.__pydantic_decorators__.model_validators.values()
+        )
+        schema = _schemas[document_type] = _Schema(stored, attributes, whole)
+    return schema
+
+
 class Repository(Generic[D]):
     """Typed data access to one document class, within the running tenant scope.
 
@@ -162,18 +193,11 @@ class Repository(Generic[D]):
         if not isinstance(getattr(type(self), "document_type", None), type):
             raise ConfigurationError(f"{type(self).__name__} must set `document_type`")
         self._layer = layer
-        self._fields = self._field_names(self.document_type)
+        schema = _schema_of(self.document_type)
+        self._fields = schema.stored
+        self._attributes = schema.attributes
+        self._whole_validation = schema.whole_validation
         self._soft_delete = spec_of(self.document_type).soft_delete
-
-    @staticmethod
-    def _field_names(document_type: type[BaseDocument]) -> dict[str, str]:
-        """Python name and alias -> stored name."""
-        names: dict[str, str] = {}
-        for name, info in document_type.model_fields.items():
-            stored = info.alias or name
-            names[name] = stored
-            names[stored] = stored
-        return names
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -515,15 +539,23 @@ class Repository(Generic[D]):
                     f"{name!r} is managed by the layer and cannot be updated",
                     document_type=self.document_type,
                 )
-        data = document.model_dump()
-        data.update(changes)
         try:
-            updated = self.document_type.model_validate(data)
+            if self._whole_validation:
+                data = document.model_dump()
+                data.update(changes)
+                updated = self.document_type.model_validate(data)
+            else:
+                # Only the changed fields (with their field validators): the rest of the
+                # document was valid when it was read, and no model validator looks across.
+                updated = document.model_copy()
+                validator = self.document_type.__pydantic_validator__
+                for name, value in changes.items():
+                    validator.validate_assignment(updated, self._attributes[name], value)
         except pydantic.ValidationError as exc:
             raise DocumentValidationError.from_pydantic(
                 exc, document_type=self.document_type
             ) from exc
-        dumped = dump_document(updated)
+        dumped = updated.model_dump(by_alias=True, include={self._attributes[n] for n in changes})
         return updated, {self._fields[name]: dumped[self._fields[name]] for name in changes}
 
     async def update(self, document: D, /, **changes: Any) -> D:
