@@ -8,6 +8,7 @@ costs about 1.05x raw PyMongo per single-document call, where Beanie's own paths
 from __future__ import annotations
 
 import base64
+import inspect
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -156,12 +157,23 @@ class _Schema:
 
     stored: dict[str, str]  # Python name and alias -> stored name
     attributes: dict[str, str]  # Python name and alias -> Python attribute name
-    # Whether a change must be validated with the whole document (a model validator sees it).
-    # Beanie's own `fill_back_refs` (links, which the layer does not use) does not count.
+    # Whether a change must be validated with the whole document: a model validator, or a
+    # field validator that takes `info` (it may read other fields in `info.data`), sees more
+    # than the changed field. Beanie's `fill_back_refs` (links, unused here) does not count.
     whole_validation: bool
 
 
 _schemas: dict[type[Any], _Schema] = {}
+
+
+def _may_look_across(validator: Any) -> bool:
+    """Whether a field validator takes more than the value (`info`, or a wrap's handler)."""
+    try:
+        parameters = inspect.signature(validator).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in parameters)
 
 
 def _schema_of(document_type: type[BaseDocument]) -> _Schema:
@@ -173,10 +185,11 @@ def _schema_of(document_type: type[BaseDocument]) -> _Schema:
             alias = info.alias or name
             stored[name] = stored[alias] = alias
             attributes[name] = attributes[alias] = name
+        decorators = document_type.__pydantic_decorators__
         whole = any(
             getattr(decorator.func, "__module__", None) != "beanie.odm.documents"
-            for decorator in document_type.__pydantic_decorators__.model_validators.values()
-        )
+            for decorator in decorators.model_validators.values()
+        ) or any(_may_look_across(d.func) for d in decorators.field_validators.values())
         schema = _schemas[document_type] = _Schema(stored, attributes, whole)
     return schema
 
