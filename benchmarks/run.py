@@ -72,7 +72,7 @@ class Profile:
 PROFILES = {
     "tiny": Profile("tiny", 5, 1, 50, (10, 20), 5, 1, (60, 120), 3, 25, 3, False),
     "quick": Profile(
-        "quick", 200, 5, 10_000, (10, 1_000, 100_000), 200, 3, (1_000, 100_000), 200, 1_000, 100
+        "quick", 100, 3, 10_000, (10, 1_000, 100_000), 100, 2, (1_000, 100_000), 50, 1_000, 50
     ),
     # The ODM tasks alone, smaller: the before/after of one change.
     "cuts": Profile(
