@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # is about 1.5x shorter than on one (measured); PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo chat-api lint test smoke-extras bench load clean compat
+.PHONY: demo chat-api lint test smoke-extras bench bench-full load clean compat
 
 demo: $(VENV)/.installed-embedded
 	$(BIN)/python examples/quickstart.py
@@ -19,7 +19,7 @@ chat-api: $(VENV)/.installed-examples
 	$(BIN)/python examples/chat_api.py
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check caas_data tests examples
+	$(BIN)/ruff check caas_data tests examples benchmarks
 	$(BIN)/mypy caas_data
 
 # pytest exits 5 when it collected no test: like any non-zero exit, that fails the target.
@@ -31,12 +31,17 @@ test: lint
 smoke-extras:
 	PYTHON=$(PYTHON) bash .ci/extras_smoke.sh
 
+# The benchmark (benchmarks/): the layer against raw PyMongo, the typed floor and plain Beanie
+# on one embedded server; results in benchmarks/results/. Quick profile: under 5 minutes.
 bench: $(VENV)/.installed-dev
-	@if [ -d benchmarks ]; then \
-		$(BIN)/python -m benchmarks; \
-	else \
-		echo "make bench: no benchmarks/ directory yet; nothing to run."; \
-	fi
+	$(BIN)/python -m benchmarks --profile quick
+	$(BIN)/python -m benchmarks.field_encryption
+
+# Bigger iterations and a conversation of 1M messages (about half an hour).
+bench-full: $(VENV)/.installed-dev
+	$(BIN)/python -m benchmarks --profile full
+	$(BIN)/python -m benchmarks.field_encryption
+	$(BIN)/python -m benchmarks.migrations
 
 # The long load profile: hot-group vs spread send rates (a ratio), 200 mixed tasks over 10
 # tenants, then raw-client checks. Prints numbers; CI runs only tests/load (correctness).

@@ -419,106 +419,146 @@ def _redacted(key: dict[str, Any], secrets: frozenset[str]) -> dict[str, Any]:
     return {k: "<redacted>" if k in secrets else v for k, v in key.items()}
 
 
-@contextmanager
 def translate_driver_errors(
     *, tenant_id: str | None = None, document_type: type[Any] | None = None
-) -> Iterator[None]:
+) -> DriverErrorTranslation:
     """Turn PyMongo, BSON and pydantic errors into this tree, keeping the original as the cause.
 
     What BSON cannot encode (`DocumentTooLarge`, `InvalidDocument`, an `OverflowError` raised
-    by the encoder) is the caller's input, so it becomes a `DocumentValidationError`.
+    by the encoder) is the caller's input, so it becomes a `DocumentValidationError`. An error
+    whose text would show a secret field's value is raised without its cause.
     """
-    context: dict[str, Any] = {"tenant_id": tenant_id, "document_type": document_type}
-    try:
-        yield
-    except CaasDataError:
-        raise
-    except pydantic.ValidationError as exc:
+    return DriverErrorTranslation(tenant_id, document_type)
+
+
+class DriverErrorTranslation:
+    """The context manager `translate_driver_errors` returns.
+
+    A plain class rather than a `@contextmanager`: it wraps every database call and every
+    document read, where a generator-based context manager cost about 3 us a use (issue 16).
+    """
+
+    __slots__ = ("_context",)
+
+    def __init__(self, tenant_id: str | None, document_type: type[Any] | None) -> None:
+        self._context: dict[str, Any] = {"tenant_id": tenant_id, "document_type": document_type}
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None or isinstance(exc, CaasDataError):
+            return
+        translated = _translate(exc, self._context)
+        if translated is None:
+            return
+        error, chained = translated
+        if chained:
+            raise error from exc
+        raise error from None
+
+
+def _translate(exc: BaseException, context: dict[str, Any]) -> tuple[CaasDataError, bool] | None:
+    """The error of this tree that `exc` means, and whether to chain `exc` as its cause.
+
+    None when `exc` is not the layer's to translate. The cause is left out when its text
+    would show a secret.
+    """
+    document_type = context.get("document_type")
+    if isinstance(exc, pydantic.ValidationError):
+        error = DocumentValidationError.from_pydantic(exc, **context)
         secrets = secret_fields(document_type)
         if secrets and any(str(e["loc"][0]) in secrets for e in exc.errors() if e["loc"]):
-            # pydantic's own text shows the input value: not chained when it is a secret.
-            error = DocumentValidationError.from_pydantic(exc, **context)
+            # pydantic's own text shows the input value: not kept when it is a secret.
             error.validation_error = None
-            raise error from None
-        raise DocumentValidationError.from_pydantic(exc, **context) from exc
-    except _UNENCODABLE as exc:
+            return error, False
+        return error, True
+    if isinstance(exc, _UNENCODABLE):
         # Before the PyMongoError branch: DocumentTooLarge is both. Nothing was sent.
         if isinstance(exc, pymongo_errors.DocumentTooLarge):
             what = "document over the 16 MB BSON limit"
         else:
             what = "document not encodable as BSON"
-        raise DocumentValidationError(f"{what}: {exc}", driver_error=exc, **context) from exc
-    except OverflowError as exc:
+        return DocumentValidationError(f"{what}: {exc}", driver_error=exc, **context), True
+    if isinstance(exc, OverflowError):
         if not _raised_by_encoder(exc):
-            raise
-        raise DocumentValidationError(
+            return None
+        return DocumentValidationError(
             f"document not encodable as BSON: an integer beyond 64 bits ({exc})",
             driver_error=exc,
             **context,
-        ) from exc
-    except bson_errors.BSONError as exc:
-        raise RepositoryError(f"BSON error: {exc}", driver_error=exc, **context) from exc
-    except pymongo_errors.DuplicateKeyError as exc:
+        ), True
+    if isinstance(exc, bson_errors.BSONError):
+        return RepositoryError(f"BSON error: {exc}", driver_error=exc, **context), True
+    if isinstance(exc, pymongo_errors.DuplicateKeyError):
         key = _duplicate_key(exc)
         secrets = secret_fields(document_type)
         if secrets and (not key or secrets & set(key)):
             # The driver's text carries the key's values: neither shown nor chained.
             shown = _redacted(key, secrets)
-            raise DuplicateError(
+            return DuplicateError(
                 f"duplicate key {shown or '(a unique key of secret fields)'}", key=shown, **context
-            ) from None
-        raise DuplicateError(
+            ), False
+        return DuplicateError(
             f"duplicate key {key or exc.details}", key=key, driver_error=exc, **context
-        ) from exc
-    except pymongo_errors.BulkWriteError as exc:
-        write_errors = exc.details.get("writeErrors", [])
-        if not write_errors and exc.details.get("writeConcernErrors"):
-            raise WriteOutcomeUnknown(
-                "bulk write applied but not acknowledged by the write concern",
-                driver_error=exc,
-                **context,
-            ) from exc
-        secrets = secret_fields(document_type)
-        if secrets and write_errors and all(e.get("code") in (11000, 11001) for e in write_errors):
+        ), True
+    if isinstance(exc, pymongo_errors.BulkWriteError):
+        return _translate_bulk(exc, context)
+    if isinstance(exc, pymongo_errors.WriteConcernError):
+        # Before OperationFailure (its base): the write ran; its durability is unconfirmed.
+        return WriteOutcomeUnknown(
+            f"write applied but not acknowledged by the write concern: {exc}",
+            driver_error=exc,
+            **context,
+        ), True
+    if isinstance(exc, pymongo_errors.PyMongoError):
+        if exc.has_error_label("UnknownTransactionCommitResult"):
+            return WriteOutcomeUnknown(
+                f"transaction commit result unknown: {exc}", driver_error=exc, **context
+            ), True
+        if isinstance(exc, (pymongo_errors.ConnectionFailure, pymongo_errors.ExecutionTimeout)):
+            return RetryableError(f"database unavailable: {exc}", driver_error=exc, **context), True
+        code = exc.code if isinstance(exc, pymongo_errors.OperationFailure) else None
+        if code in _SHUTDOWN_CODES:
+            return RetryableError(
+                f"database shutting down: {exc}", driver_error=exc, **context
+            ), True
+        if exc.timeout or any(exc.has_error_label(label) for label in _RETRYABLE_LABELS):
+            return RetryableError(f"database timeout: {exc}", driver_error=exc, **context), True
+        return RepositoryError(f"database error: {exc}", driver_error=exc, **context), True
+    return None
+
+
+def _translate_bulk(
+    exc: pymongo_errors.BulkWriteError, context: dict[str, Any]
+) -> tuple[CaasDataError, bool]:
+    write_errors = exc.details.get("writeErrors", [])
+    if not write_errors and exc.details.get("writeConcernErrors"):
+        return WriteOutcomeUnknown(
+            "bulk write applied but not acknowledged by the write concern",
+            driver_error=exc,
+            **context,
+        ), True
+    if write_errors and all(e.get("code") in (11000, 11001) for e in write_errors):
+        secrets = secret_fields(context.get("document_type"))
+        if secrets:
             first = _redacted(dict(write_errors[0].get("keyValue") or {}), secrets)
-            raise DuplicateError(
+            return DuplicateError(
                 f"bulk write failed: {len(write_errors)} document(s) not written "
                 f"(first key {first})",
                 key=first,
                 **context,
-            ) from None
-        if write_errors and all(e.get("code") in (11000, 11001) for e in write_errors):
-            first = write_errors[0].get("keyValue") or {}
-            raise DuplicateError(
-                f"duplicate key {first} ({len(write_errors)} document(s) not written)",
-                key=dict(first),
-                driver_error=exc,
-                **context,
-            ) from exc
-        raise RepositoryError(f"bulk write failed: {exc}", driver_error=exc, **context) from exc
-    except pymongo_errors.WriteConcernError as exc:
-        # Before OperationFailure (its base): the write ran; its durability is unconfirmed.
-        raise WriteOutcomeUnknown(
-            f"write applied but not acknowledged by the write concern: {exc}",
+            ), False
+        first = write_errors[0].get("keyValue") or {}
+        return DuplicateError(
+            f"duplicate key {first} ({len(write_errors)} document(s) not written)",
+            key=dict(first),
             driver_error=exc,
             **context,
-        ) from exc
-    except (pymongo_errors.ConnectionFailure, pymongo_errors.ExecutionTimeout) as exc:
-        if exc.has_error_label("UnknownTransactionCommitResult"):
-            raise WriteOutcomeUnknown(
-                f"transaction commit result unknown: {exc}", driver_error=exc, **context
-            ) from exc
-        raise RetryableError(f"database unavailable: {exc}", driver_error=exc, **context) from exc
-    except pymongo_errors.PyMongoError as exc:
-        if exc.has_error_label("UnknownTransactionCommitResult"):
-            raise WriteOutcomeUnknown(
-                f"transaction commit result unknown: {exc}", driver_error=exc, **context
-            ) from exc
-        code = exc.code if isinstance(exc, pymongo_errors.OperationFailure) else None
-        if code in _SHUTDOWN_CODES:
-            raise RetryableError(
-                f"database shutting down: {exc}", driver_error=exc, **context
-            ) from exc
-        if exc.timeout or any(exc.has_error_label(label) for label in _RETRYABLE_LABELS):
-            raise RetryableError(f"database timeout: {exc}", driver_error=exc, **context) from exc
-        raise RepositoryError(f"database error: {exc}", driver_error=exc, **context) from exc
+        ), True
+    return RepositoryError(f"bulk write failed: {exc}", driver_error=exc, **context), True

@@ -23,6 +23,7 @@ from beanie.odm.settings.document import DocumentSettings
 from beanie.odm.utils.self_validation import validate_self_before
 from beanie.odm.utils.state import save_state_after
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticUndefined
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from caas_data.clock import utcnow
@@ -131,6 +132,46 @@ def not_registered(document_type: type[Any]) -> ConfigurationError:
     )
 
 
+_IMMUTABLE_DEFAULTS = (type(None), bool, int, float, str, bytes, tuple, frozenset)
+
+
+def _single_private_init(cls: type[BaseModel]) -> None:
+    """Give `cls` one private-attribute initialisation instead of one per class in its chain.
+
+    pydantic wraps `model_post_init` again at every level of a class chain that has private
+    attributes (Beanie's `_saved_state`, lazy-model's `_store`...): five nested calls per
+    document here. When the chain holds nothing but pydantic's own wrappers, one function
+    that builds the same private dict does the same work. A class with a `model_post_init`
+    of its own keeps pydantic's chain.
+    """
+    post_init: Any = cls.__dict__.get("model_post_init")
+    while post_init is not None and not getattr(post_init, "_caas_single_init", False):
+        if getattr(post_init, "__module__", None) != "pydantic._internal._model_construction":
+            return
+        post_init = getattr(post_init, "__wrapped__", None)
+    statics: dict[str, Any] = {}
+    factories: list[tuple[str, Callable[[], Any]]] = []
+    for name, attribute in cls.__private_attributes__.items():
+        if attribute.default_factory is not None:
+            if attribute.default_factory_takes_validated_data:
+                return
+            factories.append((name, attribute.default_factory))  # type: ignore[arg-type]
+        elif attribute.default is not PydanticUndefined:
+            if not isinstance(attribute.default, _IMMUTABLE_DEFAULTS):
+                return
+            statics[name] = attribute.default
+
+    def model_post_init(self: BaseModel, context: Any, /) -> None:
+        if getattr(self, "__pydantic_private__", None) is None:
+            private = dict(statics)
+            for name, factory in factories:
+                private[name] = factory()
+            object.__setattr__(self, "__pydantic_private__", private)
+
+    model_post_init._caas_single_init = True  # type: ignore[attr-defined]
+    setattr(cls, "model_post_init", model_post_init)  # noqa: B010 - mypy: method assignment
+
+
 class Area(StrEnum):
     """Which database a collection lives in; TENANT follows the tenant's placement."""
 
@@ -198,13 +239,14 @@ class BaseDocument(Document):
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        """A class with a schema history reads whole documents.
+        """One private-attribute initialisation per class; schema histories read whole documents.
 
         Beanie projects reads onto the declared fields; an upcaster needs the fields an older
         shape had (renamed or split ones), so such a class reads without a projection unless
         its `Settings` chose one.
         """
         super().__pydantic_init_subclass__(**kwargs)
+        _single_private_init(cls)
         settings = cls.__dict__.get("Settings")
         if cls.caas_schema_steps and settings is not None and "projection" not in vars(settings):
             settings.projection = None
@@ -256,6 +298,10 @@ class BaseDocument(Document):
             return super().get_settings()
         except CollectionWasNotInitialized as exc:
             raise not_registered(cls) from exc
+
+    # This __init__ is pydantic's own: telling pydantic so keeps `model_validate` from calling
+    # it, which would validate every stored document twice (issue 16).
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
     @classmethod
     def get_pymongo_collection(cls) -> Any:

@@ -105,6 +105,8 @@ class DataLayer:
         self._databases: dict[str, AsyncDatabase[dict[str, Any]]] = {}
         self._collections: dict[tuple[str, str], AsyncCollection[dict[str, Any]]] = {}
         self._ensured: set[tuple[str, str]] = set()
+        # Guarded handles by (class, include_deleted, tenant, placement): see `route`.
+        self._routes: dict[tuple[Any, ...], GuardedCollection] = {}
         self._closed = False
         self._keyring: TenantKeyring | None = None
         self._encrypted: dict[type[BaseDocument], dict[str, FieldEncryption]] = {}

@@ -57,6 +57,10 @@ def _missing_scope(document_type: type[Any]) -> TenantContextMissing:
     )
 
 
+_OUTSIDE_SCOPES = object()
+_MAX_ROUTES = 20_000
+
+
 def route(
     layer: DataLayer,
     document_type: type[BaseDocument],
@@ -64,7 +68,35 @@ def route(
     *,
     include_deleted: bool = False,
 ) -> GuardedCollection:
-    """The guarded collection of `document_type` for `scope` (None: outside any scope)."""
+    """The guarded collection of `document_type` for `scope` (None: outside any scope).
+
+    Handles are cached per layer by what they depend on: the class, the scope's tenant (or
+    system scope, or none) and its placement, and `include_deleted`. A handle is bound to
+    its (layer, tenant) scope and checks it on every call, so one handle serves every request
+    of that tenant; a new placement (tier change, re-resolution) is a new key. Building one
+    (rules, closure, proxy) cost about 8 us a call (issue 16).
+    """
+    if scope is None:
+        key: tuple[Any, ...] = (document_type, include_deleted, _OUTSIDE_SCOPES)
+    else:
+        key = (document_type, include_deleted, scope.tenant_id, scope.placement)
+    routes = layer._routes
+    handle = routes.get(key)
+    if handle is None:
+        handle = _route(layer, document_type, scope, include_deleted=include_deleted)
+        if len(routes) >= _MAX_ROUTES:  # many tenants: keep the cache bounded
+            routes.clear()
+        routes[key] = handle
+    return handle
+
+
+def _route(
+    layer: DataLayer,
+    document_type: type[BaseDocument],
+    scope: Scope | None,
+    *,
+    include_deleted: bool,
+) -> GuardedCollection:
     layer.registry.require(document_type)
     spec = spec_of(document_type)
     tenant_id = scope.tenant_id if scope is not None else None

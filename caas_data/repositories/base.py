@@ -8,10 +8,11 @@ costs about 1.05x raw PyMongo per single-document call, where Beanie's own paths
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping, Sequence
+import inspect
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast, overload
 
 import bson
 import pydantic
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["INT64_MAX", "Page", "Repository", "SortSpec", "check_duration", "check_int"]
 
 D = TypeVar("D", bound=BaseDocument)
+P = TypeVar("P", bound=pydantic.BaseModel)
 SortSpec = str | Sequence[str | tuple[str, int]]
 
 # Fields the layer owns: callers change them only through the dedicated methods.
@@ -53,6 +55,8 @@ _PROTECTED_FIELDS = frozenset(
 )  # fmt: skip
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+DEFAULT_STREAM_BATCH = 1000
+MAX_STREAM_BATCH = 100_000
 INT64_MAX = 2**63 - 1
 """The largest integer BSON stores (int64): seqs, versions and counts stay within it."""
 
@@ -147,6 +151,49 @@ def _path_value(raw: Mapping[str, Any], path: str) -> Any:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class _Schema:
+    """What a repository needs to know of its class's fields, read once per class."""
+
+    stored: dict[str, str]  # Python name and alias -> stored name
+    attributes: dict[str, str]  # Python name and alias -> Python attribute name
+    # Whether a change must be validated with the whole document: a model validator, or a
+    # field validator that takes `info` (it may read other fields in `info.data`), sees more
+    # than the changed field. Beanie's `fill_back_refs` (links, unused here) does not count.
+    whole_validation: bool
+
+
+_schemas: dict[type[Any], _Schema] = {}
+
+
+def _may_look_across(validator: Any) -> bool:
+    """Whether a field validator takes more than the value (`info`, or a wrap's handler)."""
+    try:
+        parameters = inspect.signature(validator).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in parameters)
+
+
+def _schema_of(document_type: type[BaseDocument]) -> _Schema:
+    schema = _schemas.get(document_type)
+    if schema is None:
+        stored: dict[str, str] = {}
+        attributes: dict[str, str] = {}
+        for name, info in document_type.model_fields.items():
+            alias = info.alias or name
+            stored[name] = stored[alias] = alias
+            attributes[name] = attributes[alias] = name
+        decorators = document_type.__pydantic_decorators__
+        whole = any(
+            getattr(decorator.func, "__module__", None) != "beanie.odm.documents"
+            for decorator in decorators.model_validators.values()
+        ) or any(_may_look_across(d.func) for d in decorators.field_validators.values())
+        schema = _schemas[document_type] = _Schema(stored, attributes, whole)
+    return schema
+
+
 class Repository(Generic[D]):
     """Typed data access to one document class, within the running tenant scope.
 
@@ -159,18 +206,11 @@ class Repository(Generic[D]):
         if not isinstance(getattr(type(self), "document_type", None), type):
             raise ConfigurationError(f"{type(self).__name__} must set `document_type`")
         self._layer = layer
-        self._fields = self._field_names(self.document_type)
+        schema = _schema_of(self.document_type)
+        self._fields = schema.stored
+        self._attributes = schema.attributes
+        self._whole_validation = schema.whole_validation
         self._soft_delete = spec_of(self.document_type).soft_delete
-
-    @staticmethod
-    def _field_names(document_type: type[BaseDocument]) -> dict[str, str]:
-        """Python name and alias -> stored name."""
-        names: dict[str, str] = {}
-        for name, info in document_type.model_fields.items():
-            stored = info.alias or name
-            names[name] = stored
-            names[stored] = stored
-        return names
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -190,6 +230,12 @@ class Repository(Generic[D]):
     def _load(self, raw: Mapping[str, Any]) -> D:
         with self._errors():
             return self.document_type.model_validate(raw)  # type: ignore[no-any-return]
+
+    def _load_many(self, raws: Iterable[Mapping[str, Any]]) -> list[D]:
+        """Validate stored documents under one error translation (not one per document)."""
+        validate = self.document_type.model_validate
+        with self._errors():
+            return [validate(raw) for raw in raws]
 
     def _validate(self, data: D | Mapping[str, Any]) -> D:
         if isinstance(data, self.document_type):
@@ -342,12 +388,93 @@ class Repository(Generic[D]):
         collection = self.collection(include_deleted=include_deleted)
         with self._errors(collection):
             raws = await collection.find(query, sort=keys, limit=limit + 1).to_list(limit + 1)
-        items = [self._load(raw) for raw in raws[:limit]]
+        items = self._load_many(raws[:limit])
         next_cursor = None
         if len(raws) > limit:
             last = raws[limit - 1]
             next_cursor = _encode_cursor([_path_value(last, name) for name, _ in keys])
         return Page(items, next_cursor)
+
+    @overload
+    def stream(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        sort: SortSpec | None = None,
+        batch_size: int = DEFAULT_STREAM_BATCH,
+        include_deleted: bool = False,
+        projection: None = None,
+    ) -> AsyncIterator[D]: ...
+
+    @overload
+    def stream(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        sort: SortSpec | None = None,
+        batch_size: int = DEFAULT_STREAM_BATCH,
+        include_deleted: bool = False,
+        projection: type[P],
+    ) -> AsyncIterator[P]: ...
+
+    async def stream(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        sort: SortSpec | None = None,
+        batch_size: int = DEFAULT_STREAM_BATCH,
+        include_deleted: bool = False,
+        projection: type[pydantic.BaseModel] | None = None,
+    ) -> AsyncIterator[Any]:
+        """Every matching document, fetched and validated a batch at a time (no size cap).
+
+        For exports and bulk reads: one cursor, `batch_size` documents per round trip, memory
+        bounded by the batch. `projection` reads only the fields of a smaller pydantic model
+        (its field names or aliases are this document's; `id`/`_id` included) and yields
+        instances of it. The cursor serves only the scope it was opened in, like any other.
+
+        Args:
+            filter: a MongoDB filter; field names are checked against the document.
+            sort: as for `find`; no order by default.
+            batch_size: documents per round trip, 1..100,000.
+            include_deleted: also yield soft-deleted documents.
+            projection: a pydantic model to read into instead of the document class.
+        """
+        check_int("batch_size", batch_size, minimum=1, maximum=MAX_STREAM_BATCH)
+        query = self._check_filter(filter)
+        options: dict[str, Any] = {"batch_size": batch_size}
+        if sort is not None:
+            options["sort"] = self._sort(sort)
+        model: type[pydantic.BaseModel] = self.document_type
+        if projection is not None:
+            options["projection"] = self._projection(projection)
+            model = projection
+        collection = self.collection(include_deleted=include_deleted)
+        validate = model.model_validate
+        cursor = collection.find(query, **options)
+        try:
+            while True:
+                raws = await cursor.to_list(batch_size)
+                if not raws:
+                    return
+                with self._errors(collection):
+                    batch = [validate(raw) for raw in raws]
+                for item in batch:
+                    yield item
+        finally:
+            await cursor.close()
+
+    def _projection(self, model: type[pydantic.BaseModel]) -> dict[str, int]:
+        if not (isinstance(model, type) and issubclass(model, pydantic.BaseModel)):
+            raise DocumentValidationError(
+                f"projection must be a pydantic model class, got {model!r}",
+                fields=("projection",),
+                document_type=self.document_type,
+            )
+        fields = {"_id": 1}
+        for name, info in model.model_fields.items():
+            fields[self._stored_field(info.alias or name)] = 1
+        return fields
 
     async def count(
         self, filter: Mapping[str, Any] | None = None, *, include_deleted: bool = False
@@ -439,15 +566,23 @@ class Repository(Generic[D]):
                     f"{name!r} is managed by the layer and cannot be updated",
                     document_type=self.document_type,
                 )
-        data = document.model_dump()
-        data.update(changes)
         try:
-            updated = self.document_type.model_validate(data)
+            if self._whole_validation:
+                data = document.model_dump()
+                data.update(changes)
+                updated = self.document_type.model_validate(data)
+            else:
+                # Only the changed fields (with their field validators): the rest of the
+                # document was valid when it was read, and no model validator looks across.
+                updated = document.model_copy()
+                validator = self.document_type.__pydantic_validator__
+                for name, value in changes.items():
+                    validator.validate_assignment(updated, self._attributes[name], value)
         except pydantic.ValidationError as exc:
             raise DocumentValidationError.from_pydantic(
                 exc, document_type=self.document_type
             ) from exc
-        dumped = dump_document(updated)
+        dumped = updated.model_dump(by_alias=True, include={self._attributes[n] for n in changes})
         return updated, {self._fields[name]: dumped[self._fields[name]] for name in changes}
 
     async def update(self, document: D, /, **changes: Any) -> D:

@@ -260,9 +260,11 @@ async def test_watch_on_shared_collection_without_pre_images_is_refused(
     caas_layer: DataLayer, pair: tuple[str, str]
 ) -> None:
     a, _ = pair
-    await caas_layer.client[f"{caas_layer.prefix}_shared"].command(
-        "collMod", "users", changeStreamPreAndPostImages={"enabled": False}
-    )
-    async with tenant_scope(a):
-        with pytest.raises(UnsafeOperation, match="pre-images"):
-            await caas_layer.collection(User).watch()
+    shared = caas_layer.client[f"{caas_layer.prefix}_shared"]
+    await shared.command("collMod", "users", changeStreamPreAndPostImages={"enabled": False})
+    try:
+        async with tenant_scope(a):
+            with pytest.raises(UnsafeOperation, match="pre-images"):
+                await caas_layer.collection(User).watch()
+    finally:  # the session's shared collection serves every other test
+        await shared.command("collMod", "users", changeStreamPreAndPostImages={"enabled": True})

@@ -272,6 +272,34 @@ async def test_history_is_served_by_the_seq_index(
             assert all(s["stage"] != "SORT" for s in stages)
 
 
+async def test_history_pages_are_index_only(caas_layer: DataLayer, tenant: str) -> None:
+    """No collection scan, and only this conversation's keys below `before` are examined.
+
+    The embedded server does not push the page's limit into its backward IXSCAN (its plan is
+    SORT > FETCH > IXSCAN and it examines every key of the range); real MongoDB examines
+    limit + 1 keys. Either way the work grows with the range asked for, never with the
+    collection: other conversations and other tenants are not touched.
+    """
+    async with tenant_scope(tenant):
+        alice, bob, carol = await make_users(caas_layer, 3)
+        conversations = caas_layer.repo(ConversationRepository)
+        conv = await conversations.open_direct(alice, bob)
+        other = await conversations.open_direct(alice, carol)
+        messages = caas_layer.repo(MessageRepository)
+        for i in range(12):
+            await messages.send(conv.id, alice, text=f"m{i}")
+            await messages.send(other.id, alice, text=f"o{i}")
+        plan = await messages.explain_history(conv.id, before=9, limit=3)
+    stages = [s["stage"] for s in _stages(plan["queryPlanner"]["winningPlan"])]
+    assert "IXSCAN" in stages and "COLLSCAN" not in stages
+    stats = plan.get("executionStats")
+    assert stats is not None, "the server reports no executionStats"
+    assert stats["totalDocsExamined"] <= stats["totalKeysExamined"] <= 8  # seqs 1..8 at most
+    hello = await caas_layer.client.admin.command("hello")
+    if hello.get("setName") != "secantus":
+        assert stats["totalKeysExamined"] <= 4
+
+
 async def test_edit_is_versioned_and_keeps_a_bounded_history(
     caas_layer: DataLayer, tenant: str
 ) -> None:

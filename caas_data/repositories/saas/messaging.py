@@ -848,7 +848,7 @@ class MessageRepository(Repository[Message]):
         collection = self.collection(include_deleted=True)
         with self._errors(collection):
             raws = await collection.find(query, sort=sort, limit=limit + 1).to_list(limit + 1)
-        items = [self._load(raw).viewed_by(viewer_id) for raw in raws[:limit]]
+        items = [message.viewed_by(viewer_id) for message in self._load_many(raws[:limit])]
         if sort[0][1] == -1:
             items.reverse()
         return HistoryPage(items, has_more=len(raws) > limit)

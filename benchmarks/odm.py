@@ -1,0 +1,382 @@
+"""The ODM tasks (after MongoDB's ODM performance benchmark), one class per contender.
+
+Every contender implements the same five operations on the same shapes; `run_odm` times them
+interleaved (each iteration runs every task on every contender in turn) and keeps medians.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import bson
+from beanie import Document, PydanticObjectId
+from pymongo.asynchronous.database import AsyncDatabase
+
+from benchmarks import models as m
+from benchmarks.timing import Sample, median, timed
+from caas_data import DataLayer, Repository, tenant_scope
+
+TASKS = (
+    "small create",
+    "small update",
+    "find by id",
+    "large create",
+    "large update",
+    "nested find",
+    "bulk read",
+)
+SINGLE_TASKS = TASKS[:-1]
+SHAPES = ("small", "large", "nested", "bulk")
+
+
+class Side:
+    """One contender: how it creates, updates, reads and bulk-reads each shape."""
+
+    name: str
+    tasks: tuple[str, ...] | None = None  # None: every task
+    needs_data_sets = True
+
+    def scope(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return contextlib.nullcontext()
+
+    async def create(self, shape: str, data: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    async def prepare(self, shape: str, datas: list[dict[str, Any]]) -> list[Any]:
+        """Store documents untimed; returns what `update`/`get` take."""
+        raise NotImplementedError
+
+    async def update(self, shape: str, stored: Any, field: str, value: Any) -> Any:
+        raise NotImplementedError
+
+    async def get(self, shape: str, stored: Any) -> Any:
+        raise NotImplementedError
+
+    async def nested_find(self, city: str) -> Any:
+        raise NotImplementedError
+
+    async def bulk_read(self) -> int:
+        raise NotImplementedError
+
+
+_TYPED: dict[str, type[m._Typed]] = {
+    "small": m.TypedSmall,
+    "large": m.TypedLarge,
+    "nested": m.TypedNested,
+    "bulk": m.TypedSmall,
+}
+
+
+class RawSide(Side):
+    """Raw PyMongo async with dicts: the floor of everything."""
+
+    name = "raw"
+
+    def __init__(self, database: AsyncDatabase[dict[str, Any]]) -> None:
+        self.db = database
+
+    async def create(self, shape: str, data: dict[str, Any]) -> Any:
+        document = dict(data)
+        await self.db[shape].insert_one(document)
+        return document["_id"]
+
+    async def prepare(self, shape: str, datas: list[dict[str, Any]]) -> list[Any]:
+        documents = [dict(d) for d in datas]
+        await self.db[shape].insert_many(documents)
+        return [d["_id"] for d in documents]
+
+    async def update(self, shape: str, stored: Any, field: str, value: Any) -> Any:
+        await self.db[shape].update_one({"_id": stored}, {"$set": {field: value}})
+        return stored
+
+    async def get(self, shape: str, stored: Any) -> Any:
+        return await self.db[shape].find_one({"_id": stored})
+
+    async def nested_find(self, city: str) -> Any:
+        return await self.db["nested"].find_one({m.NESTED_PATH: city})
+
+    async def bulk_read(self) -> int:
+        return len(await self.db["bulk"].find({}).to_list(None))
+
+
+class TypedSide(RawSide):
+    """The typed floor: raw PyMongo plus pydantic `model_validate`/`model_dump`."""
+
+    name = "typed floor"
+
+    async def create(self, shape: str, data: dict[str, Any]) -> Any:
+        model = _TYPED[shape].model_validate({**data, "_id": bson.ObjectId()})
+        await self.db[shape].insert_one(model.model_dump(by_alias=True))
+        return model
+
+    async def prepare(self, shape: str, datas: list[dict[str, Any]]) -> list[Any]:
+        ids = await super().prepare(shape, datas)
+        return [
+            _TYPED[shape].model_validate({**d, "_id": i}) for d, i in zip(datas, ids, strict=True)
+        ]
+
+    async def update(self, shape: str, stored: Any, field: str, value: Any) -> Any:
+        model = type(stored).model_validate({**stored.model_dump(by_alias=True), field: value})
+        dumped = model.model_dump(by_alias=True, include={field})
+        await self.db[shape].update_one({"_id": model.id}, {"$set": dumped})
+        return model
+
+    async def get(self, shape: str, stored: Any) -> Any:
+        raw = await self.db[shape].find_one({"_id": stored.id})
+        return _TYPED[shape].model_validate(raw)
+
+    async def nested_find(self, city: str) -> Any:
+        return m.TypedNested.model_validate(await super().nested_find(city))
+
+    async def bulk_read(self) -> int:
+        raws = await self.db["bulk"].find({}).to_list(None)
+        return len([m.TypedSmall.model_validate(raw) for raw in raws])
+
+
+_BEANIE: dict[str, type[Document]] = {
+    "small": m.BeanieSmall,
+    "large": m.BeanieLarge,
+    "nested": m.BeanieNested,
+    "bulk": m.BeanieBulk,
+}
+_OURS: dict[str, type[Any]] = {
+    "small": m.OurSmall,
+    "large": m.OurLarge,
+    "nested": m.OurNested,
+    "bulk": m.OurBulk,
+}
+
+
+class BeanieApi(Side):
+    """Beanie's own API (`insert`, `get`, `save`, `find_one`, `find_all`) on some classes."""
+
+    def __init__(self, name: str, classes: dict[str, type[Document]]) -> None:
+        self.name = name
+        self.classes = classes
+
+    async def create(self, shape: str, data: dict[str, Any]) -> Any:
+        return await self.classes[shape](**data).insert()
+
+    async def prepare(self, shape: str, datas: list[dict[str, Any]]) -> list[Any]:
+        cls = self.classes[shape]
+        documents = [cls(**d, id=PydanticObjectId()) for d in datas]
+        for start in range(0, len(documents), 1000):
+            await cls.insert_many(documents[start : start + 1000])
+        return documents
+
+    async def update(self, shape: str, stored: Any, field: str, value: Any) -> Any:
+        setattr(stored, field, value)
+        return await stored.save()
+
+    async def get(self, shape: str, stored: Any) -> Any:
+        return await self.classes[shape].get(stored.id)
+
+    async def nested_find(self, city: str) -> Any:
+        return await self.classes["nested"].find_one({m.NESTED_PATH: city})
+
+    async def bulk_read(self) -> int:
+        return len(await self.classes["bulk"].find_all().to_list())
+
+
+class OurBeanieApi(BeanieApi):
+    """Beanie's API on the layer's documents, inside a tenant scope."""
+
+    def __init__(self, name: str, layer: DataLayer, tenant_id: str) -> None:
+        super().__init__(name, _OURS)
+        self.layer, self.tenant_id = layer, tenant_id
+
+    def scope(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return tenant_scope(self.tenant_id, layer=self.layer)
+
+
+_REPOS: dict[str, type[Repository[Any]]] = {
+    "small": m.SmallRepository,
+    "large": m.LargeRepository,
+    "nested": m.NestedRepository,
+    "bulk": m.BulkRepository,
+}
+
+
+class RepoSide(Side):
+    """The layer's repositories, inside a tenant scope."""
+
+    def __init__(self, name: str, layer: DataLayer, tenant_id: str | None) -> None:
+        self.name, self.layer, self.tenant_id = name, layer, tenant_id
+        self.repos = {shape: layer.repo(r) for shape, r in _REPOS.items()}
+
+    def scope(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        if self.tenant_id is None:
+            return contextlib.nullcontext()
+        return tenant_scope(self.tenant_id, layer=self.layer)
+
+    async def create(self, shape: str, data: dict[str, Any]) -> Any:
+        return await self.repos[shape].create(data)
+
+    async def prepare(self, shape: str, datas: list[dict[str, Any]]) -> list[Any]:
+        stored: list[Any] = []
+        for start in range(0, len(datas), 1000):
+            stored += await self.repos[shape].create_many(datas[start : start + 1000])
+        return stored
+
+    async def update(self, shape: str, stored: Any, field: str, value: Any) -> Any:
+        return await self.repos[shape].update(stored, **{field: value})
+
+    async def get(self, shape: str, stored: Any) -> Any:
+        return await self.repos[shape].get(stored.id)
+
+    async def nested_find(self, city: str) -> Any:
+        return await self.repos["nested"].find_one({m.NESTED_PATH: city})
+
+    async def bulk_read(self) -> int:
+        return await bulk_read_repository(self.repos["bulk"])
+
+
+async def bulk_read_repository(repo: Repository[Any]) -> int:
+    """Every document of the repository's collection, typed (the best the API offers)."""
+    stream = getattr(repo, "stream", None)
+    if stream is not None:
+        return len([doc async for doc in stream()])
+    return await bulk_read_pages(repo)
+
+
+async def bulk_read_pages(repo: Repository[Any]) -> int:
+    """The same through `find()` pages (at most 1,000 each, keyset-paged)."""
+    count, after = 0, None
+    while True:
+        page = await repo.find(limit=1000, after=after)
+        count += len(page)
+        if page.next_cursor is None:
+            return count
+        after = page.next_cursor
+
+
+class PagedRepoSide(RepoSide):
+    """The bulk read through `find()` pages, as the only way before `stream()` existed."""
+
+    tasks = ("bulk read",)
+
+    async def bulk_read(self) -> int:
+        return await bulk_read_pages(self.repos["bulk"])
+
+
+class PlatformRepoSide(RepoSide):
+    """The small-document tasks with tenancy switched off: a platform class, no scope."""
+
+    tasks = ("find by id",)
+    needs_data_sets = False
+
+    def __init__(self, layer: DataLayer) -> None:
+        super().__init__("repo, tenancy off", layer, None)
+        self.repos = {"small": layer.repo(m.PlatformSmallRepository)}
+
+
+@dataclass
+class TaskResult:
+    """Medians of one (task, contender) over the iterations."""
+
+    ops_per_s: float
+    cpu_us_per_op: float
+    mb_per_s: float | None
+    samples: list[Sample]
+
+
+_UPDATE_FIELD = {"small": ("score", lambda i: i * 2.5), "large": ("counter", lambda i: -i)}
+
+
+class OdmRun:
+    """Prepared state of every contender, and the loop that times them."""
+
+    def __init__(self, sides: list[Side], *, ops: int, bulk_docs: int, seed: int = 16) -> None:
+        self.sides = sides
+        self.ops = ops
+        self.bulk_docs = bulk_docs
+        self.data = m.Data(seed)
+        self.random = random.Random(seed)
+        self.samples: dict[tuple[str, str], list[Sample]] = {}
+        self.sizes = {
+            "small create": len(bson.encode(self.data.small(0))),
+            "large create": len(bson.encode(self.data.large(0))),
+            "bulk read": len(bson.encode(self.data.small(0))),
+        }
+        self._smalls = [self.data.small(i) for i in range(ops)]
+        self._larges = [self.data.large(i) for i in range(ops)]
+        self._nested_count = max(ops, 100)
+
+    async def setup(self) -> None:
+        """The read-only data sets: nested documents and the bulk collection, per contender."""
+        nested = [self.data.nested(i) for i in range(self._nested_count)]
+        bulk = [self.data.small(i) for i in range(self.bulk_docs)]
+        for side in self.sides:
+            if not side.needs_data_sets:
+                continue
+            async with side.scope():
+                await side.prepare("nested", nested)
+                await side.prepare("bulk", bulk)
+
+    def _op(self, side: Side, task: str, prepared: list[Any]) -> Callable[[int], Awaitable[Any]]:
+        if task in ("small create", "large create"):
+            shape = task.split()[0]
+            datas = self._smalls if shape == "small" else self._larges
+            return lambda i: side.create(shape, datas[i])
+        if task in ("small update", "large update"):
+            shape = task.split()[0]
+            field, value = _UPDATE_FIELD[shape]
+
+            async def update(i: int) -> None:
+                prepared[i] = await side.update(shape, prepared[i], field, value(i))
+
+            return update
+        if task == "find by id":
+            return lambda i: side.get("small", prepared[i])
+        if task == "nested find":
+            cities = [f"city-{self.random.randrange(self._nested_count)}" for _ in range(self.ops)]
+            return lambda i: side.nested_find(cities[i])
+        raise ValueError(task)
+
+    async def batch(self, side: Side, task: str) -> Sample:
+        async with side.scope():
+            if task == "bulk read":
+                sample = await timed(1, lambda _: side.bulk_read())
+                return Sample(self.bulk_docs, sample.wall, sample.cpu)
+            prepared: list[Any] = []
+            if task in ("small update", "find by id"):
+                prepared = await side.prepare("small", self._smalls)
+            elif task == "large update":
+                prepared = await side.prepare("large", self._larges)
+            return await timed(self.ops, self._op(side, task, prepared))
+
+    async def iterate(self, tasks: tuple[str, ...], iterations: int) -> None:
+        """Interleave: every iteration runs each task on every contender, in a rotating order.
+
+        A first, untimed round warms caches, connections and pydantic's validators up.
+        """
+        for it in range(-1, iterations):
+            for task in tasks:
+                order = self.sides[it % len(self.sides) :] + self.sides[: it % len(self.sides)]
+                for side in order:
+                    if side.tasks is not None and task not in side.tasks:
+                        continue
+                    sample = await self.batch(side, task)
+                    if it >= 0:
+                        self.samples.setdefault((task, side.name), []).append(sample)
+
+    def results(self) -> dict[tuple[str, str], TaskResult]:
+        out = {}
+        for (task, side), samples in self.samples.items():
+            per_op_wall = median([s.wall / s.ops for s in samples])
+            per_op_cpu = median([s.cpu / s.ops for s in samples])
+            size = self.sizes.get(task)
+            out[(task, side)] = TaskResult(
+                ops_per_s=1 / per_op_wall if per_op_wall else 0.0,
+                cpu_us_per_op=per_op_cpu * 1e6,
+                mb_per_s=None if size is None else size / per_op_wall / 1e6,
+                samples=samples,
+            )
+        return out
+
+
+__all__ = ["TASKS", "BeanieApi", "OdmRun", "OurBeanieApi", "RawSide", "RepoSide", "TypedSide"]

@@ -1,0 +1,306 @@
+"""The results of a run: markdown tables, a PNG chart, a JSON of raw figures, the targets."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.odm import SINGLE_TASKS, TASKS, TaskResult
+from benchmarks.tenancy import TenancyFigures
+
+ODMANTIC_NOTE = (
+    "ODMantic is not in the run: odmantic 1.1.0 (the latest) requires motor, the deprecated "
+    "Motor driver, and its AIOEngine is written against it; it does not run on PyMongo's "
+    "native async API this layer (and Beanie 2) use."
+)
+MODELS = ("shared", "pro", "enterprise")
+
+
+@dataclass
+class Target:
+    """One target of issue 16 and how the run did against it."""
+
+    name: str
+    met: bool
+    detail: str
+
+
+@dataclass
+class Report:
+    """Everything a run measured."""
+
+    profile: str
+    machine: dict[str, Any]
+    server: dict[str, Any]
+    versions: dict[str, str]
+    odm: dict[tuple[str, str], TaskResult] = field(default_factory=dict)
+    odm_sizes: dict[str, int] = field(default_factory=dict)
+    tenancy: TenancyFigures | None = None
+    timeouts: dict[str, dict[str, float]] = field(default_factory=dict)
+    micro: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    # -- figures ---------------------------------------------------------------------
+
+    def contenders(self) -> list[str]:
+        seen: list[str] = []
+        for _, side in self.odm:
+            if side not in seen:
+                seen.append(side)
+        return seen
+
+    def cpu(self, task: str, side: str) -> float | None:
+        result = self.odm.get((task, side))
+        return None if result is None else result.cpu_us_per_op
+
+    def ratio(self, task: str, side: str, base: str) -> float | None:
+        mine, theirs = self.cpu(task, side), self.cpu(task, base)
+        if mine is None or not theirs:
+            return None
+        return mine / theirs
+
+    def targets(self) -> list[Target]:
+        out: list[Target] = []
+        if self.odm:
+            out += self._odm_targets()
+        out += self._tenancy_targets()
+        return out
+
+    def _odm_targets(self) -> list[Target]:
+        out = []
+        ours = [s for s in self.contenders() if s.startswith(("repo, ", "beanie api, "))]
+        ours = [s for s in ours if s not in ("repo, tenancy off", "repo, shared, find() pages")]
+        worst_beanie = max(
+            ((self.ratio(t, s, "beanie") or 0.0, t, s) for t in TASKS for s in ours),
+            default=(0.0, "", ""),
+        )
+        out.append(
+            Target(
+                "every ODM task, every model: ahead of plain Beanie (CPU/op)",
+                worst_beanie[0] < 1.0,
+                f"worst {worst_beanie[0]:.2f}x Beanie ({worst_beanie[1]}, {worst_beanie[2]})",
+            )
+        )
+        for family in ("repo, ", "beanie api, "):
+            sides = [s for s in ours if s.startswith(family)]
+            worst = max(
+                (
+                    (self.ratio(t, s, "typed floor") or 0.0, t, s)
+                    for t in SINGLE_TASKS
+                    for s in sides
+                ),
+                default=(0.0, "", ""),
+            )
+            out.append(
+                Target(
+                    f"single documents within 1.15x of the typed floor ({family.strip(', ')})",
+                    worst[0] <= 1.15,
+                    f"worst {worst[0]:.2f}x ({worst[1]}, {worst[2]})"
+                    + ("" if worst[0] <= 1.15 else f": missed by {worst[0] / 1.15 - 1:.0%}"),
+                )
+            )
+        bulk = max(
+            (self.ratio("bulk read", s, "raw") or 0.0, s) for s in ours if s.startswith("repo")
+        )
+        out.append(
+            Target(
+                "bulk typed read (repository) within 2.5x raw (CPU/doc)",
+                bulk[0] <= 2.5,
+                f"worst {bulk[0]:.2f}x raw ({bulk[1]})"
+                + ("" if bulk[0] <= 2.5 else f": missed by {bulk[0] / 2.5 - 1:.0%}"),
+            )
+        )
+        return out
+
+    def _tenancy_targets(self) -> list[Target]:
+        out = []
+        if self.tenancy is not None:
+            t = self.tenancy
+            ratio = t.overhead.get("cpu_ratio", 0.0)
+            out.append(
+                Target(
+                    "tenancy (scope + routing + guard) adds at most 5% (find by id, CPU/op)",
+                    ratio <= 1.05,
+                    f"{ratio:.3f}x the same path with tenancy off"
+                    + ("" if ratio <= 1.05 else f": missed by {ratio - 1.05:.3f}x"),
+                )
+            )
+            sizes = sorted(t.resolve)
+            if len(sizes) > 1:
+                grow = t.resolve[sizes[-1]]["cold_p50_us"] / t.resolve[sizes[0]]["cold_p50_us"]
+                out.append(
+                    Target(
+                        f"cold resolution at {sizes[-1]:,} tenants within 1.2x of {sizes[0]:,}",
+                        grow <= 1.2,
+                        f"{grow:.2f}x",
+                    )
+                )
+            sizes = sorted(t.history)
+            if len(sizes) > 1:
+                grow = t.history[sizes[-1]]["p99_ms"] / t.history[sizes[0]]["p99_ms"]
+                out.append(
+                    Target(
+                        f"history page p99 at {sizes[-1]:,} messages within 1.5x of {sizes[0]:,}",
+                        grow <= 1.5,
+                        f"{grow:.2f}x; plan {' > '.join(t.history_plan)}",
+                    )
+                )
+        return out
+
+    # -- output ----------------------------------------------------------------------
+
+    def markdown(self) -> str:
+        sides = self.contenders()
+        lines = [
+            f"## Benchmark ({self.profile} profile, {datetime.now(UTC):%Y-%m-%d})",
+            "",
+            f"Server: {self.server.get('kind')} {self.server.get('buildinfo', '')}; "
+            f"Python {self.versions['python']}, PyMongo {self.versions['pymongo']}, "
+            f"Beanie {self.versions['beanie']}, pydantic {self.versions['pydantic']}; "
+            f"{self.machine['cpus']} CPUs. Run took {self.seconds:.0f} s.",
+            "",
+            "Client CPU per operation (time.process_time of the benchmark process) / raw "
+            "PyMongo async; bulk read per document. Medians of the iterations, interleaved.",
+            "",
+            "| task | " + " | ".join(sides) + " |",
+            "|---" * (len(sides) + 1) + "|",
+        ]
+        for task in TASKS:
+            cells = [self._cell(self.ratio(task, s, "raw")) for s in sides]
+            lines.append(f"| {task} | " + " | ".join(cells) + " |")
+        lines += ["", "The same / plain Beanie:", ""]
+        lines += ["| task | " + " | ".join(sides) + " |", "|---" * (len(sides) + 1) + "|"]
+        for task in TASKS:
+            cells = [self._cell(self.ratio(task, s, "beanie")) for s in sides]
+            lines.append(f"| {task} | " + " | ".join(cells) + " |")
+        lines += ["", "Throughput (ops/s, wall; bulk read: documents/s) and MB/s:", ""]
+        lines += ["| task | " + " | ".join(sides) + " |", "|---" * (len(sides) + 1) + "|"]
+        for task in TASKS:
+            cells = []
+            for s in sides:
+                r = self.odm.get((task, s))
+                if r is None:
+                    cells.append("")
+                elif r.mb_per_s is None:
+                    cells.append(f"{r.ops_per_s:,.0f}")
+                else:
+                    cells.append(f"{r.ops_per_s:,.0f} ({r.mb_per_s:.1f} MB/s)")
+            lines.append(f"| {task} | " + " | ".join(cells) + " |")
+        lines += ["", ODMANTIC_NOTE, ""]
+        if self.micro:
+            lines += ["Client-side cost of hot steps (us CPU per call, no server):", ""]
+            lines += [f"- {name}: {value:.2f}" for name, value in self.micro.items()]
+            lines.append("")
+        if self.timeouts:
+            lines += ["Client CPU us/op of the repository (shared model) per timeout choice:", ""]
+            labels = list(self.timeouts)
+            lines += ["| task | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+            for task in SINGLE_TASKS:
+                cells = [f"{self.timeouts[label].get(task, 0):.0f}" for label in labels]
+                lines.append(f"| {task} | " + " | ".join(cells) + " |")
+            lines.append("")
+        if self.tenancy is not None:
+            lines += self._tenancy_lines(self.tenancy)
+        lines += ["### Targets (issue 16)", ""]
+        for target in self.targets():
+            lines.append(f"- {'met' if target.met else 'MISSED'}: {target.name}: {target.detail}")
+        return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def _cell(value: float | None) -> str:
+        return "" if value is None else f"{value:.2f}"
+
+    @staticmethod
+    def _tenancy_lines(t: TenancyFigures) -> list[str]:
+        lines = ["### Tenancy", ""]
+        lines.append(f"- entering a scope of a cached tenant: {t.scope_entry_us:.1f} us CPU")
+        if t.overhead:
+            lines.append(
+                f"- find by id, scope + routing + guard: {t.overhead['on_cpu_us']:.0f} us CPU/op "
+                f"against {t.overhead['off_cpu_us']:.0f} us with tenancy off "
+                f"({t.overhead['cpu_ratio']:.3f}x CPU, {t.overhead['wall_ratio']:.3f}x wall)"
+            )
+        for model, seconds in t.provision.items():
+            lines.append(f"- provisioning a {model} tenant: {seconds * 1e3:.0f} ms (median)")
+        for size, r in sorted(t.resolve.items()):
+            lines.append(
+                f"- resolve with {size:,} tenants in the directory: cold p50 "
+                f"{r['cold_p50_us']:.0f} us (p99 {r['cold_p99_us']:.0f} us), cached p50 "
+                f"{r['cached_p50_us']:.1f} us"
+            )
+        for size, r in sorted(t.history.items()):
+            lines.append(
+                f"- history page (50 messages) in a conversation of {size:,}: "
+                f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms"
+            )
+        if t.history_plan:
+            lines.append(f"- history plan on this server: {' > '.join(t.history_plan)}")
+        if t.inbox:
+            lines.append(
+                f"- inbox (20 of 1,000 conversations): p50 {t.inbox['p50_ms']:.2f} ms, "
+                f"p99 {t.inbox['p99_ms']:.2f} ms"
+            )
+        lines.append("- a tenant move's throughput: not measured, moves do not exist yet")
+        lines.append("")
+        return lines
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "when": datetime.now(UTC).isoformat(),
+            "seconds": self.seconds,
+            "machine": self.machine,
+            "server": self.server,
+            "versions": self.versions,
+            "odm": [
+                {
+                    "task": task,
+                    "contender": side,
+                    "ops_per_s": r.ops_per_s,
+                    "cpu_us_per_op": r.cpu_us_per_op,
+                    "mb_per_s": r.mb_per_s,
+                    "ratio_to_raw": self.ratio(task, side, "raw"),
+                    "ratio_to_beanie": self.ratio(task, side, "beanie"),
+                    "samples": [asdict(s) for s in r.samples],
+                }
+                for (task, side), r in self.odm.items()
+            ],
+            "document_bytes": self.odm_sizes,
+            "timeouts": self.timeouts,
+            "client_costs_us": self.micro,
+            "tenancy": None if self.tenancy is None else asdict(self.tenancy),
+            "targets": [asdict(t) for t in self.targets()],
+            "odmantic": ODMANTIC_NOTE,
+        }
+
+    def chart(self, path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        skip = ("raw", "repo, tenancy off", "repo, shared, find() pages")
+        sides = [s for s in self.contenders() if s not in skip]
+        fig, ax = plt.subplots(figsize=(13, 5.5))
+        width = 0.8 / max(1, len(sides))
+        for k, side in enumerate(sides):
+            values = [self.ratio(task, side, "raw") or 0.0 for task in TASKS]
+            ax.bar([i + k * width for i in range(len(TASKS))], values, width, label=side)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(TASKS))], list(TASKS))
+        ax.set_ylabel("client CPU per op / raw PyMongo")
+        ax.set_title(f"caas_data vs raw PyMongo, typed floor and Beanie ({self.profile})")
+        ax.legend(fontsize=8, ncol=3)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+    def write(self, out: Path) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{self.profile}.md").write_text(self.markdown())
+        (out / f"{self.profile}.json").write_text(json.dumps(self.as_json(), indent=1, default=str))
+        if self.odm:
+            self.chart(out / f"{self.profile}.png")

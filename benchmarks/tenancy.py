@@ -1,0 +1,248 @@
+"""Tenancy figures: scope entry, resolution, provisioning, history pages and the inbox.
+
+Data sets are inserted raw (through the layer's named escape hatch) into the benchmark's own
+database prefix: clones of one row made through the layer, so the shapes are the layer's own.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bson import ObjectId
+
+from benchmarks import models as m
+from benchmarks.timing import latencies, median, percentile, timed
+from caas_data import (
+    ConversationRepository,
+    DataLayer,
+    MessageRepository,
+    SaasClient,
+    Tier,
+    UserRepository,
+    tenant_scope,
+)
+from caas_data.documents.saas.messaging import direct_key
+from caas_data.testing.helpers import new_tenant_id
+
+_WHY = "benchmark data set: rows cloned in bulk into the benchmark's own prefix"
+
+
+@dataclass
+class TenancyFigures:
+    """Every tenancy figure of a run (seconds unless the name says otherwise)."""
+
+    scope_entry_us: float = 0.0
+    overhead: dict[str, float] = field(default_factory=dict)
+    resolve: dict[int, dict[str, float]] = field(default_factory=dict)
+    provision: dict[str, float] = field(default_factory=dict)
+    history: dict[int, dict[str, float]] = field(default_factory=dict)
+    inbox: dict[str, float] = field(default_factory=dict)
+    history_plan: list[str] = field(default_factory=list)
+
+
+async def scope_entry(layer: DataLayer, tenant_id: str, ops: int) -> float:
+    """Microseconds of client CPU to enter and leave a scope of a cached tenant."""
+
+    async def enter(_: int) -> None:
+        async with tenant_scope(tenant_id, layer=layer):
+            pass
+
+    await enter(0)
+    return median([(await timed(ops, enter)).cpu / ops for _ in range(3)]) * 1e6
+
+
+async def tenancy_overhead(
+    layer: DataLayer, tenant_id: str, ops: int, iterations: int
+) -> dict[str, float]:
+    """A find by id with scope, routing and guard against the same path with tenancy off."""
+    data = [m.Data().small(i) for i in range(ops)]
+    platform = layer.repo(m.PlatformSmallRepository)
+    off = await platform.create_many(data)
+    repo = layer.repo(m.SmallRepository)
+    async with tenant_scope(tenant_id, layer=layer):
+        on = await repo.create_many(data)
+
+    async def with_tenancy(i: int) -> None:
+        async with tenant_scope(tenant_id, layer=layer):
+            await repo.get(on[i].id)
+
+    async def without(i: int) -> None:
+        await platform.get(off[i].id)
+
+    on_cpu, off_cpu, on_wall, off_wall = [], [], [], []
+    for _ in range(iterations):
+        a, b = await timed(ops, with_tenancy), await timed(ops, without)
+        on_cpu.append(a.cpu / ops)
+        off_cpu.append(b.cpu / ops)
+        on_wall.append(a.wall / ops)
+        off_wall.append(b.wall / ops)
+    return {
+        "on_cpu_us": median(on_cpu) * 1e6,
+        "off_cpu_us": median(off_cpu) * 1e6,
+        "cpu_ratio": median(on_cpu) / median(off_cpu),
+        "wall_ratio": median(on_wall) / median(off_wall),
+    }
+
+
+async def grow_directory(layer: DataLayer, template: dict[str, Any], size: int) -> list[str]:
+    """Directory rows up to `size` tenants (clones of `template`), inserted raw; their ids."""
+    directory = layer.unguarded_platform_collection(SaasClient, why=_WHY)
+    have = await directory.count_documents({})
+    ids: list[str] = []
+    batch: list[dict[str, Any]] = []
+    for i in range(have, size):
+        tenant_id = f"bench-dir-{i:07d}"
+        row = dict(template, _id=ObjectId(), tenant_id=tenant_id, name=tenant_id)
+        batch.append(row)
+        if len(batch) == 5000:
+            await directory.insert_many(batch)
+            batch = []
+    if batch:
+        await directory.insert_many(batch)
+    async for row in directory.find({}, {"tenant_id": 1}):
+        ids.append(row["tenant_id"])
+    return ids
+
+
+async def resolution(layer: DataLayer, ids: list[str], lookups: int) -> dict[str, float]:
+    """p50 microseconds of wall time to resolve a tenant, cold (directory read) and cached."""
+    rng = random.Random(len(ids))
+    picks = [rng.choice(ids) for _ in range(lookups)]
+    resolver = layer.resolver
+
+    async def cold(i: int) -> None:
+        resolver.invalidate(picks[i])
+        await resolver.resolve_or_none(picks[i])
+
+    async def cached(i: int) -> None:
+        await resolver.resolve_or_none(picks[i])
+
+    cold_times = await latencies(lookups, cold)
+    cached_times = await latencies(lookups, cached)
+    return {
+        "cold_p50_us": percentile(cold_times, 0.5) * 1e6,
+        "cold_p99_us": percentile(cold_times, 0.99) * 1e6,
+        "cached_p50_us": percentile(cached_times, 0.5) * 1e6,
+    }
+
+
+async def provisioning(layer: DataLayer, per_model: int) -> dict[str, float]:
+    """Median wall seconds to provision one tenant of each isolation model."""
+    out = {}
+    for model, tier in (("shared", Tier.FREE), ("pro", Tier.PRO), ("enterprise", Tier.ENTERPRISE)):
+        times = []
+        for _ in range(per_model):
+            start = time.perf_counter()
+            await layer.tenants.provision(new_tenant_id("bench"), tier=tier)
+            times.append(time.perf_counter() - start)
+        out[model] = median(times)
+    return out
+
+
+async def _conversation(layer: DataLayer, users: list[Any]) -> tuple[Any, dict[str, Any]]:
+    conversations = layer.repo(ConversationRepository)
+    conversation = await conversations.open_direct(users[0].id, users[1].id)
+    messages = layer.repo(MessageRepository)
+    first = await messages.send(conversation.id, users[0].id, text="hello")
+    raw = await messages.collection().find_one({"_id": first.id})
+    return conversation, raw
+
+
+async def seed_messages(layer: DataLayer, template: dict[str, Any], total: int) -> None:
+    """Messages 2..total of the template's conversation, inserted raw in batches."""
+    physical = layer.unguarded_collection(*_message_place(layer), why=_WHY)
+    batch = []
+    for seq in range(2, total + 1):
+        batch.append(dict(template, _id=ObjectId(), seq=seq, text=f"message {seq}", terms=[]))
+        if len(batch) == 10_000:
+            await physical.insert_many(batch, ordered=False)
+            batch = []
+    if batch:
+        await physical.insert_many(batch, ordered=False)
+
+
+def _message_place(layer: DataLayer) -> tuple[str, str]:
+    from caas_data.tenancy.context import current_scope
+
+    scope = current_scope()
+    assert scope is not None
+    placement = scope.require_placement()
+    return placement.database, placement.collection_name("messages")
+
+
+async def history_pages(
+    layer: DataLayer, tenant_id: str, sizes: list[int], pages: int
+) -> tuple[dict[int, dict[str, float]], list[str]]:
+    """p50/p99 milliseconds of a 50-message history page in conversations of each size."""
+    out: dict[int, dict[str, float]] = {}
+    plan_stages: list[str] = []
+    async with tenant_scope(tenant_id, layer=layer):
+        users = await layer.repo(UserRepository).create_many(
+            [{"external_id": f"u{i}", "display_name": f"U {i}"} for i in range(len(sizes) * 2)]
+        )
+        messages = layer.repo(MessageRepository)
+        for k, size in enumerate(sizes):
+            conversation, template = await _conversation(layer, users[2 * k : 2 * k + 2])
+            await seed_messages(layer, template, size)
+            rng = random.Random(size)
+            befores = [None] + [rng.randrange(51, size + 2) for _ in range(pages - 1)]
+
+            async def page(i: int, conversation: Any = conversation, b: Any = befores) -> None:
+                result = await messages.history(conversation.id, before=b[i], limit=50)
+                assert len(result) == 50
+
+            await page(0)
+            times = await latencies(pages, page)
+            out[size] = {
+                "p50_ms": percentile(times, 0.5) * 1e3,
+                "p99_ms": percentile(times, 0.99) * 1e3,
+            }
+            plan = await messages.explain_history(conversation.id, before=size // 2, limit=50)
+            plan_stages = _stages(plan["queryPlanner"]["winningPlan"])
+    return out, plan_stages
+
+
+def _stages(plan: dict[str, Any]) -> list[str]:
+    found = [plan.get("stage", "?")]
+    for key in ("inputStage", "queryPlan"):
+        if isinstance(plan.get(key), dict):
+            found += _stages(plan[key])
+    for child in plan.get("inputStages", []):
+        found += _stages(child)
+    return found
+
+
+async def inbox(
+    layer: DataLayer, tenant_id: str, conversations: int, calls: int
+) -> dict[str, float]:
+    """p50/p99 milliseconds of a user's inbox page among `conversations` conversations."""
+    async with tenant_scope(tenant_id, layer=layer):
+        users = await layer.repo(UserRepository).create_many(
+            [{"external_id": f"inbox{i}", "display_name": f"I {i}"} for i in range(2)]
+        )
+        repo = layer.repo(ConversationRepository)
+        conversation = await repo.open_direct(users[0].id, users[1].id)
+        template = await repo.collection().find_one({"_id": conversation.id})
+        database, name = _message_place(layer)
+        physical = layer.unguarded_collection(
+            database, name.replace("messages", "conversations"), why=_WHY
+        )
+        rows = []
+        for i in range(1, conversations):
+            other = ObjectId()
+            row = dict(template, _id=ObjectId(), direct_key=direct_key(users[0].id, other))
+            row["participant_ids"] = [users[0].id, other]
+            row["last_seq"] = i
+            rows.append(row)
+        await physical.insert_many(rows)
+
+        async def call(_: int) -> None:
+            page = await repo.inbox(users[0].id, limit=20)
+            assert len(page) == 20
+
+        await call(0)
+        times = await latencies(calls, call)
+    return {"p50_ms": percentile(times, 0.5) * 1e3, "p99_ms": percentile(times, 0.99) * 1e3}

@@ -1,0 +1,51 @@
+"""Timing helpers: wall and client CPU of a batch, medians and percentiles."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One timed batch: `ops` operations in `wall` seconds using `cpu` seconds of this process."""
+
+    ops: int
+    wall: float
+    cpu: float
+
+
+async def timed(ops: int, op: Callable[[int], Awaitable[object]]) -> Sample:
+    """Run `op(0..ops-1)` one after the other and time the whole batch."""
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for i in range(ops):
+        await op(i)
+    return Sample(ops, time.perf_counter() - wall0, time.process_time() - cpu0)
+
+
+async def latencies(
+    count: int, op: Callable[[int], Awaitable[object]], *, budget: float = 60.0
+) -> list[float]:
+    """Wall seconds of each of `count` calls (fewer, but at least 10, past `budget` seconds)."""
+    out: list[float] = []
+    deadline = time.perf_counter() + budget
+    for i in range(count):
+        start = time.perf_counter()
+        await op(i)
+        out.append(time.perf_counter() - start)
+        if len(out) >= 10 and time.perf_counter() > deadline:
+            break
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The `q` quantile (0..1) by nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def median(values: list[float]) -> float:
+    """The median (0.0 for no values)."""
+    return statistics.median(values) if values else 0.0

@@ -1,0 +1,65 @@
+"""Stored documents are built once: one validation, one private-attribute initialisation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+from pydantic import PrivateAttr
+
+from caas_data import TenantDocument, User
+from caas_data.documents.base import utcnow
+
+
+def _stored_user() -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "_id": ObjectId(), "tenant_id": "acme", "__v": 3, "created_at": now, "updated_at": now,
+        "schema_version": 1, "external_id": "u-1", "display_name": "Ada",
+    }  # fmt: skip
+
+
+def test_model_validate_does_not_run_init_again(monkeypatch: Any) -> None:
+    calls: list[int] = []
+    original = User.__pydantic_validator__
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(original, name)
+
+        def validate_python(self, *args: Any, **kwargs: Any) -> Any:
+            calls.append(1)
+            return original.validate_python(*args, **kwargs)
+
+    monkeypatch.setattr(User, "__pydantic_validator__", Counting())
+    user = User.model_validate(_stored_user())
+    assert calls == [1]
+    assert user.version == 3 and user.display_name == "Ada"
+
+
+def test_private_attributes_are_set_once_and_fresh_per_document() -> None:
+    a, b = User.model_validate(_stored_user()), User(external_id="u-2", display_name="B",
+                                                      tenant_id="acme")  # fmt: skip
+    assert set(a.__pydantic_private__ or {}) == set(User.__private_attributes__)
+    assert a.__pydantic_private__ == b.__pydantic_private__
+    a.__pydantic_private__["_store"]["x"] = 1  # type: ignore[index]
+    assert b.__pydantic_private__["_store"] == {}  # type: ignore[index]
+
+
+class WithOwnPostInit(TenantDocument):
+    """A user's class with a post-init of its own keeps it."""
+
+    label: str = "x"
+    _seen: list[str] = PrivateAttr(default_factory=list)
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._seen.append("post-init ran")
+
+    class Settings:
+        name = "with_own_post_init"
+
+
+def test_a_classes_own_post_init_still_runs() -> None:
+    document = WithOwnPostInit.model_validate({**_stored_user(), "label": "y"})
+    assert document._seen == ["post-init ran"]
+    assert "_store" in (document.__pydantic_private__ or {})
