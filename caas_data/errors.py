@@ -19,7 +19,8 @@ CaasDataError
 ├── RepositoryError
 │   ├── NotFoundError             also beanie's DocumentNotFound
 │   ├── DuplicateError            a unique key is taken (possibly by a soft-deleted document);
-│   │                             also pymongo's DuplicateKeyError (code 11000)
+│   │   │                         also pymongo's DuplicateKeyError (code 11000)
+│   │   └── BulkDuplicateError    the same, stopping a bulk write; also pymongo's BulkWriteError
 │   ├── VersionConflict           the `__v` the caller read is stale; also beanie's
 │   │                             RevisionIdWasChanged
 │   ├── AuditChainBroken          an audit chain does not check out against its anchor
@@ -54,6 +55,7 @@ from pymongo import errors as pymongo_errors
 
 __all__ = [
     "AuditChainBroken",
+    "BulkDuplicateError",
     "CaasDataError",
     "ConfigurationError",
     "DocumentValidationError",
@@ -96,7 +98,9 @@ class CaasDataError(Exception):
         document_type: type[Any] | None = None,
         driver_error: BaseException | None = None,
     ) -> None:
-        super().__init__(message)
+        # Exception's own init, not the next class's: an error that is also a driver or
+        # Beanie error (DuplicateError, BulkDuplicateError...) sets that side up itself.
+        Exception.__init__(self, message)
         self.message = message
         self.tenant_id = tenant_id
         self.document_type = document_type
@@ -255,6 +259,14 @@ class DuplicateError(RepositoryError, pymongo_errors.DuplicateKeyError):
         pymongo_errors.OperationFailure.__init__(self, message, _DUPLICATE_KEY, details)
         self.key = key or {}
         self.soft_deleted = soft_deleted
+
+
+class BulkDuplicateError(DuplicateError, pymongo_errors.BulkWriteError):
+    """A bulk write stopped on a taken unique key.
+
+    Also PyMongo's `BulkWriteError` (what Beanie's `BulkWriter` users catch), with the
+    driver's `details` (`writeErrors`, `nInserted`...) when one caused it.
+    """
 
 
 class AuditChainBroken(RepositoryError):
@@ -548,14 +560,14 @@ def _translate_bulk(
         secrets = secret_fields(context.get("document_type"))
         if secrets:
             first = _redacted(dict(write_errors[0].get("keyValue") or {}), secrets)
-            return DuplicateError(
+            return BulkDuplicateError(
                 f"bulk write failed: {len(write_errors)} document(s) not written "
                 f"(first key {first})",
                 key=first,
                 **context,
             ), False
         first = write_errors[0].get("keyValue") or {}
-        return DuplicateError(
+        return BulkDuplicateError(
             f"duplicate key {first} ({len(write_errors)} document(s) not written)",
             key=dict(first),
             driver_error=exc,

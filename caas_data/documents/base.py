@@ -32,6 +32,7 @@ from caas_data.documents.beanie_state import (
     is_abstract,
     reset_abstract_bases,
 )
+from caas_data.documents.cache import key_cache_by_tenant
 from caas_data.errors import ConfigurationError, SchemaVersionError, TenantContextMissing
 from caas_data.tenancy.context import current_scope
 
@@ -286,8 +287,12 @@ class BaseDocument(Document):
 
     @classmethod
     async def custom_init(cls) -> None:
-        """Beanie's hook after `init_beanie` initialised `cls`: put the abstract bases back."""
+        """Beanie's hook after `init_beanie` initialised `cls`.
+
+        Puts the abstract bases back, and keys Beanie's query cache by scope.
+        """
         reset_abstract_bases(cls)
+        key_cache_by_tenant(cls)
 
     @classmethod
     def get_settings(cls) -> DocumentSettings:

@@ -66,13 +66,6 @@ def _read_spec(document_type: type[BaseDocument]) -> CollectionSpec:
             f"{document_type.__name__} is an abstract base: register its subclasses",
             document_type=document_type,
         )
-    if getattr(getattr(document_type, "Settings", None), "use_cache", False):
-        # Beanie's cache is keyed by query, not by tenant: one tenant would read another's rows.
-        raise ConfigurationError(
-            f"{document_type.__name__}: `Settings.use_cache` is not supported (Beanie's cache "
-            "is shared between tenants)",
-            document_type=document_type,
-        )
     versions = [step.version for step in document_type.caas_schema_steps]
     if versions != list(range(2, 2 + len(versions))):
         raise ConfigurationError(

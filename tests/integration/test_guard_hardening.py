@@ -8,6 +8,7 @@ values, `$graphLookup`) and checks B's data with a raw client afterwards.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,12 +39,11 @@ from caas_data.documents.billing import (
     UsageRecord,
 )
 from caas_data.documents.platform import ApiKey, PlatformAdmin, SaasClient
-from caas_data.engine.registry import DocumentRegistry
 from caas_data.repositories.api_keys import ApiKeyRepository
 from caas_data.repositories.invoices import InvoiceRepository
 from caas_data.repositories.saas.users import UserRepository
-from caas_data.testing import Factories
-from caas_data.testing.helpers import new_tenant_id
+from caas_data.testing import Factories, ServerHandle
+from caas_data.testing.helpers import connect_for_tests, drop_prefix_databases, new_tenant_id
 
 from .conftest import MODEL_TIERS, raw_collection
 
@@ -468,19 +468,42 @@ async def test_billing_rows_change_only_through_billing(
         assert fresh is not None and fresh.tier == subscription.tier
 
 
-# -- 9. Beanie's cache is refused ---------------------------------------------------------------
+# -- 9. Beanie's cache is keyed by scope ---------------------------------------------------
 
 
-def test_use_cache_is_refused_at_registration() -> None:
-    class Cached(TenantDocument):
-        name: str = "x"
+class Cached(TenantDocument):
+    label: str = "x"
 
-        class Settings:
-            name = "cached_things"
-            use_cache = True
+    class Settings:
+        name = "cached_things"
+        use_cache = True
+        cache_capacity = 10
 
-    with pytest.raises(ConfigurationError, match="use_cache"):
-        DocumentRegistry([Cached])
+
+@pytest.fixture
+async def cache_layer(caas_server: ServerHandle) -> AsyncIterator[DataLayer]:
+    layer = await connect_for_tests(caas_server.uri, documents=[Cached])
+    try:
+        yield layer
+    finally:
+        await drop_prefix_databases(layer)
+        await layer.close()
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_beanies_cache_serves_only_the_scope_that_filled_it(
+    cache_layer: DataLayer, model: str
+) -> None:
+    a, b = new_tenant_id("ca"), new_tenant_id("cb")
+    await cache_layer.tenants.provision(a, tier=MODEL_TIERS[model])
+    await cache_layer.tenants.provision(b, tier=Tier.FREE)
+    async with tenant_scope(a, layer=cache_layer):
+        await Cached(label="secret of a").insert()
+        assert [c.label for c in await Cached.find(Cached.label != "").to_list()] == ["secret of a"]
+        assert await Cached.find_one(Cached.label != "") is not None  # now cached for A
+    async with tenant_scope(b, layer=cache_layer):
+        assert await Cached.find(Cached.label != "").to_list() == []
+        assert await Cached.find_one(Cached.label != "") is None
 
 
 # -- 10. the escape hatch states its reason ----------------------------------------------------
