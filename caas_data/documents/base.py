@@ -272,6 +272,8 @@ class BaseDocument(Document):
             return data if current == 1 else {**data, "schema_version": current}
         if stored == current and type(stored) is int:
             return data
+        if type(stored) is not int and current == 1:
+            return data  # not a version (e.g. Beanie's lazy-parsing sentinel): the field decides
         return upcast(cls, data)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -451,11 +451,15 @@ class _UpdateBuilder:
                 raise _refuse_field(rules, operator, name, "the layer stamps it")
             # The guard stamps its own time below.
         elif name in _INSERT_ONLY:
-            # Only an upsert's whole-document `$set` (Beanie's `save()`) may name it: it then
-            # applies when the document is created, and never to a stored one.
-            if operator != "$set" or not self.upsert:
+            # Only a whole-document `$set` (Beanie's `save()`, `update()` of the object) may
+            # name it, and cannot change it: the update is made conditional on the stored value
+            # being this one, and an upsert sets it when the document is created.
+            if operator != "$set":
                 raise _refuse_field(rules, operator, name, "it is set when the document is created")
-            self.put("$setOnInsert", name, value)
+            absent = _SCHEMA_VERSION_DEFAULT if name == "schema_version" else None
+            self.conditions[name] = _pin(value, absent)
+            if self.upsert:
+                self.put("$setOnInsert", name, value)
         elif name in (DELETED_FIELD, DELETED_BY_FIELD):
             clearing = operator == "$unset" or (operator == "$set" and value is None)
             if not clearing or not rules.soft_delete:

@@ -150,8 +150,10 @@ class TestWrites:
             "$setOnInsert": {"created_at": NOW, "schema_version": 1},
             "$inc": {"__v": 1},
         }
-        with pytest.raises(UnsafeOperation):  # outside an upsert it would change nothing
-            guard_update({"$set": {"created_at": NOW}}, ACME, now=NOW)
+        assert guarded.conditions == {"created_at": NOW, "schema_version": {"$in": [1, None]}}
+        pinned = guard_update({"$set": {"created_at": NOW, "a": 1}}, ACME, now=NOW)
+        assert pinned.conditions == {"created_at": NOW}  # changes only a document stored so
+        assert "created_at" not in pinned.update["$set"]
         clearing = guard_update({"$set": {"deleted_at": None}}, ACME, now=NOW)
         assert clearing.conditions == {"deleted_at": None}  # live documents only
 
