@@ -3,7 +3,8 @@
 ```
 CaasDataError
 ├── ConfigurationError            settings missing or wrong; layer not connected
-│   └── MissingDependencyError    an optional package is absent; also an ImportError
+│   ├── MissingDependencyError    an optional package is absent; also an ImportError
+│   └── CapacityExhausted         no cluster has namespace room for a new tenant
 ├── TenancyError
 │   ├── InvalidTenantId           also a ValueError; raised before any I/O
 │   ├── TenantContextMissing      tenant data touched outside a tenant scope
@@ -12,7 +13,8 @@ CaasDataError
 │   │                             an operator operation runs inside a tenant scope
 │   ├── TenantAlreadyProvisioned  provisioned before with another tier
 │   │   └── TenantIdRetained      a deprovisioned id still owns rows; `retained` names them
-│   └── UnsafeOperation           the guard refuses an operation it cannot make tenant-safe
+│   ├── UnsafeOperation           the guard refuses an operation it cannot make tenant-safe
+│   └── MoveVerificationFailed    a moved collection's count or checksum differs; nothing switched
 ├── RepositoryError
 │   ├── NotFoundError
 │   ├── DuplicateError            a unique key is taken (possibly by a soft-deleted document)
@@ -22,6 +24,7 @@ CaasDataError
 │                                 also what BSON cannot encode (over 16 MB, NUL in a key,
 │                                 an int beyond 64 bits, an unencodable type)
 └── RetryableError                network errors and timeouts: the caller may try again
+    └── TenantMoving              the write hit a placement fenced by a tenant move
 ```
 
 Every error carries what a log line needs: the tenant, the document type and, when one
@@ -42,11 +45,13 @@ from pymongo import errors as pymongo_errors
 __all__ = [
     "AuditChainBroken",
     "CaasDataError",
+    "CapacityExhausted",
     "ConfigurationError",
     "DocumentValidationError",
     "DuplicateError",
     "InvalidTenantId",
     "MissingDependencyError",
+    "MoveVerificationFailed",
     "NotFoundError",
     "RepositoryError",
     "RetryableError",
@@ -55,6 +60,7 @@ __all__ = [
     "TenantContextMissing",
     "TenantIdRetained",
     "TenantMismatch",
+    "TenantMoving",
     "TenantNotFound",
     "UnsafeOperation",
     "VersionConflict",
@@ -196,6 +202,10 @@ class UnsafeOperation(TenancyError):
     """The guard cannot make this operation tenant-safe, so it refuses it (fail closed)."""
 
 
+class MoveVerificationFailed(TenancyError):
+    """A copied collection does not match its source (count or checksum): nothing switched."""
+
+
 class RepositoryError(CaasDataError):
     """A repository call failed for a reason about the data itself."""
 
@@ -288,6 +298,18 @@ class RetryableError(CaasDataError):
     """
 
 
+class TenantMoving(RetryableError):
+    """The write reached a placement that a tenant move has fenced; nothing was written.
+
+    The tenant is being moved, or was moved and this scope resolved it before the switch:
+    run the write again in a new scope, which routes to the new placement.
+    """
+
+
+class CapacityExhausted(ConfigurationError):
+    """No connected cluster has namespace room for another Pro or Enterprise tenant."""
+
+
 _RETRYABLE_LABELS = (
     "RetryableWriteError",
     "TransientTransactionError",
@@ -362,6 +384,8 @@ def translate_driver_errors(
         ) from exc
     except pymongo_errors.BulkWriteError as exc:
         write_errors = exc.details.get("writeErrors", [])
+        if write_errors and write_errors[0].get("code") == _DOCUMENT_VALIDATION_FAILURE:
+            raise TenantMoving(_FENCED, driver_error=exc, **context) from exc
         if write_errors and all(e.get("code") in (11000, 11001) for e in write_errors):
             first = write_errors[0].get("keyValue") or {}
             raise DuplicateError(
@@ -373,7 +397,20 @@ def translate_driver_errors(
         raise RepositoryError(f"bulk write failed: {exc}", driver_error=exc, **context) from exc
     except (pymongo_errors.ConnectionFailure, pymongo_errors.ExecutionTimeout) as exc:
         raise RetryableError(f"database unavailable: {exc}", driver_error=exc, **context) from exc
+    except pymongo_errors.OperationFailure as exc:
+        if exc.code != _DOCUMENT_VALIDATION_FAILURE:
+            raise _translate_other(exc, context) from exc
+        # The layer sets server-side validators only as move fences (`caas_data.tenancy.moves`).
+        raise TenantMoving(_FENCED, driver_error=exc, **context) from exc
     except pymongo_errors.PyMongoError as exc:
-        if exc.timeout or any(exc.has_error_label(label) for label in _RETRYABLE_LABELS):
-            raise RetryableError(f"database timeout: {exc}", driver_error=exc, **context) from exc
-        raise RepositoryError(f"database error: {exc}", driver_error=exc, **context) from exc
+        raise _translate_other(exc, context) from exc
+
+
+_DOCUMENT_VALIDATION_FAILURE = 121
+_FENCED = "the tenant is moving (its old placement is fenced): nothing was written, retry"
+
+
+def _translate_other(exc: pymongo_errors.PyMongoError, context: dict[str, Any]) -> CaasDataError:
+    if exc.timeout or any(exc.has_error_label(label) for label in _RETRYABLE_LABELS):
+        return RetryableError(f"database timeout: {exc}", driver_error=exc, **context)
+    return RepositoryError(f"database error: {exc}", driver_error=exc, **context)

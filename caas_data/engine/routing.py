@@ -15,7 +15,7 @@ from caas_data.errors import (
     UnsafeOperation,
 )
 from caas_data.tenancy.context import Scope, current_scope
-from caas_data.tenancy.tiers import IsolationModel, Placement
+from caas_data.tenancy.tiers import HOME_CLUSTER, IsolationModel, Placement
 
 if TYPE_CHECKING:
     from caas_data.engine.layer import DataLayer
@@ -73,6 +73,7 @@ def route(
         assert scope is not None
         placement = scope.require_placement()
         database = placement.database
+        cluster = placement.cluster
         physical = placement.collection_name(spec.name)
         shared = placement.isolation is IsolationModel.SHARED
 
@@ -83,6 +84,7 @@ def route(
         if spec.tenant_keyed and scope is None:
             raise _missing_scope(document_type)
         database = layer.database_name(spec.area)
+        cluster = HOME_CLUSTER
         physical = spec.name
         shared = True
         area = spec.area
@@ -91,7 +93,7 @@ def route(
             return _area_target(layer, area, tenant_id, name)
 
     return GuardedCollection(
-        layer._handle(database, physical),
+        layer._handle(database, physical, cluster),
         _rules(spec, tenant_id),
         resolve=resolve,
         shared=shared,

@@ -42,6 +42,7 @@ from caas_data.errors import (
     UnsafeOperation,
     translate_driver_errors,
 )
+from caas_data.tenancy.capacity import choose_cluster
 from caas_data.tenancy.context import current_scope
 from caas_data.tenancy.ids import validate_tenant_id
 from caas_data.tenancy.tiers import IsolationModel, Placement, Tier
@@ -117,8 +118,13 @@ class TenantService:
         name: str | None = None,
         reuse_id: ReuseId = "refuse",
         actor: str | None = None,
+        cluster: str | None = None,
     ) -> SaasClient:
         """Create the tenant's collections and indexes, then record it in the directory.
+
+        Pro and Enterprise tenants go to `cluster`, or else to the connected cluster with the
+        most namespace room (`CapacityExhausted` when none has room); shared tenants live on
+        the home cluster.
 
         Provisioning a live tenant again with the same tier only re-ensures collections and
         indexes. An id whose former tenant left rows (see `retained_rows`) is refused unless
@@ -159,7 +165,11 @@ class TenantService:
                     tenant_id=tenant_id,
                 )
             await self._purge_retained(tenant_id, actor=actor)
-        placement = Placement.for_tier(tenant_id, tier, database_prefix=self._layer.prefix)
+        if cluster is None:
+            cluster = await choose_cluster(self._layer, tenant_id, tier)
+        placement = Placement.for_tier(
+            tenant_id, tier, database_prefix=self._layer.prefix, cluster=cluster
+        )
         # Collections first: a tenant visible in the directory always has its collections.
         await self.ensure_collections(placement)
         now = utcnow()
@@ -168,7 +178,9 @@ class TenantService:
             name=name or tenant_id,
             tier=tier,
             placement=PlacementRecord(
-                database=placement.database, collection_prefix=placement.collection_prefix
+                database=placement.database,
+                collection_prefix=placement.collection_prefix,
+                cluster=placement.cluster,
             ),
             created_at=now,
             updated_at=now,
@@ -199,6 +211,7 @@ class TenantService:
                 placement.collection_name(spec_of(document_type).name),
                 document_type,
                 pre_images=shared,
+                cluster=placement.cluster,
             )
 
     async def deprovision(self, tenant_id: str, *, actor: str | None = None) -> bool:
@@ -236,14 +249,15 @@ class TenantService:
         database = layer.unguarded_database(
             placement.database,
             why="deprovisioning deletes everything at a placement `_check_owned` accepted",
+            cluster=placement.cluster,
         )
         with translate_driver_errors(tenant_id=tenant_id):
             if placement.isolation is IsolationModel.DATABASE:
-                await layer.client.drop_database(placement.database)
-                layer.forget_ensured(placement.database)
+                await layer.clusters.client(placement.cluster).drop_database(placement.database)
+                layer.forget_ensured(placement.database, cluster=placement.cluster)
             elif placement.isolation is IsolationModel.COLLECTION_SET:
                 await asyncio.gather(*(database.drop_collection(name) for name in names))
-                layer.forget_ensured(placement.database, names)
+                layer.forget_ensured(placement.database, names, cluster=placement.cluster)
             else:
                 await asyncio.gather(
                     *(database[name].delete_many({"tenant_id": tenant_id}) for name in names)
@@ -397,6 +411,7 @@ class TenantService:
             client.tier,
             client.placement.database,
             client.placement.collection_prefix,
+            client.placement.cluster,
         )
 
     def _check_owned(self, placement: Placement) -> None:

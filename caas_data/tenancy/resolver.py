@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from caas_data.errors import translate_driver_errors
-from caas_data.tenancy.tiers import Placement, Tier
+from caas_data.tenancy.tiers import HOME_CLUSTER, Placement, Tier
 
 if TYPE_CHECKING:
     from caas_data.engine.layer import DataLayer
@@ -77,4 +77,5 @@ class TenantResolver:
             tier=Tier(raw["tier"]),
             database=placement["database"],
             collection_prefix=placement.get("collection_prefix", ""),
+            cluster=placement.get("cluster", HOME_CLUSTER),
         )

@@ -77,12 +77,16 @@ async def connect_for_tests(
 
 async def drop_prefix_databases(layer: DataLayer) -> list[str]:
     """Drop every database of the layer's prefix; returns their names."""
-    names = [
-        name
-        for name in await layer.client.list_database_names()
-        if name.startswith(layer.prefix + "_")
-    ]
-    for name in names:
-        await layer.client.drop_database(name)
-        layer.forget_ensured(name)
-    return names
+    dropped = []
+    for cluster in layer.clusters.names:
+        client = layer.clusters.client(cluster)
+        names = [
+            name
+            for name in await client.list_database_names()
+            if name.startswith(layer.prefix + "_")
+        ]
+        for name in names:
+            await client.drop_database(name)
+            layer.forget_ensured(name, cluster=cluster)
+        dropped += names
+    return dropped
