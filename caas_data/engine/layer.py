@@ -30,6 +30,7 @@ from caas_data.engine.indexes import ensure_collection
 from caas_data.engine.registry import DocumentRegistry, spec_of
 from caas_data.engine.routing import route
 from caas_data.engine.sessions import session_var
+from caas_data.engine.sharding import ShardingPlan, sharding_plan
 from caas_data.errors import (
     CaasDataError,
     ConfigurationError,
@@ -176,6 +177,14 @@ class DataLayer:
         if scope is not None and scope.layer is not self:
             raise ConfigurationError("the running scope belongs to another layer")
         return scope
+
+    def sharding_plan(self, *, zones: Mapping[str, str] | None = None) -> ShardingPlan:
+        """The shardCollection and zone commands for the shared collections on a mongos.
+
+        Generated and checked against MongoDB's rules, never run by the layer (see
+        `caas_data.engine.sharding`); `zones` pins large shared tenants (tenant -> zone).
+        """
+        return sharding_plan(self, zones=zones)
 
     # -- scopes and repositories -------------------------------------------------------
 

@@ -31,6 +31,7 @@ from caas_data.documents.platform import (
     PlacementRecord,
     SaasClient,
 )
+from caas_data.engine.clusters import ClusterUsage
 from caas_data.engine.registry import spec_of
 from caas_data.errors import (
     DocumentValidationError,
@@ -42,9 +43,10 @@ from caas_data.errors import (
     UnsafeOperation,
     translate_driver_errors,
 )
-from caas_data.tenancy.capacity import choose_cluster
+from caas_data.tenancy.capacity import choose_cluster, cluster_report
 from caas_data.tenancy.context import current_scope
 from caas_data.tenancy.ids import validate_tenant_id
+from caas_data.tenancy.moves import MoveReport, ProgressHook, TenantMover
 from caas_data.tenancy.tiers import IsolationModel, Placement, Tier
 
 if TYPE_CHECKING:
@@ -109,6 +111,70 @@ class TenantService:
 
     def __init__(self, layer: DataLayer) -> None:
         self._layer = layer
+        self._mover = TenantMover(layer)
+
+    # -- moves and capacity (caas_data.tenancy.moves, caas_data.tenancy.capacity) ------
+
+    async def move(
+        self,
+        tenant_id: str,
+        *,
+        to: Tier | str | None = None,
+        cluster: str | None = None,
+        actor: str | None = None,
+        batch_size: int = 500,
+        fence_grace: float | None = None,
+        on_progress: ProgressHook | None = None,
+    ) -> MoveReport:
+        """Move a tenant online to the placement of tier `to` (and/or to another cluster).
+
+        Copies in batches, catches up from change streams, fences the old placement's
+        writes (`TenantMoving` while fenced), verifies count and checksum per collection,
+        switches the directory, then removes the old copy; `fence_grace` (default: the
+        resolver's TTL + 1 s) is how long the emptied old placement stays fenced before it is
+        dropped. Called for a tenant whose move was interrupted, it finishes that move.
+
+        Raises:
+            TenantNotFound: the tenant is not live.
+            UnsafeOperation: another move of the tenant is in progress, or the directory
+                changed under the move.
+            MoveVerificationFailed: a copy did not match; nothing switched.
+            CapacityExhausted: no cluster has room for the tenant.
+            TenantMismatch: called inside a tenant scope.
+        """
+        validate_tenant_id(tenant_id)
+        _require_operator_scope("move", tenant_id)
+        return await self._mover.move(
+            tenant_id,
+            to=None if to is None else Tier(to),
+            cluster=cluster,
+            actor=actor,
+            batch_size=batch_size,
+            fence_grace=fence_grace,
+            on_progress=on_progress,
+        )
+
+    async def move_pending(
+        self, *, actor: str | None = None, fence_grace: float | None = None, batch_size: int = 500
+    ) -> list[MoveReport]:
+        """Finish interrupted moves and carry out every `request_tier_change()` (operator job).
+
+        Raises:
+            TenantMismatch: called inside a tenant scope.
+        """
+        _require_operator_scope("move_pending", "*")
+        return await self._mover.move_pending(
+            actor=actor, fence_grace=fence_grace, batch_size=batch_size
+        )
+
+    async def cluster_report(self) -> list[ClusterUsage]:
+        """Per cluster: namespaces (collections + indexes) used, the budget, the tenants.
+
+        Raises:
+            TenantMismatch: called inside a tenant scope.
+        """
+        _require_operator_scope("cluster_report", "*")
+        return await cluster_report(self._layer)
 
     async def provision(
         self,
