@@ -33,7 +33,8 @@ class MoveStep(StrEnum):
 class CollectionProgress(BaseModel):
     """One collection's progress: the change-stream resume token and the copy position."""
 
-    resume_token: dict[str, Any] | None = None
+    resume_token: dict[str, Any] | None = None  # the last applied event's `_id`
+    start_at: Any = None  # the source's operation time when the copy began (a Timestamp)
     copy_until: Any = None  # the last `_id` when the stream opened; later ones come from it
     last_id: Any = None
     copied: int = 0

@@ -204,13 +204,14 @@ class DataLayer:
     # -- transactions ------------------------------------------------------------------
 
     @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+    async def unit_of_work(self, *, cluster: str | None = None) -> AsyncIterator[UnitOfWork]:
         """Run the block in one transaction; commit on exit, abort on error.
 
         The commit is retried on `UnknownTransactionCommitResult` and transient errors, as
         PyMongo's `with_transaction` does. The block itself runs once: a transient error inside
         it aborts and raises `RetryableError`; `run_transaction()` re-runs a whole callback.
-        Nested units of work join the outer transaction.
+        Nested units of work join the outer transaction. A transaction runs on one cluster:
+        the running tenant's (its data), or `cluster` (the platform's rows: `HOME_CLUSTER`).
         """
         self._check_open()
         outer = session_var.get()
@@ -220,7 +221,9 @@ class DataLayer:
         scope = current_scope()
         placement = scope.placement if scope is not None and scope.layer is self else None
         # A session belongs to one client: a tenant's transaction runs on its own cluster.
-        client = self.clusters.client(placement.cluster) if placement else self.client
+        if cluster is None:
+            cluster = placement.cluster if placement is not None else HOME_CLUSTER
+        client = self.clusters.client(cluster)
         async with client.start_session() as session:
             await session.start_transaction()
             token = session_var.set(session)
@@ -252,7 +255,11 @@ class DataLayer:
                     raise
 
     async def run_transaction(
-        self, callback: Callable[[], Awaitable[T]], *, max_attempts: int = 10
+        self,
+        callback: Callable[[], Awaitable[T]],
+        *,
+        max_attempts: int = 10,
+        cluster: str | None = None,
     ) -> T:
         """Run `callback` in a unit of work, re-running it on transient transaction errors."""
         if max_attempts < 1:
@@ -260,7 +267,7 @@ class DataLayer:
         deadline = time.monotonic() + _TRANSACTION_DEADLINE_SECONDS
         for attempt in range(1, max_attempts + 1):
             try:
-                async with self.unit_of_work():
+                async with self.unit_of_work(cluster=cluster):
                     return await callback()
             except CaasDataError as exc:
                 transient = _has_label(exc, "TransientTransactionError")

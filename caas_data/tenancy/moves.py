@@ -443,12 +443,12 @@ class _Run:
         if progress.copy_done:
             return
         source = self._side(self.source, name)
-        if progress.resume_token is None:
-            # The stream is opened before the first document is read: every write after
-            # this point is in it, whatever the copy saw.
-            async with await source.watch(max_await_time_ms=_AWAIT_MS) as stream:
-                await stream.try_next()
-                progress.resume_token = dict(stream.resume_token or {})
+        if progress.start_at is None:
+            # The stream starts at the source's time before the first document is read:
+            # every write after this point is in it, whatever the copy saw. (An event's own
+            # token is kept later; a token of an empty batch can name another namespace.)
+            reply = await source.database.command("ping")
+            progress.start_at = reply.get("operationTime") or reply["$clusterTime"]["clusterTime"]
             # The copy stops at the newest document of this moment: writers cannot keep it
             # running, what comes later is in the stream.
             newest = await source.find_one(
@@ -500,27 +500,30 @@ class _Run:
                 }
             ]
         quiet = rounds = 0
+        position: dict[str, Any] = (
+            {"resume_after": progress.resume_token}
+            if progress.resume_token
+            else {"start_at_operation_time": progress.start_at}
+        )
         async with await source.watch(
-            pipeline,
-            resume_after=progress.resume_token,
-            full_document="updateLookup",
-            max_await_time_ms=_AWAIT_MS,
+            pipeline, full_document="updateLookup", max_await_time_ms=_AWAIT_MS, **position
         ) as stream:
             while True:
                 ids: list[Any] = []
+                last: Any = None
                 while len(ids) < _DRAIN_BATCH:
                     event = await stream.try_next()
                     if event is None:
                         break
+                    last = event["_id"]
                     key = event.get("documentKey", {})
                     if "_id" in key:
                         ids.append(key["_id"])
                 if ids:
                     await self._resync(name, ids)
                     self.move.caught_up += len(ids)
-                token = dict(stream.resume_token or progress.resume_token or {})
-                if ids or token != progress.resume_token:
-                    progress.resume_token = token
+                if last is not None:
+                    progress.resume_token = dict(last)
                     await self._save()
                 rounds += 1
                 if not until_quiet:
