@@ -11,6 +11,7 @@ from caas_data.engine.layer import DataLayer, connect
 
 __all__ = [
     "TEST_MONITOR_TIMEOUT_MS",
+    "TEST_NAMESPACE_BUDGET",
     "TEST_OPERATION_TIMEOUT_MS",
     "connect_for_tests",
     "drop_prefix_databases",
@@ -23,6 +24,10 @@ __all__ = [
 # 10 s, and the driver's monitor five (see `patient_uri`).
 TEST_OPERATION_TIMEOUT_MS = 120_000
 TEST_MONITOR_TIMEOUT_MS = 300_000
+# A test session provisions thousands of short-lived tenants on one server: far past the
+# production budget of ~10,000 namespaces per cluster, which is not what tests measure
+# (tests of the budget connect with their own).
+TEST_NAMESPACE_BUDGET = 10_000_000
 
 
 def new_prefix() -> str:
@@ -72,6 +77,7 @@ async def connect_for_tests(
         database_prefix=new_prefix() if database_prefix is None else database_prefix,
         documents=documents,
         operation_timeout_ms=TEST_OPERATION_TIMEOUT_MS,
+        namespace_budget=TEST_NAMESPACE_BUDGET,
     )
 
 
