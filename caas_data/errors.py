@@ -3,7 +3,8 @@
 ```
 CaasDataError
 ├── ConfigurationError            settings missing or wrong; layer not connected
-│   └── MissingDependencyError    an optional package is absent; also an ImportError
+│   ├── MissingDependencyError    an optional package is absent; also an ImportError
+│   └── CapacityExhausted         no cluster has namespace room for a new tenant
 ├── TenancyError
 │   ├── InvalidTenantId           also a ValueError; raised before any I/O
 │   ├── TenantContextMissing      tenant data touched outside a tenant scope
@@ -13,9 +14,10 @@ CaasDataError
 │   ├── TenantAlreadyProvisioned  provisioned before with another tier
 │   │   └── TenantIdRetained      a deprovisioned id still owns rows; `retained` names them
 │   ├── UnsafeOperation           the guard refuses an operation it cannot make tenant-safe
-│   └── OperationRefused          an operator operation refused before it changed anything:
-│                                 no confirmation, a placement not empty, a manifest that
-│                                 does not match its files, a feature not built yet
+│   ├── OperationRefused          an operator operation refused before it changed anything:
+│   │                             no confirmation, a placement not empty, a manifest that
+│   │                             does not match its files, a feature not built yet
+│   └── MoveVerificationFailed    a moved collection's count or checksum differs; nothing switched
 ├── RepositoryError
 │   ├── NotFoundError             also beanie's DocumentNotFound
 │   ├── DuplicateError            a unique key is taken (possibly by a soft-deleted document);
@@ -32,9 +34,10 @@ CaasDataError
 ├── FieldEncryptionError          a field could not be encrypted or decrypted
 │   └── TenantKeyErased           the tenant's data key is gone: its ciphertext is unreadable
 └── RetryableError                network errors and timeouts: the caller may try again
-    └── WriteOutcomeUnknown       the write may or may not have been applied (a write-concern
-                                  error, a commit whose result never came back): retry only
-                                  with an idempotency key (`client_message_id`...)
+    ├── WriteOutcomeUnknown       the write may or may not have been applied (a write-concern
+    │                             error, a commit whose result never came back): retry only
+    │                             with an idempotency key (`client_message_id`...)
+    └── TenantMoving              the write hit a placement fenced by a tenant move
 ```
 
 Every error carries what a log line needs: the tenant, the document type and, when one
@@ -57,12 +60,14 @@ __all__ = [
     "AuditChainBroken",
     "BulkDuplicateError",
     "CaasDataError",
+    "CapacityExhausted",
     "ConfigurationError",
     "DocumentValidationError",
     "DuplicateError",
     "FieldEncryptionError",
     "InvalidTenantId",
     "MissingDependencyError",
+    "MoveVerificationFailed",
     "NotFoundError",
     "OperationRefused",
     "RepositoryError",
@@ -74,6 +79,7 @@ __all__ = [
     "TenantIdRetained",
     "TenantKeyErased",
     "TenantMismatch",
+    "TenantMoving",
     "TenantNotFound",
     "UnsafeOperation",
     "VersionConflict",
@@ -226,6 +232,10 @@ class OperationRefused(TenancyError):
     """An operator operation (erase, import, move...) refused before it changed anything."""
 
 
+class MoveVerificationFailed(TenancyError):
+    """A copied collection does not match its source (count or checksum): nothing switched."""
+
+
 class RepositoryError(CaasDataError):
     """A repository call failed for a reason about the data itself."""
 
@@ -372,6 +382,18 @@ class WriteOutcomeUnknown(RetryableError):
     idempotency key (a send's `client_message_id`, an audit append's `idempotency_key`, a
     usage report's key): they find the first attempt instead of applying it twice.
     """
+
+
+class TenantMoving(RetryableError):
+    """The write reached a placement that a tenant move has fenced; nothing was written.
+
+    The tenant is being moved, or was moved and this scope resolved it before the switch:
+    run the write again in a new scope, which routes to the new placement.
+    """
+
+
+class CapacityExhausted(ConfigurationError):
+    """No connected cluster has namespace room for another Pro or Enterprise tenant."""
 
 
 _RETRYABLE_LABELS = (
@@ -528,6 +550,12 @@ def _translate(exc: BaseException, context: dict[str, Any]) -> tuple[CaasDataErr
             driver_error=exc,
             **context,
         ), True
+    if (
+        isinstance(exc, pymongo_errors.OperationFailure)
+        and exc.code == _DOCUMENT_VALIDATION_FAILURE
+    ):
+        # The layer sets server-side validators only as move fences (`caas_data.tenancy.moves`).
+        return TenantMoving(_FENCED, driver_error=exc, **context), True
     if isinstance(exc, pymongo_errors.PyMongoError):
         if exc.has_error_label("UnknownTransactionCommitResult"):
             return WriteOutcomeUnknown(
@@ -550,6 +578,8 @@ def _translate_bulk(
     exc: pymongo_errors.BulkWriteError, context: dict[str, Any]
 ) -> tuple[CaasDataError, bool]:
     write_errors = exc.details.get("writeErrors", [])
+    if write_errors and write_errors[0].get("code") == _DOCUMENT_VALIDATION_FAILURE:
+        return TenantMoving(_FENCED, driver_error=exc, **context), True
     if not write_errors and exc.details.get("writeConcernErrors"):
         return WriteOutcomeUnknown(
             "bulk write applied but not acknowledged by the write concern",
@@ -574,3 +604,7 @@ def _translate_bulk(
             **context,
         ), True
     return RepositoryError(f"bulk write failed: {exc}", driver_error=exc, **context), True
+
+
+_DOCUMENT_VALIDATION_FAILURE = 121
+_FENCED = "the tenant is moving (its old placement is fenced): nothing was written, retry"

@@ -1,6 +1,6 @@
 """Document declarations, one module per schema area of the seed."""
 
-from caas_data.documents import analytics, billing, counters, platform, saas, security
+from caas_data.documents import analytics, billing, counters, moves, platform, saas, security
 from caas_data.documents.base import (
     AppendOnlyMixin,
     Area,
@@ -28,6 +28,7 @@ ALL_DOCUMENTS: tuple[type[BaseDocument], ...] = (
     *analytics.DOCUMENTS,
     *security.DOCUMENTS,
     *counters.DOCUMENTS,
+    *moves.DOCUMENTS,
 )
 
 __all__ = [

@@ -18,7 +18,7 @@ from caas_data.documents.base import (
     TenantAccess,
     TenantOwnedDocument,
 )
-from caas_data.tenancy.tiers import Tier
+from caas_data.tenancy.tiers import HOME_CLUSTER, Tier
 
 __all__ = [
     "API_KEY_SCOPE_PATTERN",
@@ -64,6 +64,7 @@ class PlacementRecord(BaseModel):
 
     database: str
     collection_prefix: str = ""
+    cluster: str = HOME_CLUSTER  # entries written before clusters existed lack it
 
 
 class SaasClient(PlatformDocument):

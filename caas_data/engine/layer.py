@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from types import TracebackType
@@ -22,12 +22,19 @@ from pymongo.write_concern import WriteConcern
 from caas_data.config import EncryptionOptions, Settings
 from caas_data.documents.base import Area, BaseDocument, FieldEncryption
 from caas_data.documents.beanie_state import beanie_models
+from caas_data.engine.clusters import (
+    DEFAULT_NAMESPACE_BUDGET,
+    ClusterConfig,
+    ClusterSet,
+    validate_cluster_name,
+)
 from caas_data.engine.field_encryption import FieldCipher, TenantKeyring, keyring_for
 from caas_data.engine.guard import GuardedCollection
 from caas_data.engine.indexes import ensure_collection
 from caas_data.engine.registry import DocumentRegistry, spec_of
 from caas_data.engine.routing import route
 from caas_data.engine.sessions import session_var
+from caas_data.engine.sharding import ShardingPlan, sharding_plan
 from caas_data.errors import (
     CaasDataError,
     ConfigurationError,
@@ -38,6 +45,7 @@ from caas_data.errors import (
 from caas_data.tenancy.context import Scope, current_scope, system_scope, tenant_scope
 from caas_data.tenancy.provisioning import TenantService
 from caas_data.tenancy.resolver import TenantResolver
+from caas_data.tenancy.tiers import HOME_CLUSTER
 
 if TYPE_CHECKING:
     from caas_data.repositories.base import Repository
@@ -96,15 +104,17 @@ class DataLayer:
         documents: Iterable[type[BaseDocument]],
         *,
         encryption: EncryptionOptions | None = None,
+        clusters: ClusterSet | None = None,
     ) -> None:
         self.client = client
+        self.clusters = clusters or ClusterSet(client)
         self.settings = settings
         self.registry = DocumentRegistry(documents)
         self.resolver = TenantResolver(self, ttl=settings.tenant_cache_ttl_seconds)
         self.tenants = TenantService(self)
-        self._databases: dict[str, AsyncDatabase[dict[str, Any]]] = {}
-        self._collections: dict[tuple[str, str], AsyncCollection[dict[str, Any]]] = {}
-        self._ensured: set[tuple[str, str]] = set()
+        self._databases: dict[tuple[str, str], AsyncDatabase[dict[str, Any]]] = {}
+        self._collections: dict[tuple[str, str, str], AsyncCollection[dict[str, Any]]] = {}
+        self._ensured: set[tuple[str, str, str]] = set()
         # Guarded handles by (class, include_deleted, tenant, placement): see `route`.
         self._routes: dict[tuple[Any, ...], GuardedCollection] = {}
         self._closed = False
@@ -176,29 +186,33 @@ class DataLayer:
             raise ConfigurationError("tenant data has no fixed database: it follows placement")
         return f"{self.prefix}_{area.value}"
 
-    def unguarded_database(self, name: str, *, why: str) -> AsyncDatabase[dict[str, Any]]:
+    def unguarded_database(
+        self, name: str, *, why: str, cluster: str = HOME_CLUSTER
+    ) -> AsyncDatabase[dict[str, Any]]:
         """`unguarded_collection` for a whole database (DDL: drop, list collections)."""
         _require_reason(why)
-        return self._database(name)
+        return self._database(name, cluster)
 
-    def _database(self, name: str) -> AsyncDatabase[dict[str, Any]]:
-        database = self._databases.get(name)
+    def _database(self, name: str, cluster: str = HOME_CLUSTER) -> AsyncDatabase[dict[str, Any]]:
+        database = self._databases.get((cluster, name))
         if database is None:
-            database = self._databases[name] = self.client[name]
+            database = self._databases[(cluster, name)] = self.clusters.client(cluster)[name]
         return database
 
-    def _handle(self, database: str, name: str) -> AsyncCollection[dict[str, Any]]:
+    def _handle(
+        self, database: str, name: str, cluster: str = HOME_CLUSTER
+    ) -> AsyncCollection[dict[str, Any]]:
         """The driver's handle of a collection (cached), for routing to wrap in the guard."""
-        key = (database, name)
+        key = (cluster, database, name)
         collection = self._collections.get(key)
         if collection is None:
             if len(self._collections) > 50_000:  # many tenants: keep the cache bounded
                 self._collections.clear()
-            collection = self._collections[key] = self._database(database)[name]
+            collection = self._collections[key] = self._database(database, cluster)[name]
         return collection
 
     def unguarded_collection(
-        self, database: str, name: str, *, why: str
+        self, database: str, name: str, *, why: str, cluster: str = HOME_CLUSTER
     ) -> AsyncCollection[dict[str, Any]]:
         """The one escape hatch past the tenant guard: a raw driver collection.
 
@@ -208,7 +222,7 @@ class DataLayer:
         never gets a `DataLayer`, only scopes, documents and repositories.
         """
         _require_reason(why)
-        return self._handle(database, name)
+        return self._handle(database, name, cluster)
 
     def unguarded_platform_collection(
         self, document_type: type[BaseDocument], *, why: str
@@ -230,6 +244,14 @@ class DataLayer:
             raise ConfigurationError("the running scope belongs to another layer")
         return scope
 
+    def sharding_plan(self, *, zones: Mapping[str, str] | None = None) -> ShardingPlan:
+        """The shardCollection and zone commands for the shared collections on a mongos.
+
+        Generated and checked against MongoDB's rules, never run by the layer (see
+        `caas_data.engine.sharding`); `zones` pins large shared tenants (tenant -> zone).
+        """
+        return sharding_plan(self, zones=zones)
+
     # -- scopes and repositories -------------------------------------------------------
 
     def tenant_scope(self, tenant_id: str) -> AbstractAsyncContextManager[Scope]:
@@ -249,7 +271,7 @@ class DataLayer:
 
     @asynccontextmanager
     async def unit_of_work(
-        self, *, write_concern: WriteConcern | None = None
+        self, *, cluster: str | None = None, write_concern: WriteConcern | None = None
     ) -> AsyncIterator[UnitOfWork]:
         """Run the block in one transaction; commit on exit, abort on error.
 
@@ -259,14 +281,21 @@ class DataLayer:
         once: a transient error inside it aborts and raises `RetryableError`;
         `run_transaction()` re-runs a whole callback. Nested units of work join the outer
         transaction. The commit uses the layer's write concern (`w: majority`) unless
-        `write_concern` overrides it.
+        `write_concern` overrides it. A transaction runs on one cluster: the running tenant's
+        (its data), or `cluster` (the platform's rows: `HOME_CLUSTER`).
         """
         self._check_open()
         outer = session_var.get()
         if outer is not None and outer.in_transaction:
             yield UnitOfWork(outer)
             return
-        async with self.client.start_session() as session:
+        scope = current_scope()
+        placement = scope.placement if scope is not None and scope.layer is self else None
+        # A session belongs to one client: a tenant's transaction runs on its own cluster.
+        if cluster is None:
+            cluster = placement.cluster if placement is not None else HOME_CLUSTER
+        client = self.clusters.client(cluster)
+        async with client.start_session() as session:
             with translate_driver_errors():
                 await session.start_transaction(write_concern=write_concern)
             token = session_var.set(session)
@@ -311,7 +340,11 @@ class DataLayer:
                 await asyncio.sleep(pause)
 
     async def run_transaction(
-        self, callback: Callable[[], Awaitable[T]], *, max_attempts: int = 10
+        self,
+        callback: Callable[[], Awaitable[T]],
+        *,
+        max_attempts: int = 10,
+        cluster: str | None = None,
     ) -> T:
         """Run `callback` in a unit of work, re-running it on transient transaction errors."""
         if max_attempts < 1:
@@ -319,7 +352,7 @@ class DataLayer:
         deadline = time.monotonic() + _TRANSACTION_DEADLINE_SECONDS
         for attempt in range(1, max_attempts + 1):
             try:
-                async with self.unit_of_work():
+                async with self.unit_of_work(cluster=cluster):
                     return await callback()
             except CaasDataError as exc:
                 transient = _has_label(exc, "TransientTransactionError")
@@ -359,31 +392,41 @@ class DataLayer:
                 )
 
     async def ensure_collection(
-        self, database: str, name: str, document_type: type[BaseDocument], *, pre_images: bool
+        self,
+        database: str,
+        name: str,
+        document_type: type[BaseDocument],
+        *,
+        pre_images: bool,
+        cluster: str = HOME_CLUSTER,
     ) -> None:
         """Create a collection and its indexes once per layer.
 
         Shared collections serve many tenants: provisioning the thousandth free tenant must
         not re-create them.
         """
-        key = (database, name)
+        key = (cluster, database, name)
         if key in self._ensured:
             return
         await ensure_collection(
-            self._database(database), name, document_type, pre_images=pre_images
+            self._database(database, cluster), name, document_type, pre_images=pre_images
         )
         self._ensured.add(key)
 
     def forget_ensured(
-        self, database: str | None = None, collections: Iterable[str] | None = None
+        self,
+        database: str | None = None,
+        collections: Iterable[str] | None = None,
+        *,
+        cluster: str = HOME_CLUSTER,
     ) -> None:
         """Forget that collections exist (all, a database's, or some of a database's)."""
         if database is None:
             self._ensured.clear()
         elif collections is None:
-            self._ensured = {key for key in self._ensured if key[0] != database}
+            self._ensured = {k for k in self._ensured if k[:2] != (cluster, database)}
         else:
-            self._ensured -= {(database, name) for name in collections}
+            self._ensured -= {(cluster, database, name) for name in collections}
 
     @property
     def closed(self) -> bool:
@@ -403,7 +446,7 @@ class DataLayer:
             _active.remove(self)
         if self._keyring is not None:
             await self._keyring.close()
-        await self.client.close()
+        await self.clusters.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -428,11 +471,16 @@ async def connect(
     documents: Iterable[type[BaseDocument]] | None = None,
     operation_timeout_ms: int | None = None,
     encryption: EncryptionOptions | None = None,
+    clusters: Mapping[str, str | ClusterConfig] | None = None,
+    namespace_budget: int = DEFAULT_NAMESPACE_BUDGET,
 ) -> DataLayer:
-    """Connect to the cluster and initialise the documents; never starts a server.
+    """Connect to the cluster(s) and initialise the documents; never starts a server.
 
     Args:
-        uri: connection string; defaults to `CAAS_MONGODB_URI`.
+        uri: connection string of the home cluster; defaults to `CAAS_MONGODB_URI`.
+        clusters: more clusters by name (a URI or a `ClusterConfig` with its own budget);
+            Pro and Enterprise tenants can live there, the platform stays home.
+        namespace_budget: collections plus indexes the home cluster may hold.
         database_prefix: defaults to `CAAS_DATABASE_PREFIX`, then `caas`.
         documents: extra document classes to register beside the built-in ones.
         operation_timeout_ms: per-operation timeout; defaults to the setting.
@@ -458,9 +506,31 @@ async def connect(
     all_documents = default_documents() + [
         d for d in (documents or []) if d not in default_documents()
     ]
+    client = _client(settings.mongodb_uri, settings)
+    others: dict[str, tuple[AsyncMongoClient[dict[str, Any]], int]] = {}
+    for name, given in (clusters or {}).items():
+        config = given if isinstance(given, ClusterConfig) else ClusterConfig(given)
+        client_of = _client(config.uri, settings)
+        others[validate_cluster_name(name)] = (client_of, config.namespace_budget)
+    cluster_set = ClusterSet(client, home_budget=namespace_budget, others=others)
     try:
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            settings.mongodb_uri,
+        layer = DataLayer(
+            client, settings, all_documents, encryption=encryption, clusters=cluster_set
+        )
+    except BaseException:
+        await cluster_set.close()
+        raise
+    try:
+        await layer._start()
+    except ConnectionFailure as exc:  # pragma: no cover - translated above
+        raise RetryableError(f"cannot reach MongoDB: {exc}") from exc
+    return layer
+
+
+def _client(uri: str, settings: Settings) -> AsyncMongoClient[dict[str, Any]]:
+    try:
+        return AsyncMongoClient(
+            uri,
             tz_aware=True,
             timeoutMS=settings.operation_timeout_ms,
             uuidRepresentation="standard",
@@ -470,13 +540,3 @@ async def connect(
         )
     except (PyMongoError, ValueError) as exc:
         raise ConfigurationError(f"invalid MongoDB URI: {exc}") from exc
-    try:
-        layer = DataLayer(client, settings, all_documents, encryption=encryption)
-    except BaseException:
-        await client.close()
-        raise
-    try:
-        await layer._start()
-    except ConnectionFailure as exc:  # pragma: no cover - translated above
-        raise RetryableError(f"cannot reach MongoDB: {exc}") from exc
-    return layer

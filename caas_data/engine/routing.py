@@ -15,7 +15,7 @@ from caas_data.errors import (
     UnsafeOperation,
 )
 from caas_data.tenancy.context import Scope, current_scope
-from caas_data.tenancy.tiers import IsolationModel, Placement
+from caas_data.tenancy.tiers import HOME_CLUSTER, IsolationModel, Placement
 
 if TYPE_CHECKING:
     from caas_data.engine.layer import DataLayer
@@ -106,6 +106,7 @@ def _route(
         assert scope is not None
         placement = scope.require_placement()
         database = placement.database
+        cluster = placement.cluster
         physical = placement.collection_name(spec.name)
         shared = placement.isolation is IsolationModel.SHARED
 
@@ -118,6 +119,7 @@ def _route(
         if spec.tenant_keyed and scope is None:
             raise _missing_scope(document_type)
         database = layer.database_name(spec.area)
+        cluster = HOME_CLUSTER
         physical = spec.name
         shared = True
         area = spec.area
@@ -128,7 +130,7 @@ def _route(
         cipher = None  # encrypted fields are tenant data only (the registry checks it)
 
     return GuardedCollection(
-        layer._handle(database, physical),
+        layer._handle(database, physical, cluster),
         _rules(spec, tenant_id),
         resolve=resolve,
         shared=shared,

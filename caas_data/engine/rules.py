@@ -333,8 +333,8 @@ def _pinned_fields(rules: CollectionRules) -> dict[str, Any]:
     """Fields a replacement must carry unchanged, with the value an absent field stands for."""
     pinned: dict[str, Any] = {"schema_version": _SCHEMA_VERSION_DEFAULT}
     pinned.update({name: None for name in rules.protected})
-    if rules.timestamps:
-        pinned["created_at"] = None
+    # `created_at` is not pinned: a replacement is a whole new document (Beanie's
+    # `replace_one(other)`), and its creation time is its own; update operators cannot set it.
     if rules.soft_delete:
         pinned[DELETED_FIELD] = pinned[DELETED_BY_FIELD] = None
     return pinned
@@ -357,7 +357,8 @@ def guard_replacement(
     """A replacement, conditional on the `__v` it carries and stored with `__v + 1`.
 
     It is also conditional on the layer's other fields being what it carries (it cannot change
-    `created_at`, `deleted_at` or a protected field): a replacement that tries matches nothing.
+    `schema_version`, `deleted_at` or a protected field): a replacement that tries matches
+    nothing.
     `query` must already have passed `guard_filter`.
     """
     new = _plain_mapping(replacement, "a replacement")

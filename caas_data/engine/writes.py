@@ -105,7 +105,7 @@ async def raise_write_miss(
     if current.get("__v") == expected:
         raise UnsafeOperation(
             f"{document_type.__name__} {document_id}: the write would change a field the layer "
-            "owns (created_at, schema_version, deleted_at/deleted_by or a protected field); "
+            "owns (schema_version, deleted_at/deleted_by or a protected field); "
             "those change only through their own methods",
             tenant_id=tenant_id,
             document_type=document_type,

@@ -19,6 +19,7 @@ from caas_data.engine.sessions import current_session
 from caas_data.errors import TenantContextMissing, TenantMismatch
 from caas_data.tenancy.context import current_scope
 from caas_data.tenancy.ids import validate_tenant_id
+from caas_data.tenancy.tiers import HOME_CLUSTER
 
 if TYPE_CHECKING:
     from caas_data.engine.layer import DataLayer
@@ -69,7 +70,8 @@ async def run_in_transaction(
     """
     if in_transaction():
         return await callback()
-    return await layer.run_transaction(callback, max_attempts=max_attempts)
+    # Tenant-owned rows live in the platform databases: on the home cluster.
+    return await layer.run_transaction(callback, max_attempts=max_attempts, cluster=HOME_CLUSTER)
 
 
 async def serialized_transaction(
@@ -88,7 +90,9 @@ async def serialized_transaction(
     if key is None or in_transaction():
         return await run_in_transaction(layer, callback, max_attempts=max_attempts)
     async with process_lock(layer, key):
-        return await layer.run_transaction(callback, max_attempts=max_attempts)
+        return await layer.run_transaction(
+            callback, max_attempts=max_attempts, cluster=HOME_CLUSTER
+        )
 
 
 def scope_tenant(tenant_id: str | None) -> str:

@@ -102,10 +102,11 @@ class SaasClientRepository(AuditedRepository[SaasClient]):
     async def request_tier_change(
         self, tier: Tier | str, *, tenant_id: str | None = None, actor: str | None = None
     ) -> SaasClient:
-        """Record that the tenant should move to `tier`; nothing moves yet.
+        """Record that the tenant should move to `tier`: a pending move.
 
-        `pending_tier` shows the request; asking for the current tier clears it. Moving the
-        data between isolation models is a separate operation.
+        `pending_tier` shows the request; asking for the current tier clears it. The operator
+        (or a job) carries it out with `layer.tenants.move_pending()`, which moves the data
+        online and clears `pending_tier` when the directory switches.
         """
         tenant = scope_tenant(tenant_id)
         wanted = Tier(tier)

@@ -31,6 +31,7 @@ from caas_data.documents.platform import (
     PlacementRecord,
     SaasClient,
 )
+from caas_data.engine.clusters import ClusterUsage
 from caas_data.engine.registry import spec_of
 from caas_data.errors import (
     DocumentValidationError,
@@ -43,8 +44,10 @@ from caas_data.errors import (
     UnsafeOperation,
     translate_driver_errors,
 )
+from caas_data.tenancy.capacity import choose_cluster, cluster_report
 from caas_data.tenancy.context import current_scope
 from caas_data.tenancy.ids import validate_tenant_id
+from caas_data.tenancy.moves import MoveReport, ProgressHook, TenantMover
 from caas_data.tenancy.tiers import IsolationModel, Placement, Tier
 
 if TYPE_CHECKING:
@@ -114,6 +117,70 @@ class TenantService:
 
     def __init__(self, layer: DataLayer) -> None:
         self._layer = layer
+        self._mover = TenantMover(layer)
+
+    # -- moves and capacity (caas_data.tenancy.moves, caas_data.tenancy.capacity) ------
+
+    async def move(
+        self,
+        tenant_id: str,
+        *,
+        to: Tier | str | None = None,
+        cluster: str | None = None,
+        actor: str | None = None,
+        batch_size: int = 500,
+        fence_grace: float | None = None,
+        on_progress: ProgressHook | None = None,
+    ) -> MoveReport:
+        """Move a tenant online to the placement of tier `to` (and/or to another cluster).
+
+        Copies in batches, catches up from change streams, fences the old placement's
+        writes (`TenantMoving` while fenced), verifies count and checksum per collection,
+        switches the directory, then removes the old copy; `fence_grace` (default: the
+        resolver's TTL + 1 s) is how long the emptied old placement stays fenced before it is
+        dropped. Called for a tenant whose move was interrupted, it finishes that move.
+
+        Raises:
+            TenantNotFound: the tenant is not live.
+            UnsafeOperation: another move of the tenant is in progress, or the directory
+                changed under the move.
+            MoveVerificationFailed: a copy did not match; nothing switched.
+            CapacityExhausted: no cluster has room for the tenant.
+            TenantMismatch: called inside a tenant scope.
+        """
+        validate_tenant_id(tenant_id)
+        require_operator_scope("move", tenant_id)
+        return await self._mover.move(
+            tenant_id,
+            to=None if to is None else Tier(to),
+            cluster=cluster,
+            actor=actor,
+            batch_size=batch_size,
+            fence_grace=fence_grace,
+            on_progress=on_progress,
+        )
+
+    async def move_pending(
+        self, *, actor: str | None = None, fence_grace: float | None = None, batch_size: int = 500
+    ) -> list[MoveReport]:
+        """Finish interrupted moves and carry out every `request_tier_change()` (operator job).
+
+        Raises:
+            TenantMismatch: called inside a tenant scope.
+        """
+        require_operator_scope("move_pending", "*")
+        return await self._mover.move_pending(
+            actor=actor, fence_grace=fence_grace, batch_size=batch_size
+        )
+
+    async def cluster_report(self) -> list[ClusterUsage]:
+        """Per cluster: namespaces (collections + indexes) used, the budget, the tenants.
+
+        Raises:
+            TenantMismatch: called inside a tenant scope.
+        """
+        require_operator_scope("cluster_report", "*")
+        return await cluster_report(self._layer)
 
     async def provision(
         self,
@@ -123,8 +190,13 @@ class TenantService:
         name: str | None = None,
         reuse_id: ReuseId = "refuse",
         actor: str | None = None,
+        cluster: str | None = None,
     ) -> SaasClient:
         """Create the tenant's collections and indexes, then record it in the directory.
+
+        Pro and Enterprise tenants go to `cluster`, or else to the connected cluster with the
+        most namespace room (`CapacityExhausted` when none has room); shared tenants live on
+        the home cluster.
 
         Provisioning a live tenant again with the same tier only re-ensures collections and
         indexes. An id whose former tenant left rows (see `retained_rows`) is refused unless
@@ -165,7 +237,11 @@ class TenantService:
                     tenant_id=tenant_id,
                 )
             await self._purge_retained(tenant_id, actor=actor)
-        placement = Placement.for_tier(tenant_id, tier, database_prefix=self._layer.prefix)
+        if cluster is None:
+            cluster = await choose_cluster(self._layer, tenant_id, tier)
+        placement = Placement.for_tier(
+            tenant_id, tier, database_prefix=self._layer.prefix, cluster=cluster
+        )
         # Collections first: a tenant visible in the directory always has its collections.
         await self.ensure_collections(placement)
         now = utcnow()
@@ -174,7 +250,9 @@ class TenantService:
             name=name or tenant_id,
             tier=tier,
             placement=PlacementRecord(
-                database=placement.database, collection_prefix=placement.collection_prefix
+                database=placement.database,
+                collection_prefix=placement.collection_prefix,
+                cluster=placement.cluster,
             ),
             created_at=now,
             updated_at=now,
@@ -205,6 +283,7 @@ class TenantService:
                 placement.collection_name(spec_of(document_type).name),
                 document_type,
                 pre_images=shared,
+                cluster=placement.cluster,
             )
 
     async def deprovision(self, tenant_id: str, *, actor: str | None = None) -> bool:
@@ -243,14 +322,15 @@ class TenantService:
         database = layer.unguarded_database(
             placement.database,
             why="deprovisioning deletes everything at a placement `_check_owned` accepted",
+            cluster=placement.cluster,
         )
         with translate_driver_errors(tenant_id=tenant_id):
             if placement.isolation is IsolationModel.DATABASE:
-                await layer.client.drop_database(placement.database)
-                layer.forget_ensured(placement.database)
+                await layer.clusters.client(placement.cluster).drop_database(placement.database)
+                layer.forget_ensured(placement.database, cluster=placement.cluster)
             elif placement.isolation is IsolationModel.COLLECTION_SET:
                 await asyncio.gather(*(database.drop_collection(name) for name in names))
-                layer.forget_ensured(placement.database, names)
+                layer.forget_ensured(placement.database, names, cluster=placement.cluster)
             else:
                 await asyncio.gather(
                     *(database[name].delete_many({"tenant_id": tenant_id}) for name in names)
@@ -435,6 +515,7 @@ class TenantService:
             client.tier,
             client.placement.database,
             client.placement.collection_prefix,
+            client.placement.cluster,
         )
 
     def _check_owned(self, placement: Placement) -> None:

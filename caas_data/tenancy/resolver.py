@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from caas_data.errors import translate_driver_errors
-from caas_data.tenancy.tiers import Placement, Tier
+from caas_data.tenancy.tiers import HOME_CLUSTER, Placement, Tier
 
 if TYPE_CHECKING:
     from caas_data.engine.layer import DataLayer
@@ -27,9 +27,13 @@ class TenantResolver:
         self._ttl = ttl
         self._cache: dict[str, tuple[float, Placement]] = {}
         self._inflight: dict[str, asyncio.Future[Placement | None]] = {}
+        # Bumped by `invalidate`: a read that started before it must not refill the cache
+        # (after a move's switch it would route to the old placement for a whole TTL).
+        self._generation = 0
 
     def invalidate(self, tenant_id: str | None = None) -> None:
         """Forget one tenant (or all), e.g. after its tier or placement changed."""
+        self._generation += 1
         if tenant_id is None:
             self._cache.clear()
         else:
@@ -45,6 +49,7 @@ class TenantResolver:
             return await asyncio.shield(pending)
         future: asyncio.Future[Placement | None] = asyncio.get_running_loop().create_future()
         self._inflight[tenant_id] = future
+        generation = self._generation
         try:
             placement = await self._load(tenant_id)
             future.set_result(placement)
@@ -54,7 +59,7 @@ class TenantResolver:
             raise
         finally:
             del self._inflight[tenant_id]
-        if placement is not None and self._ttl > 0:
+        if placement is not None and self._ttl > 0 and generation == self._generation:
             self._cache[tenant_id] = (time.monotonic() + self._ttl, placement)
         return placement
 
@@ -77,4 +82,5 @@ class TenantResolver:
             tier=Tier(raw["tier"]),
             database=placement["database"],
             collection_prefix=placement.get("collection_prefix", ""),
+            cluster=placement.get("cluster", HOME_CLUSTER),
         )

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["IsolationModel", "Placement", "Tier"]
+__all__ = ["HOME_CLUSTER", "IsolationModel", "Placement", "Tier"]
+
+HOME_CLUSTER = "home"
+"""The cluster of `connect(uri=...)`: platform, billing, analytics and shared collections."""
 
 
 class Tier(StrEnum):
@@ -42,15 +45,22 @@ class Placement:
     tier: Tier
     database: str
     collection_prefix: str = ""
+    cluster: str = HOME_CLUSTER
 
     @classmethod
-    def for_tier(cls, tenant_id: str, tier: Tier, *, database_prefix: str) -> Placement:
-        """The placement a tier gets under the naming convention of the schema index."""
+    def for_tier(
+        cls, tenant_id: str, tier: Tier, *, database_prefix: str, cluster: str = HOME_CLUSTER
+    ) -> Placement:
+        """The placement a tier gets under the naming convention of the schema index.
+
+        Shared collections live on the home cluster only; the other models go to `cluster`.
+        """
         model = tier.isolation
         if model is IsolationModel.DATABASE:
-            return cls(tenant_id, tier, f"{database_prefix}_{tenant_id}")
-        prefix = f"{tenant_id}_" if model is IsolationModel.COLLECTION_SET else ""
-        return cls(tenant_id, tier, f"{database_prefix}_shared", prefix)
+            return cls(tenant_id, tier, f"{database_prefix}_{tenant_id}", "", cluster)
+        if model is IsolationModel.SHARED:
+            return cls(tenant_id, tier, f"{database_prefix}_shared", "", HOME_CLUSTER)
+        return cls(tenant_id, tier, f"{database_prefix}_shared", f"{tenant_id}_", cluster)
 
     @property
     def isolation(self) -> IsolationModel:

@@ -12,6 +12,7 @@ from caas_data.engine.layer import DataLayer, connect
 
 __all__ = [
     "TEST_MONITOR_TIMEOUT_MS",
+    "TEST_NAMESPACE_BUDGET",
     "TEST_OPERATION_TIMEOUT_MS",
     "connect_for_tests",
     "drop_prefix_databases",
@@ -24,6 +25,10 @@ __all__ = [
 # 10 s, and the driver's monitor five (see `patient_uri`).
 TEST_OPERATION_TIMEOUT_MS = 120_000
 TEST_MONITOR_TIMEOUT_MS = 300_000
+# A test session provisions thousands of short-lived tenants on one server: far past the
+# production budget of ~10,000 namespaces per cluster, which is not what tests measure
+# (tests of the budget connect with their own).
+TEST_NAMESPACE_BUDGET = 10_000_000
 
 
 def new_prefix() -> str:
@@ -75,17 +80,22 @@ async def connect_for_tests(
         documents=documents,
         operation_timeout_ms=TEST_OPERATION_TIMEOUT_MS,
         encryption=encryption,
+        namespace_budget=TEST_NAMESPACE_BUDGET,
     )
 
 
 async def drop_prefix_databases(layer: DataLayer) -> list[str]:
     """Drop every database of the layer's prefix; returns their names."""
-    names = [
-        name
-        for name in await layer.client.list_database_names()
-        if name.startswith(layer.prefix + "_")
-    ]
-    for name in names:
-        await layer.client.drop_database(name)
-        layer.forget_ensured(name)
-    return names
+    dropped = []
+    for cluster in layer.clusters.names:
+        client = layer.clusters.client(cluster)
+        names = [
+            name
+            for name in await client.list_database_names()
+            if name.startswith(layer.prefix + "_")
+        ]
+        for name in names:
+            await client.drop_database(name)
+            layer.forget_ensured(name, cluster=cluster)
+        dropped += names
+    return dropped

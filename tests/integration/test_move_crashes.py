@@ -1,0 +1,103 @@
+"""A move killed with SIGKILL at each step, in several directions, then run again.
+
+The child process (`move_worker`) dies without any clean-up between two batches, after the
+copy before the fence, with the fence up before the switch, after the switch before the
+clean-up, and in the middle of the clean-up. Running the move again finishes it: every
+document exactly once in the final placement, nothing left in the old one, the sequence
+and the audit chain intact, no move record left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+import pytest
+
+from caas_data import DataLayer, UserRepository, tenant_scope
+from caas_data.documents.moves import TenantMove
+from caas_data.errors import TenantMoving
+from caas_data.testing._server import ServerHandle
+from caas_data.testing.helpers import new_tenant_id
+from tests.integration.moving import (
+    MODEL_TIERS,
+    check_after_move,
+    raw_external_ids,
+    seed,
+    tenant_rows,
+)
+
+CRASHES = [
+    ("copied_batch", 2, "shared", "pro"),
+    ("copied_batch", 3, "enterprise", "shared"),
+    ("copied", 1, "pro", "enterprise"),
+    ("copied", 1, "shared", "enterprise"),
+    ("fenced", 1, "pro", "shared"),
+    ("fenced", 1, "enterprise", "pro"),
+    ("switched", 1, "enterprise", "pro"),
+    ("switched", 1, "pro", "shared"),
+    ("cleaned_collection", 3, "pro", "enterprise"),
+    ("cleaned_collection", 2, "shared", "pro"),
+]
+
+
+async def _run_child(server: ServerHandle, layer: DataLayer, *args: str) -> int:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.integration.move_worker",
+        server.uri,
+        layer.prefix,
+        *args,
+    )
+    return await asyncio.wait_for(child.wait(), timeout=120)
+
+
+@pytest.mark.parametrize(("event", "nth", "source_model", "target_model"), CRASHES)
+async def test_killed_move_finishes_when_run_again(
+    caas_server: ServerHandle,
+    caas_layer: DataLayer,
+    event: str,
+    nth: int,
+    source_model: str,
+    target_model: str,
+) -> None:
+    layer = caas_layer
+    tenant_id = new_tenant_id("crash")
+    await layer.tenants.provision(tenant_id, tier=MODEL_TIERS[source_model])
+    seeded = await seed(layer, tenant_id, users=7)
+    source = await layer.tenants.placement(tenant_id)
+
+    code = await _run_child(
+        caas_server, layer, tenant_id, MODEL_TIERS[target_model], event, str(nth)
+    )
+    assert code == -signal.SIGKILL
+    record = await layer.unguarded_platform_collection(TenantMove, why="test").find_one(
+        {"tenant_id": tenant_id}
+    )
+    assert record is not None  # the progress survived the kill
+
+    layer.resolver.invalidate(tenant_id)  # another process switched it: do not wait the TTL
+    if event in ("copied_batch", "copied"):
+        # Not fenced yet: the tenant keeps working at the old placement; the resumed
+        # move's change streams carry these writes over.
+        async with tenant_scope(tenant_id, layer=layer):
+            await layer.repo(UserRepository).create({"external_id": "between", "display_name": "b"})
+        seeded.external_ids.add("between")
+    elif event == "fenced":
+        with pytest.raises(TenantMoving):
+            async with tenant_scope(tenant_id, layer=layer):
+                await layer.repo(UserRepository).create({"external_id": "x", "display_name": "x"})
+
+    report = await layer.tenants.move(tenant_id, fence_grace=0)
+    assert report.to_tier is MODEL_TIERS[target_model]
+    target = await layer.tenants.placement(tenant_id)
+    assert target.tier is MODEL_TIERS[target_model]
+    assert sorted(await raw_external_ids(layer, target)) == sorted(seeded.external_ids)
+    assert (await tenant_rows(layer, target))["messages"] == seeded.messages
+    await check_after_move(layer, seeded, source)
+    leftover = await layer.unguarded_platform_collection(TenantMove, why="test").find_one(
+        {"tenant_id": tenant_id}
+    )
+    assert leftover is None
