@@ -78,6 +78,13 @@ def _split_filter(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, t
     return None, args
 
 
+def _as_query(query: Any) -> Any:
+    """PyMongo accepts a bare `_id` where a filter goes (`find_one(oid)`)."""
+    if query is not None and not isinstance(query, Mapping):
+        return {"_id": query}
+    return query
+
+
 class GuardedCollection:
     """A tenant-safe stand-in for one `AsyncCollection` within one scope."""
 
@@ -186,9 +193,7 @@ class GuardedCollection:
 
     def _filter(self, query: Any) -> dict[str, Any]:
         self._check_scope()
-        if query is not None and not isinstance(query, Mapping):
-            query = {"_id": query}  # PyMongo accepts a bare _id for find_one
-        return guard_filter(query, self._rules, include_deleted=self._include_deleted)
+        return guard_filter(_as_query(query), self._rules, include_deleted=self._include_deleted)
 
     def _errors(self) -> AbstractContextManager[None]:
         return translate_driver_errors(
@@ -231,10 +236,8 @@ class GuardedCollection:
 
     def _write_filter(self, query: Any, *, include_deleted: bool | None = None) -> dict[str, Any]:
         self._check_scope()
-        if query is not None and not isinstance(query, Mapping):
-            query = {"_id": query}
         deleted = self._include_deleted if include_deleted is None else include_deleted
-        return guard_write_filter(query, self._rules, include_deleted=deleted)
+        return guard_write_filter(_as_query(query), self._rules, include_deleted=deleted)
 
     def _writable(self, operation: str, *, insert: bool = False) -> None:
         self._check_scope()

@@ -156,13 +156,9 @@ def _plain_str(value: Any) -> str | None:
 
 
 def _plain_list(value: Any, what: str) -> list[Any]:
-    if not isinstance(value, Sequence) or isinstance(value, str | bytes) or _is_mapping(value):
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes | Mapping):
         raise UnsafeOperation(f"{what} must be a list, got {type(value).__name__}")
     return list(value)
-
-
-def _is_mapping(value: Any) -> bool:
-    return isinstance(value, Mapping)
 
 
 def _snapshot_filter(query: Any, depth: int = 0) -> dict[str, Any]:
