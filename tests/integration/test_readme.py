@@ -175,7 +175,10 @@ def _run_group(name: str, blocks: list[Block], directory: Path, env: dict[str, s
             break
         if done.returncode != 0:
             tail = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
-            outcome.failures.append(f"{block.where}, group {name}: exit {done.returncode}\n{tail}")
+            outcome.failures.append(
+                f"{block.where}, group {name}: exit {done.returncode} (line n of "
+                f"{script.name} is README line {block.line}+n)\n{tail}"
+            )
             break  # later blocks of the group build on this one
     outcome.seconds = time.monotonic() - started
     return outcome
