@@ -150,6 +150,7 @@ def caas_lifespan(
     database_prefix: str | None = None,
     documents: Iterable[type[BaseDocument]] = (),
     then: Callable[[FastAPI], Any] | None = None,
+    **connect_options: Any,
 ) -> Callable[[FastAPI], Any]:
     """A FastAPI `lifespan` that connects the layer at start-up and closes it at shutdown.
 
@@ -158,12 +159,15 @@ def caas_lifespan(
         database_prefix: defaults to `CAAS_DATABASE_PREFIX`, then `caas`.
         documents: the service's own document classes, registered beside the built-in ones.
         then: another lifespan to run inside this one (the app's own start-up work).
+        connect_options: more `connect()` arguments (`observers=`, client options...).
     """
     own = list(documents)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        layer = await connect(uri, database_prefix=database_prefix, documents=own)
+        layer = await connect(
+            uri, database_prefix=database_prefix, documents=own, **connect_options
+        )
         attach_layer(app, layer)
         try:
             if then is None:
