@@ -31,7 +31,6 @@ from caas_data.engine.clusters import (
 from caas_data.engine.field_encryption import FieldCipher, TenantKeyring, keyring_for
 from caas_data.engine.guard import GuardedCollection
 from caas_data.engine.indexes import ensure_collection
-from caas_data.engine.observers import CommandObserver, CommandObservers
 from caas_data.engine.registry import DocumentRegistry, spec_of
 from caas_data.engine.routing import route
 from caas_data.engine.sessions import session_var
@@ -43,6 +42,7 @@ from caas_data.errors import (
     WriteOutcomeUnknown,
     translate_driver_errors,
 )
+from caas_data.observers import CommandObserver, CommandObservers
 from caas_data.tenancy.context import Scope, current_scope, system_scope, tenant_scope
 from caas_data.tenancy.provisioning import TenantService
 from caas_data.tenancy.resolver import TenantResolver
@@ -489,7 +489,7 @@ async def connect(
         operation_timeout_ms: per-operation timeout; defaults to the setting.
         encryption: field encryption (data keys per tenant); needs the `encryption` extra.
         observers: callables given a `CommandEvent` (command, database, collection, tenant,
-            duration, success) after each database command (`caas_data.engine.observers`).
+            duration, success) after each database command (`caas_data.observers`).
         client_options: more `AsyncMongoClient` options (`maxPoolSize=`, `appname=`,
             `event_listeners=`...), for every cluster; the ones the layer owns are refused.
 

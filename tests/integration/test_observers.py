@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +18,7 @@ from pymongo.errors import OperationFailure
 
 import caas_data
 from caas_data import ConfigurationError, DataLayer, Tier, UserRepository, tenant_scope
-from caas_data.engine.observers import CommandEvent, opentelemetry_observer
+from caas_data.observers import CommandEvent, opentelemetry_observer
 from caas_data.testing import ServerHandle, new_tenant_id
 
 Observed = Callable[..., Any]
@@ -210,3 +213,31 @@ async def test_an_unknown_client_option_is_refused(caas_server: ServerHandle) ->
         await caas_data.connect(caas_server.uri, maxPoolSise=3)
     with pytest.raises(TypeError, match="observer is a callable"):
         await caas_data.connect(caas_server.uri, observers=["not callable"])  # type: ignore[list-item]
+
+
+WITHOUT_OTEL = r"""
+import importlib.abc, sys
+
+class Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "opentelemetry":
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked)", name=name)
+        return None
+
+sys.meta_path.insert(0, Blocker())
+import caas_data
+from caas_data.observers import opentelemetry_observer
+try:
+    opentelemetry_observer()
+except caas_data.MissingDependencyError as exc:
+    print(exc.extra, "opentelemetry" in sys.modules)
+"""
+
+
+def test_spans_without_opentelemetry_name_the_extra() -> None:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_OTEL], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["otel", "False"]  # the layer imports without it
