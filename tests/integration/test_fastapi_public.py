@@ -3,10 +3,12 @@ OpenAPI schema that lists the integration's error answers and required headers."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from bson import ObjectId
 from fastapi import APIRouter, Depends, FastAPI, Query, Response
 
 from caas_data import ApiKey, ApiKeyRepository, DataLayer, Tier, User, UserRepository, tenant_scope
@@ -25,6 +27,7 @@ from caas_data.fastapi import (
 )
 from caas_data.testing import new_tenant_id
 
+from .conftest import raw_collection
 from .test_chat_api import chat_api
 
 STORAGE_NAMES = {"_id", "__v", "schema_version", "deleted_by", "revision_id"}
@@ -123,8 +126,9 @@ async def test_handlers_show_no_storage_names(caas_layer: DataLayer, tenant: str
         assert not STORAGE_NAMES & set(renamed.json())
 
         # A soft-deleted document has a `deleted_by` in storage: still not shown.
-        async with tenant_scope(tenant, layer=caas_layer):
-            await caas_layer.repo(UserRepository).delete(body["id"], deleted_by="admin-7")
+        stored = raw_collection(caas_layer, tenant, Tier.PRO, "users")
+        deletion = {"deleted_at": datetime.now(UTC), "deleted_by": "admin-7"}
+        await stored.update_one({"_id": ObjectId(body["id"])}, {"$set": deletion})
         deleted = await http.get(url, headers=headers)
         assert deleted.status_code == 200 and deleted.json()["deleted_at"] is not None
         assert not STORAGE_NAMES & set(deleted.json()) and "admin-7" not in deleted.text
