@@ -354,8 +354,10 @@ def _problem(
 
 def _to_response(exc: CaasDataError) -> JSONResponse:
     if isinstance(exc, NotFoundError):
-        # The message names what is missing (ids the caller sent, in its own tenant).
-        return _problem(404, exc.message)
+        # The message names what is missing (ids the caller sent, in its own tenant), cut
+        # short so that a long key the caller sent is not echoed whole.
+        detail = exc.message
+        return _problem(404, detail if len(detail) <= 300 else detail[:299] + "…")
     if isinstance(exc, VersionConflict):
         version = exc.current_version
         return _problem(

@@ -171,6 +171,24 @@ async def test_fastapis_422_and_the_layers_share_one_body(
     assert missing.json() == {"detail": "User 0123456789abcdef01234567 not found"}
 
 
+async def test_a_404_names_a_long_key_without_echoing_it_whole(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    app = build_app(caas_layer)
+    router = APIRouter(dependencies=[Depends(tenant_from_trusted_header())])
+
+    @router.get("/by-external-id/{external_id}")
+    async def by_external_id(external_id: str, users: UserRepository = Users) -> Any:
+        return public_dump(await users.get_by_external_id(external_id))
+
+    app.include_router(router)
+    async with client(app) as http:
+        short = await http.get("/by-external-id/nobody", headers={"X-Tenant-ID": tenant})
+        long = await http.get("/by-external-id/" + "x" * 5000, headers={"X-Tenant-ID": tenant})
+    assert short.status_code == 404 and "'nobody'" in short.json()["detail"]
+    assert long.status_code == 404 and 100 < len(long.json()["detail"]) <= 300
+
+
 # -- the OpenAPI schema -------------------------------------------------------------------------
 
 
