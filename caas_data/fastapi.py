@@ -76,6 +76,7 @@ __all__ = [
     "api_key_authenticator",
     "attach_layer",
     "caas_lifespan",
+    "document_header",
     "get_layer",
     "if_match_version",
     "install_error_handlers",
@@ -128,8 +129,18 @@ _HEADERS: dict[str, tuple[frozenset[int], bool]] = {}
 _LAYER_ANSWERS = frozenset({404, 409, 422, 503})
 
 
-def _declare_header(name: str, statuses: Iterable[int], *, required: bool) -> None:
-    _HEADERS[name.lower()] = (frozenset(statuses), required)
+def document_header(name: str, *, answers: Iterable[int], required: bool = True) -> None:
+    """Document a header your own dependency reads, as the integration documents its own.
+
+    Every route with a `name` header parameter lists `answers` (with `ErrorBody`) in the
+    OpenAPI schema, and `required` marks the header required there (keep it optional in the
+    signature, so that its absence reaches your code, not FastAPI's 422).
+    """
+    statuses = frozenset(answers)
+    unknown = statuses - _ANSWERS.keys()
+    if unknown:
+        raise ValueError(f"no description for statuses {sorted(unknown)}: use {sorted(_ANSWERS)}")
+    _HEADERS[name.lower()] = (statuses, required)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +242,7 @@ def tenant_from_trusted_header(
     """
     # Optional in the signature so that a request without it answers 401, not FastAPI's 422;
     # the schema marks it required.
-    _declare_header(header, (401, 403, *_LAYER_ANSWERS), required=True)
+    document_header(header, answers=(401, 403, *_LAYER_ANSWERS))
 
     async def dependency(
         request: Request, tenant: str | None = Header(default=None, alias=header)
@@ -270,8 +281,8 @@ def tenant_from_api_key(
     `CaasDataError` for a bad key; the default checks the api_keys repository.
     """
     # Either header will do: neither is marked required.
-    _declare_header(header, (401, 403, *_LAYER_ANSWERS), required=False)
-    _declare_header("Authorization", (401, 403, *_LAYER_ANSWERS), required=False)
+    document_header(header, answers=(401, 403, *_LAYER_ANSWERS), required=False)
+    document_header("Authorization", answers=(401, 403, *_LAYER_ANSWERS), required=False)
 
     async def dependency(
         request: Request,
@@ -329,7 +340,7 @@ def if_match_version(if_match: str | None = Header(default=None, alias="If-Match
     return version
 
 
-_declare_header("If-Match", (412, 428), required=True)
+document_header("If-Match", answers=(412, 428))
 
 
 def require_version(document: Any, expected: int) -> None:

@@ -15,6 +15,7 @@ from caas_data import ApiKey, ApiKeyRepository, DataLayer, Tier, User, UserRepos
 from caas_data.fastapi import (
     ErrorBody,
     attach_layer,
+    document_header,
     if_match_version,
     install_error_handlers,
     public_dump,
@@ -251,3 +252,10 @@ async def test_the_chat_apis_schema_documents_its_answers(caas_layer: DataLayer)
     send = _operation(schema, "/conversations/{conversation_id}/messages", "post")
     assert _error_statuses(send) >= {401, 403, 404, 409, 422}
     assert _header(send, "X-Tenant-ID")["required"] is True
+    assert _header(send, "X-User-ID")["required"] is True  # the example's own header
+    assert "X-User-ID" not in str(_operation(schema, "/users", "post"))
+
+
+def test_only_described_statuses_can_be_documented() -> None:
+    with pytest.raises(ValueError, match=r"no description for statuses \[418\]"):
+        document_header("X-Teapot", answers=(401, 418))
