@@ -91,6 +91,7 @@ __all__ = [
 
 
 _DUPLICATE_KEY = 11000
+ROOT_FIELD = "__root__"  # `fields` entry of a model-level validator's failure
 
 
 class CaasDataError(Exception):
@@ -342,11 +343,17 @@ class DocumentValidationError(RepositoryError, ValueError):
     def from_pydantic(
         cls, error: pydantic.ValidationError, **context: Any
     ) -> DocumentValidationError:
-        """Name each failing field, so the message alone tells what to fix."""
-        fields = tuple(".".join(str(part) for part in item["loc"]) for item in error.errors())
+        """Name each failing field, so the message alone tells what to fix.
+
+        A model-level validator's failure has no field: it is named `__root__` (the whole
+        document), never an empty string.
+        """
+        errors = error.errors()
+        fields = tuple(".".join(str(part) for part in e["loc"]) or ROOT_FIELD for e in errors)
+        whole = f"{ROOT_FIELD} ({error.title} as a whole)"
         details = "; ".join(
-            f"{'.'.join(str(p) for p in item['loc']) or '<document>'}: {item['msg']}"
-            for item in error.errors()
+            f"{whole if name == ROOT_FIELD else name}: {e['msg']}"
+            for name, e in zip(fields, errors, strict=True)
         )
         return cls(
             f"invalid {error.title}: {details}",

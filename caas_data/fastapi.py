@@ -6,8 +6,9 @@ A lifespan, a tenant scope per request, HTTP errors, optimistic locking over ETa
 app = FastAPI(lifespan=caas_lifespan())
 install_error_handlers(app)
 router = APIRouter(dependencies=[Depends(tenant_from_trusted_header())])
+UserOut = public_model(User)          # id, version, fields; no storage or internal names
 
-@router.get("/users/{user_id}")
+@router.get("/users/{user_id}", response_model=UserOut)
 async def get_user(user_id: str, response: Response,
                    users: UserRepository = Depends(repository(UserRepository))):
     user = await users.get(user_id)
@@ -19,7 +20,13 @@ Every handler behind a tenant dependency runs inside `tenant_scope(...)`; a requ
 tenant gets 401, an unknown one 403, and none runs outside a scope.
 
 No input answers 500: the layer's errors, FastAPI's request validation and `HTTPException`s
-all answer with one body, `{"detail": "<what went wrong>", ...}` (422s add `"fields"`).
+all answer with one body, `ErrorBody`: `{"detail": "<what went wrong>", ...}` (422s add
+`"fields"`). `install_error_handlers` also documents those answers in the OpenAPI schema: a
+route behind a tenant dependency lists 401/403 and the layer's 404/409/422/503, a route with
+`if_match_version` 412/428, each with the `ErrorBody` model, and the tenant header and
+`If-Match` are marked required. Handlers return documents through `public_model(Doc)` (as
+`response_model`) or `public_dump(doc)`: `id` and `version`, never `_id`, `__v`,
+`schema_version`, `deleted_by` or a secret field.
 """
 
 from __future__ import annotations
@@ -31,7 +38,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from pydantic import BaseModel, Field
+
 from caas_data.documents.base import BaseDocument
+from caas_data.documents.public import PublicModel, public_dump, public_model
 from caas_data.engine.layer import DataLayer, connect
 from caas_data.errors import (
     CaasDataError,
@@ -60,13 +70,18 @@ with optional_dependency("fastapi", extra="fastapi", feature="caas_data.fastapi"
     from fastapi.responses import JSONResponse
 
 __all__ = [
+    "ErrorBody",
     "Principal",
+    "PublicModel",
     "api_key_authenticator",
     "attach_layer",
     "caas_lifespan",
+    "document_header",
     "get_layer",
     "if_match_version",
     "install_error_handlers",
+    "public_dump",
+    "public_model",
     "repository",
     "require_version",
     "set_etag",
@@ -77,6 +92,55 @@ __all__ = [
 logger = logging.getLogger("caas_data.fastapi")
 R = TypeVar("R", bound=Repository[Any])
 _STATE_KEY = "caas_layer"
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer: the layer's, FastAPI's own 422, `HTTPException`s."""
+
+    detail: str = Field(description="What went wrong, in a sentence; never the input back.")
+    fields: list[str] | None = Field(
+        default=None, description="422: the invalid fields (`__root__`: the whole document)."
+    )
+    current_version: int | None = Field(
+        default=None, description="409 version conflict: the version now stored."
+    )
+    soft_deleted: bool | None = Field(
+        default=None, description="409 duplicate: whether the taken key is a deleted document's."
+    )
+
+
+# What each status means, as the OpenAPI schema describes it.
+_ANSWERS: dict[int, str] = {
+    401: "No tenant credentials: the tenant header or API key is missing or invalid.",
+    403: "Unknown tenant, or a credential without the scopes this route needs.",
+    404: "No such document for this tenant; the detail names it.",
+    409: "Version conflict (current_version, and the current ETag) or a key already taken.",
+    412: "If-Match names a version other than the one stored (the ETag has the current one).",
+    422: "Invalid input; `fields` names what to fix.",
+    428: "If-Match required: send the ETag you read.",
+    503: "Database temporarily unavailable: retry after Retry-After.",
+}
+
+# The headers the integration's dependencies read, by lower-case name: the statuses a route
+# that reads one can give, and whether the header is required. The OpenAPI schema is
+# documented from the header parameters FastAPI lists on each route.
+_HEADERS: dict[str, tuple[frozenset[int], bool]] = {}
+# A route behind a tenant dependency uses the layer: these answers come with it.
+_LAYER_ANSWERS = frozenset({404, 409, 422, 503})
+
+
+def document_header(name: str, *, answers: Iterable[int], required: bool = True) -> None:
+    """Document a header your own dependency reads, as the integration documents its own.
+
+    Every route with a `name` header parameter lists `answers` (with `ErrorBody`) in the
+    OpenAPI schema, and `required` marks the header required there (keep it optional in the
+    signature, so that its absence reaches your code, not FastAPI's 422).
+    """
+    statuses = frozenset(answers)
+    unknown = statuses - _ANSWERS.keys()
+    if unknown:
+        raise ValueError(f"no description for statuses {sorted(unknown)}: use {sorted(_ANSWERS)}")
+    _HEADERS[name.lower()] = (statuses, required)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +161,7 @@ def caas_lifespan(
     database_prefix: str | None = None,
     documents: Iterable[type[BaseDocument]] = (),
     then: Callable[[FastAPI], Any] | None = None,
+    **connect_options: Any,
 ) -> Callable[[FastAPI], Any]:
     """A FastAPI `lifespan` that connects the layer at start-up and closes it at shutdown.
 
@@ -105,12 +170,15 @@ def caas_lifespan(
         database_prefix: defaults to `CAAS_DATABASE_PREFIX`, then `caas`.
         documents: the service's own document classes, registered beside the built-in ones.
         then: another lifespan to run inside this one (the app's own start-up work).
+        connect_options: more `connect()` arguments (`observers=`, client options...).
     """
     own = list(documents)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        layer = await connect(uri, database_prefix=database_prefix, documents=own)
+        layer = await connect(
+            uri, database_prefix=database_prefix, documents=own, **connect_options
+        )
         attach_layer(app, layer)
         try:
             if then is None:
@@ -172,6 +240,9 @@ def tenant_from_trusted_header(
     Only for services behind a gateway that authenticates callers and strips this header
     from outside requests.
     """
+    # Optional in the signature so that a request without it answers 401, not FastAPI's 422;
+    # the schema marks it required.
+    document_header(header, answers=(401, 403, *_LAYER_ANSWERS))
 
     async def dependency(
         request: Request, tenant: str | None = Header(default=None, alias=header)
@@ -209,6 +280,9 @@ def tenant_from_api_key(
     `authenticate(layer, raw_key)` checks the key and returns its principal, raising a
     `CaasDataError` for a bad key; the default checks the api_keys repository.
     """
+    # Either header will do: neither is marked required.
+    document_header(header, answers=(401, 403, *_LAYER_ANSWERS), required=False)
+    document_header("Authorization", answers=(401, 403, *_LAYER_ANSWERS), required=False)
 
     async def dependency(
         request: Request,
@@ -249,7 +323,7 @@ def set_etag(response: Response, document: Any) -> None:
 _VERSION_ETAG = re.compile(r'(?:W/)?"([0-9]{1,19})"|([0-9]{1,19})')
 
 
-def if_match_version(if_match: str | None = Header(default=None)) -> int:
+def if_match_version(if_match: str | None = Header(default=None, alias="If-Match")) -> int:
     """Dependency for writes: the version the client read, from `If-Match`.
 
     428 without the header, or with `If-Match: *` (it asks only that the resource exist: a
@@ -266,6 +340,9 @@ def if_match_version(if_match: str | None = Header(default=None)) -> int:
     return version
 
 
+document_header("If-Match", answers=(412, 428))
+
+
 def require_version(document: Any, expected: int) -> None:
     """412 when the stored document moved past the version the client read."""
     if document.version != expected:
@@ -279,14 +356,19 @@ def require_version(document: Any, expected: int) -> None:
 # -- errors -> HTTP ----------------------------------------------------------------------
 
 
-def _problem(status: int, title: str, **extra: Any) -> JSONResponse:
-    headers = extra.pop("headers", None)
-    return JSONResponse({"detail": title, **extra}, status_code=status, headers=headers)
+def _problem(
+    status: int, title: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body = ErrorBody(detail=title, **extra).model_dump(exclude_none=True)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _to_response(exc: CaasDataError) -> JSONResponse:
     if isinstance(exc, NotFoundError):
-        return _problem(404, "not found")
+        # The message names what is missing (ids the caller sent, in its own tenant), cut
+        # short so that a long key the caller sent is not echoed whole.
+        detail = exc.message
+        return _problem(404, detail if len(detail) <= 300 else detail[:299] + "…")
     if isinstance(exc, VersionConflict):
         version = exc.current_version
         return _problem(
@@ -325,7 +407,13 @@ def _request_problem(exc: RequestValidationError) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map the layer's errors and bad requests to HTTP statuses; anything else is a bare 500."""
+    """Map the layer's errors and bad requests to HTTP statuses; anything else is a bare 500.
+
+    Also documents them: the app's OpenAPI schema lists, on each route, the statuses that the
+    integration's headers (tenant, API key, If-Match) imply, with the `ErrorBody` model
+    (FastAPI's own 422 included), and marks the required ones.
+    """
+    _document_answers(app)
 
     async def on_caas_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, CaasDataError)
@@ -342,3 +430,60 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CaasDataError, on_caas_error)
     app.add_exception_handler(RequestValidationError, on_bad_request)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+# -- errors in the OpenAPI schema --------------------------------------------------------
+
+_SCHEMA_REF = "#/components/schemas/"
+_FASTAPI_422 = _SCHEMA_REF + "HTTPValidationError"
+
+
+def _error_answer(status: int) -> dict[str, Any]:
+    schema = {"$ref": _SCHEMA_REF + ErrorBody.__name__}
+    return {"description": _ANSWERS[status], "content": {"application/json": {"schema": schema}}}
+
+
+def _document_operation(operation: dict[str, Any]) -> None:
+    """Add the error answers the operation's header parameters imply; mark those required."""
+    statuses: set[int] = set()
+    for parameter in operation.get("parameters", []):
+        declared = _HEADERS.get(str(parameter.get("name", "")).lower())
+        if parameter.get("in") != "header" or declared is None:
+            continue
+        statuses |= declared[0]
+        if declared[1]:
+            parameter["required"] = True
+            parameter["schema"] = {"type": "string", "title": parameter["name"]}
+    responses = operation.setdefault("responses", {})
+    fastapi_422 = responses.get("422", {}).get("content", {}).get("application/json", {})
+    if fastapi_422.get("schema", {}).get("$ref") == _FASTAPI_422:
+        del responses["422"]  # FastAPI's shape; this integration answers with ErrorBody
+        statuses.add(422)
+    for status in sorted(statuses):
+        responses.setdefault(str(status), _error_answer(status))  # a route's own entry wins
+
+
+def _document_answers(app: FastAPI) -> None:
+    """Wrap `app.openapi` so each schema it builds documents the integration's answers."""
+    build = app.openapi
+    documented: list[dict[str, Any]] = []
+
+    def openapi() -> dict[str, Any]:
+        schema = build()  # FastAPI's, cached until the routes change
+        if documented and documented[0] is schema:
+            return schema
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                if isinstance(operation, dict):
+                    _document_operation(operation)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components[ErrorBody.__name__] = ErrorBody.model_json_schema(
+            ref_template=_SCHEMA_REF + "{model}"
+        )
+        if _FASTAPI_422 not in str(schema.get("paths")):
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
+        documented[:] = [schema]
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -62,6 +62,7 @@ from caas_data.fastapi import (
     Principal,
     attach_layer,
     caas_lifespan,
+    document_header,
     get_layer,
     install_error_handlers,
     repository,
@@ -76,6 +77,8 @@ HOST, PORT = "127.0.0.1", 8000
 DEMO_TENANTS = {"acme-free": Tier.FREE, "globex-pro": Tier.PRO, "initech-ent": Tier.ENTERPRISE}
 
 TenantDependency = Callable[..., AsyncIterator[Principal]]
+# The acting user's header: required in the OpenAPI schema, 401 when absent, 403 when unknown.
+document_header(USER_HEADER, answers=(401, 403))
 
 
 # -- request bodies (shapes only: the layer validates the values and answers 422) ---------

@@ -42,6 +42,7 @@ from caas_data.errors import (
     WriteOutcomeUnknown,
     translate_driver_errors,
 )
+from caas_data.observers import CommandObserver, CommandObservers
 from caas_data.tenancy.context import Scope, current_scope, system_scope, tenant_scope
 from caas_data.tenancy.provisioning import TenantService
 from caas_data.tenancy.resolver import TenantResolver
@@ -473,6 +474,8 @@ async def connect(
     encryption: EncryptionOptions | None = None,
     clusters: Mapping[str, str | ClusterConfig] | None = None,
     namespace_budget: int = DEFAULT_NAMESPACE_BUDGET,
+    observers: Iterable[CommandObserver] = (),
+    **client_options: Any,
 ) -> DataLayer:
     """Connect to the cluster(s) and initialise the documents; never starts a server.
 
@@ -485,9 +488,14 @@ async def connect(
         documents: extra document classes to register beside the built-in ones.
         operation_timeout_ms: per-operation timeout; defaults to the setting.
         encryption: field encryption (data keys per tenant); needs the `encryption` extra.
+        observers: callables given a `CommandEvent` (command, database, collection, tenant,
+            duration, success) after each database command (`caas_data.observers`).
+        client_options: more `AsyncMongoClient` options (`maxPoolSize=`, `appname=`,
+            `event_listeners=`...), for every cluster; the ones the layer owns are refused.
 
     Raises:
-        ConfigurationError: no uri given nor set in the environment.
+        ConfigurationError: no uri given nor set in the environment; a client option the
+            layer owns, or one PyMongo does not accept.
         RetryableError: the server did not answer.
     """
     overrides: dict[str, Any] = {}
@@ -506,11 +514,12 @@ async def connect(
     all_documents = default_documents() + [
         d for d in (documents or []) if d not in default_documents()
     ]
-    client = _client(settings.mongodb_uri, settings)
+    options = _client_options(client_options, CommandObservers(observers))
+    client = _client(settings.mongodb_uri, settings, options)
     others: dict[str, tuple[AsyncMongoClient[dict[str, Any]], int]] = {}
     for name, given in (clusters or {}).items():
         config = given if isinstance(given, ClusterConfig) else ClusterConfig(given)
-        client_of = _client(config.uri, settings)
+        client_of = _client(config.uri, settings, options)
         others[validate_cluster_name(name)] = (client_of, config.namespace_budget)
     cluster_set = ClusterSet(client, home_budget=namespace_budget, others=others)
     try:
@@ -527,7 +536,36 @@ async def connect(
     return layer
 
 
-def _client(uri: str, settings: Settings) -> AsyncMongoClient[dict[str, Any]]:
+# Client options the layer sets itself, by lower-case name (PyMongo's are case-insensitive),
+# with what to do instead.
+_OWNED_OPTIONS = {
+    "tz_aware": "the layer reads datetimes as timezone-aware UTC",
+    "tzinfo": "the layer reads datetimes as timezone-aware UTC",
+    "datetime_conversion": "the layer reads datetimes as timezone-aware UTC",
+    "document_class": "the layer decodes documents itself",
+    "type_registry": "the layer decodes documents itself",
+    "uuidrepresentation": "the layer stores UUIDs in the standard representation",
+    "timeoutms": "use connect(operation_timeout_ms=...) or CAAS_OPERATION_TIMEOUT_MS",
+    "w": "the write concern is CAAS_WRITE_CONCERN (README: Guarantees)",
+    "wtimeoutms": "the write concern is CAAS_WRITE_CONCERN (README: Guarantees)",
+    "journal": "the write concern is CAAS_WRITE_CONCERN (README: Guarantees)",
+}
+
+
+def _client_options(given: Mapping[str, Any], listener: CommandObservers) -> dict[str, Any]:
+    """`connect()`'s extra client options, checked, with the layer's command listener added."""
+    for name in given:
+        reason = _OWNED_OPTIONS.get(name.lower())
+        if reason is not None:
+            raise ConfigurationError(f"client option {name!r} is the layer's own: {reason}")
+    options = dict(given)
+    options["event_listeners"] = [*options.get("event_listeners", ()), listener]
+    return options
+
+
+def _client(
+    uri: str, settings: Settings, options: Mapping[str, Any]
+) -> AsyncMongoClient[dict[str, Any]]:
     try:
         return AsyncMongoClient(
             uri,
@@ -537,6 +575,7 @@ def _client(uri: str, settings: Settings) -> AsyncMongoClient[dict[str, Any]]:
             # Pinned, not left to the deployment: whatever a user is told was saved must
             # survive the loss of the primary (see README "Guarantees").
             w=_w(settings.write_concern),
+            **options,
         )
-    except (PyMongoError, ValueError) as exc:
-        raise ConfigurationError(f"invalid MongoDB URI: {exc}") from exc
+    except (PyMongoError, ValueError, TypeError) as exc:
+        raise ConfigurationError(f"invalid MongoDB URI or client option: {exc}") from exc

@@ -48,11 +48,20 @@ def _rules(spec: CollectionSpec, tenant_id: str | None) -> CollectionRules:
     )
 
 
-def _missing_scope(document_type: type[Any]) -> TenantContextMissing:
+def _missing_scope(document_type: type[Any], scope: Scope | None) -> TenantContextMissing:
+    name = document_type.__name__
+    if scope is not None:  # a system scope: it sees platform collections only
+        return TenantContextMissing(
+            f"{name} is tenant data, which a system scope cannot read (it sees platform "
+            "collections, including every tenant's rows there, never tenant data): enter the "
+            f"tenant's own scope, `async with caas_data.tenant_scope(tenant_id)` (allowed inside "
+            "this system scope), once per tenant for platform-wide work",
+            document_type=document_type,
+        )
     return TenantContextMissing(
-        f"{document_type.__name__} is tenant data: use "
+        f"{name} is tenant data and no scope is running: use "
         "`async with caas_data.tenant_scope(tenant_id)` (or `system_scope()` for "
-        "platform-wide work on tenant-owned rows)",
+        "platform-wide work on tenant-owned platform rows)",
         document_type=document_type,
     )
 
@@ -102,7 +111,7 @@ def _route(
     tenant_id = scope.tenant_id if scope is not None else None
     if spec.area is Area.TENANT:
         if tenant_id is None:
-            raise _missing_scope(document_type)
+            raise _missing_scope(document_type, scope)
         assert scope is not None
         placement = scope.require_placement()
         database = placement.database
@@ -117,7 +126,7 @@ def _route(
 
     else:
         if spec.tenant_keyed and scope is None:
-            raise _missing_scope(document_type)
+            raise _missing_scope(document_type, scope)
         database = layer.database_name(spec.area)
         cluster = HOME_CLUSTER
         physical = spec.name

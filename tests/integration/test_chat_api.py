@@ -244,15 +244,20 @@ async def test_errors_map_to_statuses(http: httpx.AsyncClient, caas_tenant: Tena
         sent = await http.post(
             f"/conversations/{conversation}/messages", json={"text": "x"}, headers=alice
         )
-        assert sent.status_code == 404 and sent.json() == {"detail": "not found"}
+        # Named, the same way whether the id is nowhere or another tenant's.
+        assert sent.status_code == 404
+        assert sent.json() == {"detail": f"Conversation {conversation} not found"}
         read = http.post(f"/conversations/{conversation}/read", json={"seq": 1}, headers=alice)
         assert await code(read) == 404
     react = http.post(f"/messages/{MISSING_ID}/reactions", json={"emoji": "👍"}, headers=alice)
     assert await code(react) == 404
+    # An unknown participant: the 404 names the id.
     unknown_user = {"kind": "direct", "with_user_id": other.users["bob"]}
-    assert await code(http.post("/conversations", json=unknown_user, headers=alice)) == 404
+    direct = await http.post("/conversations", json=unknown_user, headers=alice)
+    assert direct.status_code == 404 and other.users["bob"] in direct.json()["detail"]
     group = {"kind": "group", "title": "G", "participant_ids": [MISSING_ID]}
-    assert await code(http.post("/conversations", json=group, headers=alice)) == 404
+    grouped = await http.post("/conversations", json=group, headers=alice)
+    assert grouped.status_code == 404 and MISSING_ID in grouped.json()["detail"]
 
     # 401 / 403: who is calling.
     inbox = "/conversations"

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from beanie import PydanticObjectId
 from bson.errors import InvalidDocument
+from pydantic import BaseModel, ValidationError, model_validator
 from pymongo.errors import DocumentTooLarge
 
 from caas_data import (
@@ -26,7 +27,9 @@ from caas_data import (
     MediaFileRepository,
     MessageRepository,
     MessageSearchRepository,
+    NotFoundError,
     ReadReceiptRepository,
+    TenantContextMissing,
     TenantSettingsRepository,
     User,
     UserRepository,
@@ -273,3 +276,66 @@ async def test_the_largest_seq_is_an_ordinary_cursor(
         reader = chat.participant_ids[1]
         receipt = await caas_layer.repo(ReadReceiptRepository).mark_read(chat.id, reader, INT64_MAX)
         assert receipt.last_read_seq == 1  # clamped to the newest message
+
+
+# -- messages that say what to do (issue 12.10) ------------------------------------------------
+
+
+async def test_system_scope_reading_tenant_data_says_why_and_what_to_do(
+    caas_layer: DataLayer, shared_tenant: str
+) -> None:
+    async with caas_layer.system_scope():
+        with pytest.raises(TenantContextMissing) as caught:
+            await caas_layer.repo(UserRepository).find()
+        message = str(caught.value)
+        assert "User is tenant data, which a system scope cannot read" in message
+        assert "tenant_scope(tenant_id)" in message and "inside this system scope" in message
+        # And the advice works: a tenant scope inside the system scope reads the tenant's data.
+        async with tenant_scope(shared_tenant, layer=caas_layer):
+            assert (await caas_layer.repo(UserRepository).find()).items == []
+    with pytest.raises(TenantContextMissing, match="no scope is running"):
+        await caas_layer.repo(UserRepository).find()
+
+
+def test_a_model_validator_failure_names_the_whole_document() -> None:
+    class Window(BaseModel):
+        start: int
+        end: int
+
+        @model_validator(mode="after")
+        def _ordered(self) -> Window:
+            if self.end < self.start:
+                raise ValueError("end before start")
+            return self
+
+    with pytest.raises(ValidationError) as raised:
+        Window(start=2, end=1)
+    error = DocumentValidationError.from_pydantic(raised.value)
+    assert error.fields == ("__root__",)
+    expected = "invalid Window: __root__ (Window as a whole): Value error, end before start"
+    assert str(error) == expected
+
+
+@pytest.mark.parametrize("model", ["shared", "pro"])
+async def test_a_documents_model_validator_failure_names_root(
+    caas_layer: DataLayer, model_tenant: str, model: str
+) -> None:
+    async with tenant_scope(model_tenant, layer=caas_layer):
+        f = Factories(caas_layer)
+        ada, bo, cy = await f.user(), await f.user(), await f.user()
+        with pytest.raises(DocumentValidationError) as caught:
+            await caas_layer.repo(ConversationRepository).create(
+                {"kind": "direct", "participant_ids": [ada.id, bo.id, cy.id]}
+            )
+    assert caught.value.fields == ("__root__",)
+    assert "__root__ (Conversation as a whole)" in caught.value.message
+    assert "exactly two participants" in caught.value.message
+
+
+async def test_an_unknown_participant_is_named(caas_layer: DataLayer, shared_tenant: str) -> None:
+    async with tenant_scope(shared_tenant, layer=caas_layer):
+        ada = await Factories(caas_layer).user()
+        conversations = caas_layer.repo(ConversationRepository)
+        with pytest.raises(NotFoundError) as caught:
+            await conversations.open_direct(ada.id, NOWHERE)
+    assert str(NOWHERE) in caught.value.message
