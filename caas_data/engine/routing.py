@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from caas_data.documents.base import Area, BaseDocument, TenantAccess
 from caas_data.engine.guard import GuardedCollection, scope_key
+from caas_data.engine.pipeline_rules import LookupTarget
 from caas_data.engine.registry import CollectionSpec, spec_of
-from caas_data.engine.rules import CollectionRules, LookupTarget
+from caas_data.engine.rules import CollectionRules
 from caas_data.errors import (
     ConfigurationError,
     TenantContextMissing,
@@ -138,32 +139,43 @@ def _route(
         document_type=document_type,
         include_deleted=include_deleted,
         cipher=cipher,
+        logical_name=spec.name,
     )
 
 
 def _unknown(name: str, where: str) -> UnsafeOperation:
-    return UnsafeOperation(f"pipeline names collection {name!r}, unknown in {where}")
+    return UnsafeOperation(
+        f"{name!r} is not a collection of {where}: a pipeline's joins and a document's "
+        "references may only name those"
+    )
 
 
 def _tenant_target(layer: DataLayer, placement: Placement, name: str) -> LookupTarget:
-    target = layer.registry.get(Area.TENANT, name)
+    """A tenant collection by its logical name, or by this placement's own physical name.
+
+    Only the scope's own prefix is taken off, so another tenant's physical name (or any
+    name of another database) is unknown here: joins and references stay in the tenant.
+    """
+    logical = name
+    target = layer.registry.get(Area.TENANT, logical)
     prefix = placement.collection_prefix
     if target is None and prefix and name.startswith(prefix):
-        # Beanie names a join by the physical name it was handed (`acme_users`).
-        name = name[len(prefix) :]
-        target = layer.registry.get(Area.TENANT, name)
+        logical = name[len(prefix) :]
+        target = layer.registry.get(Area.TENANT, logical)
     if target is None:
-        raise _unknown(name, "the tenant collections")
+        raise _unknown(name, "the tenant")
     return LookupTarget(
-        placement.collection_name(name), _rules(spec_of(target), placement.tenant_id)
+        placement.collection_name(logical),
+        _rules(spec_of(target), placement.tenant_id),
+        spec_of(target).name,
     )
 
 
 def _area_target(layer: DataLayer, area: Area, tenant_id: str | None, name: str) -> LookupTarget:
     target = layer.registry.get(area, name)
     if target is None:
-        raise _unknown(name, f"the {area} collections")
-    return LookupTarget(name, _rules(spec_of(target), tenant_id))
+        raise _unknown(name, f"the {area} area")
+    return LookupTarget(name, _rules(spec_of(target), tenant_id), name)
 
 
 def collection_for(document_type: type[BaseDocument]) -> GuardedCollection:

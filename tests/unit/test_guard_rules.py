@@ -5,12 +5,11 @@ from datetime import UTC, datetime
 import pytest
 
 from caas_data import TenantMismatch, UnsafeOperation
+from caas_data.engine.pipeline_rules import LookupTarget, guard_pipeline
 from caas_data.engine.rules import (
     CollectionRules,
-    LookupTarget,
     guard_filter,
     guard_new_document,
-    guard_pipeline,
     guard_replacement,
     guard_update,
 )
@@ -25,7 +24,7 @@ def resolve(name: str) -> LookupTarget:
     known = {"messages": "acme_messages", "users": "acme_users"}
     if name not in known:
         raise UnsafeOperation(f"unknown {name}")
-    return LookupTarget(known[name], ACME)
+    return LookupTarget(known[name], ACME, name)
 
 
 class TestFilters:
