@@ -431,10 +431,12 @@ async def test_version_and_missing_errors_are_beanies(caas_layer: DataLayer, ten
         member.nickname = "g"
         await member.save()
         stale.nickname = "stale"
+        before = await _raw(caas_layer, Member).find_one({"_id": member.id})
         with pytest.raises(RevisionIdWasChanged) as conflict:
             await stale.save()
         assert isinstance(conflict.value, VersionConflict)
         assert conflict.value.current_version == 1
+        assert await _raw(caas_layer, Member).find_one({"_id": member.id}) == before
         stored = await Member.get(member.id)
         assert stored is not None
         assert stored.nickname == "g"
