@@ -30,7 +30,7 @@ from caas_data.engine.cutoffs import retention_cutoff, retention_limit
 from caas_data.engine.field_encryption import FieldCipher
 from caas_data.engine.handle_scope import ScopeKey, check_handle_scope, scope_key
 from caas_data.engine.pipeline_rules import LookupTarget, guard_pipeline
-from caas_data.engine.references import logical_references
+from caas_data.engine.references import LogicalName, logical_references
 from caas_data.engine.rules import (
     CollectionRules,
     guard_filter,
@@ -80,6 +80,7 @@ class GuardedCollection:
         "_document_type",
         "_include_deleted",
         "_logical_name",
+        "_reference_name",
         "_resolve",
         "_rules",
         "_scope",
@@ -92,6 +93,7 @@ class GuardedCollection:
         rules: CollectionRules,
         *,
         resolve: Callable[[str], LookupTarget],
+        reference_name: LogicalName,
         shared: bool,
         scope: ScopeKey,
         document_type: type[Any] | None = None,
@@ -101,6 +103,7 @@ class GuardedCollection:
     ) -> None:
         self._collection = collection
         self._logical_name = collection.name if logical_name is None else logical_name
+        self._reference_name = reference_name
         self._cipher = cipher
         self._rules = rules
         self._resolve = resolve
@@ -151,6 +154,7 @@ class GuardedCollection:
             self._collection if collection is None else collection,
             self._rules if rules is None else rules,
             resolve=self._resolve,
+            reference_name=self._reference_name,
             shared=self._shared,
             scope=self._scope,
             document_type=self._document_type,
@@ -189,11 +193,8 @@ class GuardedCollection:
 
     def _references(self, value: T) -> T:
         """`value` with its references naming logical collections of the scope (or refused)."""
-        result: T = logical_references(value, self._logical_target)
+        result: T = logical_references(value, self._reference_name)
         return result
-
-    def _logical_target(self, name: str) -> str:
-        return self._resolve(name).logical_name
 
     def _errors(self) -> AbstractContextManager[None]:
         return translate_driver_errors(

@@ -41,19 +41,14 @@ _REFUSED_STAGES = {
 
 @dataclass(frozen=True, slots=True)
 class LookupTarget:
-    """A collection a join (or a reference) may name: where it is, and what filters it.
-
-    `physical_name` is the collection in the scope's placement, `logical_name` what a
-    reference to it stores.
-    """
+    """A collection a pipeline may join: its physical name and the rules that filter it."""
 
     physical_name: str
     rules: CollectionRules
-    logical_name: str
 
 
 Resolver = Callable[[str], LookupTarget]
-"""A collection name as a pipeline (or a reference) gives it -> the scope's collection."""
+"""A collection name as a pipeline gives it -> the scope's collection (or raises)."""
 
 
 def _target(resolve: Resolver, name: Any, stage: str) -> LookupTarget:

@@ -47,6 +47,7 @@ from caas_data import (
     VersionConflict,
     tenant_scope,
 )
+from caas_data.documents.base import Area
 from caas_data.engine.indexes import declared_indexes
 from caas_data.engine.registry import spec_of
 from caas_data.testing import ServerHandle, connect_for_tests, drop_prefix_databases
@@ -499,6 +500,12 @@ async def test_a_reference_never_points_outside_the_tenant(
         as_document = {"$ref": own_name, "$id": mine.id}
         await ledgers.update_one({"_id": written.inserted_id}, {"$set": {"owner": as_document}})
         raw = await _raw(caas_layer, Ledger).find_one({"_id": written.inserted_id})
+        # A platform collection has one name for every tenant: a reference may name it.
+        platform = spec_of(caas_layer.registry.in_area(Area.PLATFORM)[0]).name
+        to_platform = await ledgers.insert_one({"day": day, "owner": DBRef(platform, 1)})
+        kept = await _raw(caas_layer, Ledger).find_one({"_id": to_platform.inserted_id})
+        assert kept is not None
+        assert kept["owner"] == DBRef(platform, 1)
         found = await Ledger.find_one(Ledger.owner == DBRef(own_name, mine.id))  # a filter too
         if found is not None:
             await found.fetch_all_links()

@@ -24,7 +24,7 @@ def resolve(name: str) -> LookupTarget:
     known = {"messages": "acme_messages", "users": "acme_users"}
     if name not in known:
         raise UnsafeOperation(f"unknown {name}")
-    return LookupTarget(known[name], ACME, name)
+    return LookupTarget(known[name], ACME)
 
 
 class TestFilters:
