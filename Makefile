@@ -62,6 +62,7 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 .PRECIOUS: $(VENV)/.installed-%
 
 # Beanie's own ODM tests on the tenant base (issue 11): COMPAT_MODEL=free|starter|pro|enterprise|plain,
+# or all (free, pro and enterprise one after the other on one server; the plain run is cached).
 # BEANIE_TESTS=a folder with Beanie's tests/ and pyproject.toml (or a git checkout of Beanie).
 # Prints plain and tenant counts and every test that passes on plain Beanie only (reports in .compat/).
 COMPAT_MODEL ?= free

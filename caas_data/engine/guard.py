@@ -6,68 +6,54 @@ operations of PyMongo's `AsyncCollection` one by one; any attribute it does not 
 `UnsafeOperation` instead of reaching the driver (fail closed). It also injects the ambient
 transaction session and translates driver errors. With field encryption (`cipher`), the
 values of declared fields are encrypted here, after the tenant rules, and decrypted on read.
+
+It answers `name` with the collection's logical name (`users`, whatever the tenant's
+isolation model), as Beanie builds joins and references from it, and every reference it sends
+names a logical collection of the tenant (`engine/references.py`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import itertools
-import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pymongo import DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany, UpdateOne
+from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import OperationFailure
 
 from caas_data.clock import write_stamp
+from caas_data.engine.bulk_requests import BulkRequest
+from caas_data.engine.change_streams import change_stream_stages, records_pre_images
 from caas_data.engine.cursors import GuardedCursor
 from caas_data.engine.cutoffs import retention_cutoff, retention_limit
 from caas_data.engine.field_encryption import FieldCipher
+from caas_data.engine.handle_scope import ScopeKey, check_handle_scope, scope_key
+from caas_data.engine.pipeline_rules import LookupTarget, guard_pipeline
+from caas_data.engine.references import LogicalName, logical_references
 from caas_data.engine.rules import (
     CollectionRules,
-    LookupTarget,
     guard_filter,
     guard_new_document,
-    guard_pipeline,
     guard_replacement,
     guard_update,
     guard_write_filter,
-    plain_key,
 )
 from caas_data.engine.sessions import current_session, current_write_concern
-from caas_data.errors import (
-    TenantContextMissing,
-    TenantMismatch,
-    UnsafeOperation,
-    translate_driver_errors,
-)
-from caas_data.tenancy.context import Scope, current_scope
+from caas_data.engine.snapshots import plain_key
+from caas_data.engine.write_conflicts import retry_write_conflicts
+from caas_data.errors import UnsafeOperation, translate_driver_errors
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
 __all__ = ["GuardedCollection", "ScopeKey", "scope_key"]
 
-ScopeKey = tuple[object, str | None] | None
-"""Who a handle serves: (layer, tenant id or None for a system scope), or None outside scopes."""
-
-
-def scope_key(scope: Scope | None) -> ScopeKey:
-    """The part of a scope a handle is bound to."""
-    return None if scope is None else (scope.layer, scope.tenant_id)
-
-
 T = TypeVar("T")
-_WRITE_CONFLICT = 112
-_CONFLICT_RETRIES = 8
 
 _SAFE_ATTRIBUTES = frozenset(
-    {"name", "full_name", "codec_options", "read_preference", "write_concern", "read_concern"}
+    {"full_name", "codec_options", "read_preference", "write_concern", "read_concern"}
 )
-_WATCH_STAGES = frozenset({"$match", "$project", "$addFields", "$set", "$unset"})
 
 
 def _split_filter(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
@@ -93,6 +79,8 @@ class GuardedCollection:
         "_collection",
         "_document_type",
         "_include_deleted",
+        "_logical_name",
+        "_reference_name",
         "_resolve",
         "_rules",
         "_scope",
@@ -105,13 +93,17 @@ class GuardedCollection:
         rules: CollectionRules,
         *,
         resolve: Callable[[str], LookupTarget],
+        reference_name: LogicalName,
         shared: bool,
         scope: ScopeKey,
         document_type: type[Any] | None = None,
         include_deleted: bool = False,
         cipher: FieldCipher | None = None,
+        logical_name: str | None = None,
     ) -> None:
         self._collection = collection
+        self._logical_name = collection.name if logical_name is None else logical_name
+        self._reference_name = reference_name
         self._cipher = cipher
         self._rules = rules
         self._resolve = resolve
@@ -137,6 +129,16 @@ class GuardedCollection:
         )
 
     @property
+    def name(self) -> str:
+        """The logical collection name (Beanie's `Settings.name`), in every isolation model.
+
+        Beanie builds `$lookup.from` and the DBRef of a `Link` from it: a reference must
+        survive a move between models, and a join is routed to the scope's own collection.
+        `full_name` stays the physical namespace.
+        """
+        return self._logical_name
+
+    @property
     def rules(self) -> CollectionRules:
         """What this proxy enforces."""
         return self._rules
@@ -152,11 +154,13 @@ class GuardedCollection:
             self._collection if collection is None else collection,
             self._rules if rules is None else rules,
             resolve=self._resolve,
+            reference_name=self._reference_name,
             shared=self._shared,
             scope=self._scope,
             document_type=self._document_type,
             include_deleted=self._include_deleted if include_deleted is None else include_deleted,
             cipher=self._cipher,
+            logical_name=self._logical_name,
         )
 
     def including_deleted(self) -> GuardedCollection:
@@ -175,25 +179,22 @@ class GuardedCollection:
 
     def _check_scope(self) -> None:
         """Serve only the scope this handle was made in (a handle kept past it is refused)."""
-        running = scope_key(current_scope())
-        if running == self._scope:
-            return
-        made_for = "no scope" if self._scope is None else f"tenant {self._scope[1]!r}"
-        if self._scope is not None and self._scope[1] is None:
-            made_for = "the system scope"
-        message = (
-            f"this {self._collection.name} handle was made for {made_for}; take a new one "
-            "in the running scope (handles and cursors serve only their own scope)"
+        check_handle_scope(
+            self._scope,
+            self._collection.name,
+            tenant_id=self._rules.tenant_id,
+            document_type=self._document_type,
         )
-        if running is None:
-            raise TenantContextMissing(
-                message, tenant_id=self._rules.tenant_id, document_type=self._document_type
-            )
-        raise TenantMismatch(message, tenant_id=running[1], document_type=self._document_type)
 
     def _filter(self, query: Any) -> dict[str, Any]:
         self._check_scope()
-        return guard_filter(_as_query(query), self._rules, include_deleted=self._include_deleted)
+        guarded = guard_filter(_as_query(query), self._rules, include_deleted=self._include_deleted)
+        return self._references(guarded)
+
+    def _references(self, value: T) -> T:
+        """`value` with its references naming logical collections of the scope (or refused)."""
+        result: T = logical_references(value, self._reference_name)
+        return result
 
     def _errors(self) -> AbstractContextManager[None]:
         return translate_driver_errors(
@@ -237,7 +238,8 @@ class GuardedCollection:
     def _write_filter(self, query: Any, *, include_deleted: bool | None = None) -> dict[str, Any]:
         self._check_scope()
         deleted = self._include_deleted if include_deleted is None else include_deleted
-        return guard_write_filter(_as_query(query), self._rules, include_deleted=deleted)
+        guarded = guard_write_filter(_as_query(query), self._rules, include_deleted=deleted)
+        return self._references(guarded)
 
     def _writable(self, operation: str, *, insert: bool = False) -> None:
         self._check_scope()
@@ -273,24 +275,6 @@ class GuardedCollection:
         if concern is None or (session is not None and session.in_transaction):
             return self._collection
         return self._collection.with_options(write_concern=concern)
-
-    async def _single_write(self, write: Callable[[], Awaitable[T]], session: Any) -> T:
-        """Run a one-document write, again when the server reports a write conflict.
-
-        Outside a transaction a `WriteConflict` (112) means the statement was rolled back and
-        nothing was written: mongod retries it itself and never reports it, but the embedded
-        server can. Inside a transaction it aborts the transaction: that is the unit of
-        work's to retry, so it is raised.
-        """
-        for attempt in itertools.count():
-            try:
-                return await write()
-            except OperationFailure as exc:
-                in_transaction = session is not None and session.in_transaction
-                if exc.code != _WRITE_CONFLICT or in_transaction or attempt >= _CONFLICT_RETRIES:
-                    raise
-                await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
-        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- reads ------------------------------------------------------------------------
 
@@ -340,8 +324,10 @@ class GuardedCollection:
     async def aggregate(self, pipeline: Sequence[Any], **kwargs: Any) -> GuardedCursor:
         """`aggregate`, with every stage (joins included) restricted to the tenant."""
         self._check_scope()
-        guarded = guard_pipeline(
-            pipeline, self._rules, self._resolve, include_deleted=self._include_deleted
+        guarded = self._references(
+            guard_pipeline(
+                pipeline, self._rules, self._resolve, include_deleted=self._include_deleted
+            )
         )
         with self._errors():
             if self._cipher is not None:  # equality on encrypted fields compares ciphertext
@@ -356,7 +342,7 @@ class GuardedCollection:
     async def insert_one(self, document: Any, **kwargs: Any) -> Any:
         """`insert_one`, with the tenant stamped (or checked) on the document."""
         self._writable("insert_one", insert=True)
-        new = guard_new_document(document, self._rules, now=write_stamp())
+        new = self._references(guard_new_document(document, self._rules, now=write_stamp()))
         options = self._session(kwargs)
         with self._errors():
             new = await self._sealed_document(new)
@@ -369,7 +355,7 @@ class GuardedCollection:
         """`insert_many`, with the tenant stamped (or checked) on every document."""
         self._writable("insert_many", insert=True)
         now = write_stamp()
-        news = [guard_new_document(d, self._rules, now=now) for d in documents]
+        news = [self._references(guard_new_document(d, self._rules, now=now)) for d in documents]
         options = self._session(kwargs)
         with self._errors():
             news = [await self._sealed_document(new) for new in news]
@@ -391,8 +377,8 @@ class GuardedCollection:
         query, options = guarded.filter(self._write_filter(filter)), self._session(kwargs)
         with self._errors():
             query = await self._sealed_filter(query)
-            body = await self._sealed_update(guarded.update)
-            return await self._single_write(
+            body = await self._sealed_update(self._references(guarded.update))
+            return await retry_write_conflicts(
                 lambda: self._writer(options).update_one(query, body, **options),
                 options["session"],
             )
@@ -406,7 +392,7 @@ class GuardedCollection:
         query, options = guarded.filter(self._write_filter(filter)), self._session(kwargs)
         with self._errors():
             query = await self._sealed_filter(query)
-            body = await self._sealed_update(guarded.update)
+            body = await self._sealed_update(self._references(guarded.update))
             return await self._writer(options).update_many(query, body, **options)
 
     async def replace_one(
@@ -428,8 +414,8 @@ class GuardedCollection:
         options = self._session(kwargs)
         with self._errors():
             query = await self._sealed_filter(query)
-            new = await self._sealed_document(new)
-            return await self._single_write(
+            new = await self._sealed_document(self._references(new))
+            return await retry_write_conflicts(
                 lambda: self._writer(options).replace_one(query, new, **options), options["session"]
             )
 
@@ -460,8 +446,8 @@ class GuardedCollection:
         query, options = guarded.filter(self._write_filter(filter)), self._session(kwargs)
         with self._errors():
             query = await self._sealed_filter(query)
-            body = await self._sealed_update(guarded.update)
-            found = await self._single_write(
+            body = await self._sealed_update(self._references(guarded.update))
+            found = await retry_write_conflicts(
                 lambda: self._writer(options).find_one_and_update(query, body, **options),
                 options["session"],
             )
@@ -476,8 +462,8 @@ class GuardedCollection:
         options = self._session(kwargs)
         with self._errors():
             query = await self._sealed_filter(query)
-            new = await self._sealed_document(new)
-            found = await self._single_write(
+            new = await self._sealed_document(self._references(new))
+            found = await retry_write_conflicts(
                 lambda: self._writer(options).find_one_and_replace(query, new, **options),
                 options["session"],
             )
@@ -499,81 +485,42 @@ class GuardedCollection:
         now = write_stamp()
         guarded = [self._guard_request(request, now) for request in requests]
         with self._errors():
-            if self._cipher is not None:
-                guarded = [await self._seal_request(request) for request in guarded]
+            sealed = [await self._sealed_request(request) for request in guarded]
             options = self._session(kwargs)
-            return await self._writer(options).bulk_write(guarded, **options)
+            return await self._writer(options).bulk_write(sealed, **options)
 
-    async def _seal_request(self, request: Any) -> Any:
-        """A guarded bulk request with its encrypted fields sealed (built like its twin)."""
-        kind = type(request)
-        if kind is InsertOne:
-            return InsertOne(await self._sealed_document(request._doc))
-        query = await self._sealed_filter(request._filter)
-        if kind in (UpdateOne, UpdateMany):
-            return kind(
-                query,
-                await self._sealed_update(request._doc),
-                upsert=request._upsert,
-                collation=request._collation,
-                array_filters=request._array_filters,
-                hint=request._hint,
-            )
-        if kind is ReplaceOne:
-            return ReplaceOne(
-                query, await self._sealed_document(request._doc), upsert=request._upsert,
-                collation=request._collation, hint=request._hint,
-            )  # fmt: skip
-        return kind(query, collation=request._collation, hint=request._hint)
-
-    def _guard_request(self, request: Any, now: Any) -> Any:
-        # PyMongo's request classes keep their arguments in private slots; reading them here,
-        # in one place, is the price of guarding Beanie's BulkWriter.
-        kind = type(request)
-        if kind is InsertOne:
-            return InsertOne(guard_new_document(request._doc, self._rules, now=now))
-        if kind not in (UpdateOne, UpdateMany, ReplaceOne, DeleteOne, DeleteMany):
-            raise UnsafeOperation(
-                f"bulk request {kind.__name__} is not known to the tenant guard",
-                tenant_id=self._rules.tenant_id,
-                document_type=self._document_type,
-            )
-        self._writable(f"bulk {kind.__name__}")
-        if kind in (UpdateOne, UpdateMany):
-            guarded = guard_update(
-                request._doc,
-                self._rules,
-                now=now,
-                upsert=bool(request._upsert),
-                single=kind is UpdateOne,
-            )
-            return kind(
-                guarded.filter(self._write_filter(request._filter)),
-                guarded.update,
-                upsert=request._upsert,
-                collation=request._collation,
-                array_filters=request._array_filters,
-                hint=request._hint,
-            )
-        if kind is ReplaceOne:
-            query, new = guard_replacement(
-                self._write_filter(request._filter), request._doc, self._rules, now=now
-            )
-            return ReplaceOne(
-                query, new, upsert=request._upsert, collation=request._collation,
-                hint=request._hint,
-            )  # fmt: skip
-        if kind in (DeleteOne, DeleteMany):
-            return kind(
-                self._write_filter(request._filter, include_deleted=True),
-                collation=request._collation,
-                hint=request._hint,
-            )
-        raise UnsafeOperation(
-            f"bulk request {kind.__name__} is not known to the tenant guard",
-            tenant_id=self._rules.tenant_id,
-            document_type=self._document_type,
+    def _guard_request(self, request: Any, now: datetime) -> BulkRequest:
+        parts = BulkRequest.of(
+            request, tenant_id=self._rules.tenant_id, document_type=self._document_type
         )
+        if parts.inserts:
+            new = guard_new_document(parts.body, self._rules, now=now)
+            return dataclasses.replace(parts, body=self._references(new))
+        self._writable(f"bulk {parts.kind.__name__}")
+        if parts.deletes:
+            return dataclasses.replace(
+                parts, filter=self._write_filter(parts.filter, include_deleted=True)
+            )
+        if parts.updates:
+            upsert, single = bool(parts.options["upsert"]), parts.kind is UpdateOne
+            update = guard_update(parts.body, self._rules, now=now, upsert=upsert, single=single)
+            query = update.filter(self._write_filter(parts.filter))
+            return dataclasses.replace(parts, filter=query, body=self._references(update.update))
+        query, new = guard_replacement(
+            self._write_filter(parts.filter), parts.body, self._rules, now=now
+        )
+        return dataclasses.replace(parts, filter=query, body=self._references(new))
+
+    async def _sealed_request(self, request: BulkRequest) -> Any:
+        """A guarded request as PyMongo's request, its encrypted fields sealed."""
+        if request.inserts:
+            return request.rebuild(None, await self._sealed_document(request.body))
+        query = await self._sealed_filter(request.filter)
+        if request.deletes:
+            return request.rebuild(query, None)
+        if request.updates:
+            return request.rebuild(query, await self._sealed_update(request.body))
+        return request.rebuild(query, await self._sealed_document(request.body))
 
     async def delete_older_than(
         self,
@@ -619,48 +566,21 @@ class GuardedCollection:
         (provisioning turns them on); without them `watch` is refused.
         """
         self._check_scope()
-        stages = list(pipeline or [])
-        for stage in stages:
-            if not isinstance(stage, Mapping) or len(stage) != 1:
-                raise UnsafeOperation("a change-stream stage must be a one-key mapping")
-            (name,) = stage
-            if name not in _WATCH_STAGES:
-                raise UnsafeOperation(f"change-stream stage {name} is not supported")
-        if self._shared and self._rules.filters_tenant:
-            if not await self._records_pre_images():
+        tenant = self._rules.tenant_id if self._shared and self._rules.filters_tenant else None
+        stages = self._references(change_stream_stages(pipeline, tenant, kwargs))
+        if tenant is not None:
+            with self._errors():
+                recorded = await records_pre_images(self._collection)
+            if not recorded:
                 raise UnsafeOperation(
                     f"watch() on the shared collection {self._collection.full_name} needs "
                     "change-stream pre-images (changeStreamPreAndPostImages), which it lacks",
                     tenant_id=self._rules.tenant_id,
                     document_type=self._document_type,
                 )
-            tenant = self._rules.tenant_id
-            kwargs.setdefault("full_document", "updateLookup")
-            kwargs.setdefault("full_document_before_change", "whenAvailable")
-            stages.insert(
-                0,
-                {
-                    "$match": {
-                        "$or": [
-                            {"fullDocument.tenant_id": tenant},
-                            {"fullDocumentBeforeChange.tenant_id": tenant},
-                        ]
-                    }
-                },
-            )
         with self._errors():
             stream = await self._collection.watch(stages, **self._session(kwargs))
         return self._cursor(stream, deep=True)
-
-    async def _records_pre_images(self) -> bool:
-        database = self._collection.database
-        with self._errors():
-            infos = await (
-                await database.list_collections(filter={"name": self._collection.name})
-            ).to_list()
-        options = infos[0].get("options", {}) if infos else {}
-        setting = options.get("changeStreamPreAndPostImages") or {}
-        return bool(setting.get("enabled"))
 
     # -- metadata ---------------------------------------------------------------------
 

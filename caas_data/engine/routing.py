@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from caas_data.documents.base import Area, BaseDocument, TenantAccess
 from caas_data.engine.guard import GuardedCollection, scope_key
+from caas_data.engine.pipeline_rules import LookupTarget
 from caas_data.engine.registry import CollectionSpec, spec_of
-from caas_data.engine.rules import CollectionRules, LookupTarget
+from caas_data.engine.rules import CollectionRules
 from caas_data.errors import (
     ConfigurationError,
     TenantContextMissing,
@@ -122,6 +123,9 @@ def _route(
         def resolve(name: str) -> LookupTarget:
             return _tenant_target(layer, placement, name)
 
+        def reference_name(name: str) -> str:
+            return _reference_name(layer, placement, name)
+
         cipher = layer.field_cipher(document_type, tenant_id)
 
     else:
@@ -136,17 +140,22 @@ def _route(
         def resolve(name: str) -> LookupTarget:
             return _area_target(layer, area, tenant_id, name)
 
+        def reference_name(name: str) -> str:
+            return _reference_name(layer, None, name)
+
         cipher = None  # encrypted fields are tenant data only (the registry checks it)
 
     return GuardedCollection(
         layer._handle(database, physical, cluster),
         _rules(spec, tenant_id),
         resolve=resolve,
+        reference_name=reference_name,
         shared=shared,
         scope=scope_key(scope),
         document_type=document_type,
         include_deleted=include_deleted,
         cipher=cipher,
+        logical_name=spec.name,
     )
 
 
@@ -154,17 +163,31 @@ def _unknown(name: str, where: str) -> UnsafeOperation:
     return UnsafeOperation(f"pipeline names collection {name!r}, unknown in {where}")
 
 
-def _tenant_target(layer: DataLayer, placement: Placement, name: str) -> LookupTarget:
-    target = layer.registry.get(Area.TENANT, name)
+def _tenant_logical(layer: DataLayer, placement: Placement, name: str) -> str | None:
+    """The logical tenant collection `name` means: itself, or its own physical name.
+
+    Only this placement's own prefix is taken off, so another tenant's physical name is
+    unknown here.
+    """
+    if layer.registry.get(Area.TENANT, name) is not None:
+        return name
     prefix = placement.collection_prefix
-    if target is None and prefix and name.startswith(prefix):
-        # Beanie names a join by the physical name it was handed (`acme_users`).
-        name = name[len(prefix) :]
-        target = layer.registry.get(Area.TENANT, name)
-    if target is None:
+    if prefix and name.startswith(prefix):
+        logical = name[len(prefix) :]
+        if layer.registry.get(Area.TENANT, logical) is not None:
+            return logical
+    return None
+
+
+def _tenant_target(layer: DataLayer, placement: Placement, name: str) -> LookupTarget:
+    # Beanie names a join by the name it was handed: logical, or (older) the physical one.
+    logical = _tenant_logical(layer, placement, name)
+    if logical is None:
         raise _unknown(name, "the tenant collections")
+    target = layer.registry.get(Area.TENANT, logical)
+    assert target is not None
     return LookupTarget(
-        placement.collection_name(name), _rules(spec_of(target), placement.tenant_id)
+        placement.collection_name(logical), _rules(spec_of(target), placement.tenant_id)
     )
 
 
@@ -173,6 +196,25 @@ def _area_target(layer: DataLayer, area: Area, tenant_id: str | None, name: str)
     if target is None:
         raise _unknown(name, f"the {area} collections")
     return LookupTarget(name, _rules(spec_of(target), tenant_id))
+
+
+def _reference_name(layer: DataLayer, placement: Placement | None, name: str) -> str:
+    """The logical collection a reference (DBRef) names, or refused.
+
+    A tenant collection by its logical name or the scope's own physical one, or a platform
+    collection (one name for every tenant). Another tenant's physical name, or a name the
+    layer does not know, is refused: a stored reference never points outside the tenant.
+    """
+    if placement is not None:
+        logical = _tenant_logical(layer, placement, name)
+        if logical is not None:
+            return logical
+    if any(layer.registry.get(area, name) is not None for area in Area):
+        return name
+    raise UnsafeOperation(
+        f"a reference (DBRef) names collection {name!r}, not a collection of this layer "
+        "the scope may name (its own tenant's, by logical name, or a platform one)"
+    )
 
 
 def collection_for(document_type: type[BaseDocument]) -> GuardedCollection:

@@ -1,13 +1,13 @@
-"""The tenant guard's rules as pure functions: filters, updates, new documents, pipelines.
+"""The tenant guard's rules as pure functions: filters, new documents, replacements, updates.
 
 They take what a driver call would send and return what it must send instead, or raise.
 `tenant_id` is merged into a filter at the top level (never by wrapping the filter in `$and`):
 real MongoDB plans both the same, but some servers only use the `_id` index for a top-level
 `_id`. Anything these rules do not understand is refused, never passed through.
 
-What is checked is what is sent: every mapping the rules look into is first copied into a
-plain `dict` with plain `str` keys (a look-alike mapping or key cannot show the guard one thing
-and the driver another), and tenant ids compare as exact `str`.
+What is checked is what is sent: every mapping the rules look into is first copied
+(`engine/snapshots.py`). Pipelines and their joins have rules of their own
+(`engine/pipeline_rules.py`), built on these.
 
 The layer owns some fields on every document: `tenant_id`, `__v`, `created_at`, `updated_at`,
 `deleted_at`/`deleted_by` and `schema_version`, plus the fields a document class declares in
@@ -18,26 +18,36 @@ through a privileged guard, can.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from caas_data.engine.snapshots import (
+    MAX_DEPTH,
+    plain_key,
+    plain_list,
+    plain_mapping,
+    plain_str,
+    single_stage,
+)
 from caas_data.errors import TenantMismatch, UnsafeOperation
 
 __all__ = [
     "ANY_AT_INSERT",
+    "DELETED_FIELD",
     "OWNED_FIELDS",
+    "TENANT_FIELD",
     "CollectionRules",
     "GuardedUpdate",
-    "LookupTarget",
+    "check_tenant_conditions",
     "guard_filter",
     "guard_new_document",
-    "guard_pipeline",
     "guard_replacement",
     "guard_update",
     "guard_write_filter",
     "plain_key",
+    "snapshot_filter",
 ]
 
 TENANT_FIELD = "tenant_id"
@@ -45,7 +55,6 @@ VERSION_FIELD = "__v"
 DELETED_FIELD = "deleted_at"
 DELETED_BY_FIELD = "deleted_by"
 _MAX_VERSION = 2**63 - 2
-_MAX_DEPTH = 100
 
 # Fields only the layer writes (tenant_id has rules of its own).
 OWNED_FIELDS = frozenset(
@@ -65,18 +74,6 @@ _UPDATE_OPERATORS = frozenset(
         "$currentDate", "$push", "$pull", "$pullAll", "$addToSet", "$pop", "$bit",
     }
 )  # fmt: skip
-# Stages that only reshape documents already filtered upstream.
-_PASSTHROUGH_STAGES = frozenset(
-    {
-        "$project", "$addFields", "$set", "$unset", "$sort", "$limit", "$skip", "$group",
-        "$unwind", "$count", "$sortByCount", "$bucket", "$bucketAuto", "$replaceRoot",
-        "$replaceWith", "$sample", "$redact", "$setWindowFields", "$densify", "$fill",
-    }
-)  # fmt: skip
-_REFUSED_STAGES = {
-    "$out": "writes outside the tenant's collections",
-    "$merge": "writes outside the tenant's collections",
-}
 _UPDATE_PIPELINE_STAGES = frozenset({"$set", "$addFields", "$unset"})
 
 
@@ -108,14 +105,6 @@ class CollectionRules:
 
 
 @dataclass(frozen=True, slots=True)
-class LookupTarget:
-    """A collection a pipeline may join: its physical name and the rules that filter it."""
-
-    physical_name: str
-    rules: CollectionRules
-
-
-@dataclass(frozen=True, slots=True)
 class GuardedUpdate:
     """An update as it must be sent: the conditions it adds to the filter, and its body."""
 
@@ -130,46 +119,15 @@ class GuardedUpdate:
 # -- snapshots ----------------------------------------------------------------------------
 
 
-def plain_key(key: Any) -> str:
-    """A field name as the driver will encode it: an exact `str`, or refused."""
-    if type(key) is str:
-        return key
-    if isinstance(key, str):
-        # What BSON encodes is the string's own data, whatever its class's methods say.
-        return str.__str__(key)
-    raise UnsafeOperation(f"field names must be strings, got {type(key).__name__} {key!r}")
-
-
-def _plain_mapping(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise UnsafeOperation(f"{what} must be a mapping, got {type(value).__name__}")
-    return {plain_key(k): v for k, v in dict(value).items()}
-
-
-def _plain_str(value: Any) -> str | None:
-    """An exact str for a str (or str subclass) value, else None."""
-    if type(value) is str:
-        return value
-    if isinstance(value, str):
-        return str.__str__(value)
-    return None
-
-
-def _plain_list(value: Any, what: str) -> list[Any]:
-    if not isinstance(value, Sequence) or isinstance(value, str | bytes | Mapping):
-        raise UnsafeOperation(f"{what} must be a list, got {type(value).__name__}")
-    return list(value)
-
-
-def _snapshot_filter(query: Any, depth: int = 0) -> dict[str, Any]:
+def snapshot_filter(query: Any, depth: int = 0) -> dict[str, Any]:
     """A plain copy of a filter, with every logical clause copied too."""
-    if depth > _MAX_DEPTH:
+    if depth > MAX_DEPTH:
         raise UnsafeOperation("filter nested too deeply")
-    result = _plain_mapping(query, "a filter")
+    result = plain_mapping(query, "a filter")
     for key in _LOGICAL:
         if key in result:
-            clauses = _plain_list(result[key], f"{key}")
-            result[key] = [_snapshot_filter(clause, depth + 1) for clause in clauses]
+            clauses = plain_list(result[key], f"{key}")
+            result[key] = [snapshot_filter(clause, depth + 1) for clause in clauses]
     return result
 
 
@@ -181,22 +139,22 @@ def _mismatch(rules: CollectionRules, what: str) -> TenantMismatch:
 
 
 def _condition_is_tenant(condition: Any, tenant_id: str) -> bool:
-    text = _plain_str(condition)
+    text = plain_str(condition)
     if text is not None:
         return text == tenant_id
     if isinstance(condition, Mapping) and len(condition) == 1:
         ((op, value),) = dict(condition).items()
         if op == "$eq":
-            return _plain_str(value) == tenant_id
+            return plain_str(value) == tenant_id
         if op == "$in" and isinstance(value, list | tuple):
-            return len(value) > 0 and all(_plain_str(v) == tenant_id for v in value)
+            return len(value) > 0 and all(plain_str(v) == tenant_id for v in value)
     return False
 
 
-def _check_tenant_conditions(query: Mapping[str, Any], rules: CollectionRules) -> None:
+def check_tenant_conditions(query: Mapping[str, Any], rules: CollectionRules) -> None:
     """Refuse any clause, at any logical depth, that names a tenant other than the scope's.
 
-    `query` must be a snapshot (`_snapshot_filter`).
+    `query` must be a snapshot (`snapshot_filter`).
     """
     assert rules.tenant_id is not None
     for key, value in query.items():
@@ -205,7 +163,7 @@ def _check_tenant_conditions(query: Mapping[str, Any], rules: CollectionRules) -
                 raise _mismatch(rules, f"filter {{{key!r}: {value!r}}}")
         elif key in _LOGICAL:
             for clause in value:
-                _check_tenant_conditions(clause, rules)
+                check_tenant_conditions(clause, rules)
 
 
 def _mentions(query: Mapping[str, Any], name: str) -> bool:
@@ -221,10 +179,10 @@ def guard_filter(
     query: Mapping[str, Any] | None, rules: CollectionRules, *, include_deleted: bool = False
 ) -> dict[str, Any]:
     """The filter with the scope's tenant (and the live-documents rule) merged in."""
-    result = {} if query is None else _snapshot_filter(query)
+    result = {} if query is None else snapshot_filter(query)
     if rules.filters_tenant:
         assert rules.tenant_id is not None
-        _check_tenant_conditions(result, rules)
+        check_tenant_conditions(result, rules)
         result.pop(TENANT_FIELD, None)
         result = {TENANT_FIELD: rules.tenant_id, **result}
     if rules.soft_delete and not include_deleted and not _mentions(result, DELETED_FIELD):
@@ -264,12 +222,12 @@ def _stamp_tenant(document: dict[str, Any], rules: CollectionRules, what: str) -
         return
     given = document.get(TENANT_FIELD)
     if rules.tenant_id is None:
-        text = _plain_str(given)
+        text = plain_str(given)
         if not text:
             raise TenantMismatch(f"{what} in a system scope must carry its tenant_id")
         document[TENANT_FIELD] = text
         return
-    if given is None or _plain_str(given) == rules.tenant_id:
+    if given is None or plain_str(given) == rules.tenant_id:
         document[TENANT_FIELD] = rules.tenant_id
     else:
         raise TenantMismatch(
@@ -293,7 +251,7 @@ def guard_new_document(
     document: Mapping[str, Any], rules: CollectionRules, *, now: datetime
 ) -> dict[str, Any]:
     """A document about to be inserted: tenant stamped, timestamps and version set."""
-    result = _plain_mapping(document, "a document")
+    result = plain_mapping(document, "a document")
     _stamp_tenant(result, rules, "document")
     _check_protected_new(result, rules)
     # Every document class carries schema_version (default 1); a raw insert that omits it
@@ -357,7 +315,7 @@ def guard_replacement(
     nothing.
     `query` must already have passed `guard_filter`.
     """
-    new = _plain_mapping(replacement, "a replacement")
+    new = plain_mapping(replacement, "a replacement")
     if any(k.startswith("$") for k in new):
         raise UnsafeOperation("a replacement must not contain update operators")
     _stamp_tenant(new, rules, "replacement")
@@ -394,7 +352,7 @@ def _refuse_field(rules: CollectionRules, operator: str, name: str, why: str) ->
 
 def _check_tenant_write(rules: CollectionRules, operator: str, value: Any, path: str) -> None:
     allowed = operator in ("$set", "$setOnInsert") and path == TENANT_FIELD
-    if not allowed or rules.tenant_id is None or _plain_str(value) != rules.tenant_id:
+    if not allowed or rules.tenant_id is None or plain_str(value) != rules.tenant_id:
         raise TenantMismatch(
             f"an update must not change tenant_id ({operator} {path})", tenant_id=rules.tenant_id
         )
@@ -480,7 +438,7 @@ class _UpdateBuilder:
 
 
 def _rename_target(rules: CollectionRules, value: Any) -> str:
-    target = _plain_str(value)
+    target = plain_str(value)
     if target is None:
         raise UnsafeOperation("$rename needs field names as targets")
     top = _top(target)
@@ -497,10 +455,10 @@ def _guard_update_document(
     update: Mapping[str, Any], rules: CollectionRules, *, now: datetime, upsert: bool, single: bool
 ) -> GuardedUpdate:
     builder = _UpdateBuilder(rules, upsert=upsert, single=single)
-    for operator, arguments in _plain_mapping(update, "an update").items():
+    for operator, arguments in plain_mapping(update, "an update").items():
         if operator not in _UPDATE_OPERATORS:
             raise UnsafeOperation(f"unknown or unsupported update operator {operator!r}")
-        fields = _plain_mapping(arguments, f"update operator {operator}")
+        fields = plain_mapping(arguments, f"update operator {operator}")
         if not fields:
             builder.result.setdefault(operator, {})
         for path, value in fields.items():
@@ -519,9 +477,9 @@ def _guard_update_document(
 
 def _pipeline_fields(name: str, body: Any) -> dict[str, Any]:
     if name == "$unset":
-        names = [body] if isinstance(body, str) else _plain_list(body, "$unset")
+        names = [body] if isinstance(body, str) else plain_list(body, "$unset")
         return {plain_key(n): None for n in names}
-    return _plain_mapping(body, f"{name} in an update pipeline")
+    return plain_mapping(body, f"{name} in an update pipeline")
 
 
 def _guard_update_pipeline(
@@ -529,7 +487,7 @@ def _guard_update_pipeline(
 ) -> GuardedUpdate:
     result: list[dict[str, Any]] = []
     for stage in stages:
-        name, body = _single_stage(stage)
+        name, body = single_stage(stage)
         if name not in _UPDATE_PIPELINE_STAGES:
             raise UnsafeOperation(f"update pipelines may use $set/$addFields/$unset, not {name}")
         fields = _pipeline_fields(name, body)
@@ -574,150 +532,3 @@ def guard_update(
     if isinstance(update, list | tuple):
         return _guard_update_pipeline(update, rules, now=now)
     raise UnsafeOperation(f"an update must be a mapping or a pipeline, not {type(update).__name__}")
-
-
-# -- pipelines -----------------------------------------------------------------------------
-
-Resolver = Callable[[str], LookupTarget]
-
-
-def _single_stage(stage: Any) -> tuple[str, Any]:
-    if not isinstance(stage, Mapping) or len(stage) != 1:
-        raise UnsafeOperation(f"a pipeline stage must be a one-key mapping, got {stage!r}")
-    ((name, body),) = dict(stage).items()
-    return plain_key(name), body
-
-
-def _target(resolve: Resolver, name: Any, stage: str) -> LookupTarget:
-    text = _plain_str(name)
-    if text is None:
-        raise UnsafeOperation(f"{stage} must name a collection of this layer, got {name!r}")
-    return resolve(text)
-
-
-def _joined_pipeline(
-    sub: Any, target: LookupTarget, resolve: Resolver, stage: str, depth: int
-) -> list[dict[str, Any]]:
-    stages = [] if sub is None else _plain_list(sub, f"{stage} pipeline")
-    rewritten = _rewrite_stages(stages, resolve, depth + 1)
-    own = guard_filter(None, target.rules)
-    return ([{"$match": own}] if own else []) + rewritten
-
-
-def _rewrite_lookup(body: Any, resolve: Resolver, depth: int) -> dict[str, Any]:
-    new = _plain_mapping(body, "$lookup")
-    target = _target(resolve, new.get("from"), "$lookup")
-    new["from"] = target.physical_name
-    pipeline = _joined_pipeline(new.get("pipeline"), target, resolve, "$lookup", depth)
-    if pipeline or "pipeline" in new:
-        new["pipeline"] = pipeline
-    return new
-
-
-def _rewrite_union(body: Any, resolve: Resolver, depth: int) -> dict[str, Any]:
-    new: dict[str, Any] = (
-        {"coll": body} if isinstance(body, str) else _plain_mapping(body, "$unionWith")
-    )
-    target = _target(resolve, new.get("coll"), "$unionWith")
-    new["coll"] = target.physical_name
-    new["pipeline"] = _joined_pipeline(new.get("pipeline"), target, resolve, "$unionWith", depth)
-    return new
-
-
-def _rewrite_graph_lookup(body: Any, resolve: Resolver) -> list[dict[str, Any]]:
-    """The stage, and a `$set` that keeps only the target's allowed documents in its output.
-
-    `restrictSearchWithMatch` limits the walk on MongoDB, but a server that ignores the option
-    would return every tenant's documents: the filter after the stage holds either way.
-    """
-    new = _plain_mapping(body, "$graphLookup")
-    target = _target(resolve, new.get("from"), "$graphLookup")
-    output = _plain_str(new.get("as"))
-    if not output or output.startswith("$"):
-        raise UnsafeOperation("$graphLookup needs an output field name in `as`")
-    new["from"] = target.physical_name
-    restrict = guard_filter(
-        None if new.get("restrictSearchWithMatch") is None else new["restrictSearchWithMatch"],
-        target.rules,
-    )
-    if restrict:
-        new["restrictSearchWithMatch"] = restrict
-    stages: list[dict[str, Any]] = [{"$graphLookup": new}]
-    conditions: list[Any] = []
-    if target.rules.filters_tenant:
-        conditions.append({"$eq": ["$$this." + TENANT_FIELD, target.rules.tenant_id]})
-    if target.rules.soft_delete:
-        conditions.append({"$eq": [{"$ifNull": ["$$this." + DELETED_FIELD, None]}, None]})
-    if conditions:
-        keep = {"$filter": {"input": "$" + output, "cond": {"$and": conditions}}}
-        stages.append({"$set": {output: keep}})
-    return stages
-
-
-def _rewrite_facet(body: Any, resolve: Resolver, depth: int) -> dict[str, Any]:
-    facets = _plain_mapping(body, "$facet")
-    return {
-        name: _rewrite_stages(_plain_list(sub, f"$facet {name!r}"), resolve, depth + 1)
-        for name, sub in facets.items()
-    }
-
-
-def _rewrite_stages(stages: list[Any], resolve: Resolver, depth: int = 0) -> list[dict[str, Any]]:
-    if depth > _MAX_DEPTH:
-        raise UnsafeOperation("pipeline nested too deeply")
-    result: list[dict[str, Any]] = []
-    for stage in stages:
-        name, body = _single_stage(stage)
-        if name in _REFUSED_STAGES:
-            raise UnsafeOperation(f"{name} is refused: it {_REFUSED_STAGES[name]}")
-        if name == "$lookup":
-            result.append({name: _rewrite_lookup(body, resolve, depth)})
-        elif name == "$unionWith":
-            result.append({name: _rewrite_union(body, resolve, depth)})
-        elif name == "$graphLookup":
-            result.extend(_rewrite_graph_lookup(body, resolve))
-        elif name == "$facet":
-            result.append({name: _rewrite_facet(body, resolve, depth)})
-        elif name == "$match":
-            result.append({name: _snapshot_filter(body)})
-        elif name in _PASSTHROUGH_STAGES:
-            result.append({name: body})
-        else:
-            raise UnsafeOperation(f"pipeline stage {name} is not supported by the tenant guard")
-    return result
-
-
-def guard_pipeline(
-    pipeline: Sequence[Any],
-    rules: CollectionRules,
-    resolve: Resolver,
-    *,
-    include_deleted: bool = False,
-) -> list[dict[str, Any]]:
-    """A pipeline that reads only the scope's tenant, in this and every joined collection.
-
-    The tenant filter is merged into a leading `$match` (so `$text` stays first) or into a
-    leading `$geoNear`'s query; otherwise a `$match` is put in front.
-    """
-    stages = _plain_list(pipeline, "a pipeline")
-    head: dict[str, Any] | None = None
-    if stages:
-        name, body = _single_stage(stages[0])
-        if name == "$match":
-            head = {"$match": guard_filter(body, rules, include_deleted=include_deleted)}
-            stages = stages[1:]
-        elif name == "$geoNear":
-            geo = _plain_mapping(body, "$geoNear")
-            query = geo.get("query")
-            geo["query"] = guard_filter(query, rules, include_deleted=include_deleted)
-            head = {"$geoNear": geo}
-            stages = stages[1:]
-    if head is None:
-        own = guard_filter(None, rules, include_deleted=include_deleted)
-        head = {"$match": own} if own else None
-    rewritten = _rewrite_stages(stages, resolve)
-    for stage in rewritten:
-        match = stage.get("$match")
-        if match is not None and rules.filters_tenant:
-            _check_tenant_conditions(match, rules)
-    return ([head] if head else []) + rewritten

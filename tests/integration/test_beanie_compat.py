@@ -1,13 +1,15 @@
 """Beanie keeps its own semantics on our documents (issue 11), in every isolation model.
 
 Indexed fields, classes declared after `connect()`, `init_beanie` called directly, `is_root`
-hierarchies sharing a collection, and the Beanie/PyMongo exception types users catch.
+hierarchies sharing a collection, the Beanie/PyMongo exception types users catch, and links:
+stored as DBRefs naming the logical collection (so they survive a move between models),
+fetched through `$lookup`s that stay in the tenant, never pointing outside it.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import ClassVar
 
@@ -26,7 +28,8 @@ from beanie import (
     init_beanie,
 )
 from beanie.exceptions import DocumentNotFound, RevisionIdWasChanged
-from bson import DBRef, Decimal128
+from bson import DBRef, Decimal128, ObjectId
+from pymongo import InsertOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -40,12 +43,17 @@ from caas_data import (
     TenantOwnedDocument,
     TenantUnionDoc,
     TenantView,
+    UnsafeOperation,
     VersionConflict,
     tenant_scope,
 )
+from caas_data.documents.base import Area
 from caas_data.engine.indexes import declared_indexes
 from caas_data.engine.registry import spec_of
 from caas_data.testing import ServerHandle, connect_for_tests, drop_prefix_databases
+from caas_data.testing.helpers import new_tenant_id
+
+from .conftest import MODEL_TIERS
 
 
 class Member(TenantDocument):
@@ -278,7 +286,8 @@ async def test_beanies_insert_encodes_links_and_runs_actions(
     assert raw is not None
     assert isinstance(raw["owner"], DBRef)  # a reference, not an embedded copy
     assert raw["owner"].id == owner.id
-    assert raw["owner"].collection.endswith("compat_members")
+    assert raw["owner"].collection == "compat_members"  # logical, in every model
+    assert raw["owner"].database is None
     assert raw["amount"] == Decimal128("10.25")
     assert "note" not in raw  # keep_nulls = False
     assert raw["tenant_id"] == tenant
@@ -423,10 +432,12 @@ async def test_version_and_missing_errors_are_beanies(caas_layer: DataLayer, ten
         member.nickname = "g"
         await member.save()
         stale.nickname = "stale"
+        before = await _raw(caas_layer, Member).find_one({"_id": member.id})
         with pytest.raises(RevisionIdWasChanged) as conflict:
             await stale.save()
         assert isinstance(conflict.value, VersionConflict)
         assert conflict.value.current_version == 1
+        assert await _raw(caas_layer, Member).find_one({"_id": member.id}) == before
         stored = await Member.get(member.id)
         assert stored is not None
         assert stored.nickname == "g"
@@ -441,3 +452,124 @@ def _raw(layer: DataLayer, document_type: type[BaseDocument]) -> AsyncCollection
     """The physical collection the running scope routes `document_type` to, unguarded."""
     database, name = document_type.get_pymongo_collection().full_name.split(".", 1)
     return layer.client[database][name]
+
+
+# -- 5. Links in every model: logical references, lookups in the tenant only ---------------
+
+
+@pytest.mark.parametrize("model", list(MODEL_TIERS))
+async def test_a_join_built_from_beanies_collection_name_stays_in_the_tenant(
+    caas_layer: DataLayer, model: str, model_tenant: str
+) -> None:
+    """Beanie builds `$lookup.from` from `get_pymongo_collection().name` (link fetching)."""
+    neighbour = new_tenant_id(f"{model}-n")
+    await caas_layer.tenants.provision(neighbour, tier=MODEL_TIERS[model])
+    async with tenant_scope(neighbour, layer=caas_layer):
+        await Member(email="same@example.com").insert()
+    async with tenant_scope(model_tenant, layer=caas_layer):
+        collection = Member.get_pymongo_collection()
+        own_physical = collection.full_name.split(".", 1)[1]
+        await Member(email="same@example.com").insert()
+        joined = {}
+        for name in (collection.name, own_physical):  # the logical name, and the scope's own
+            join = {"from": name, "localField": "email", "foreignField": "email", "as": "same"}
+            joined[name] = await Member.aggregate([{"$lookup": join}]).to_list()
+    assert collection.name == "compat_members"  # Beanie's name, in every model
+    for rows in joined.values():
+        assert [[m["tenant_id"] for m in row["same"]] for row in rows] == [[model_tenant]]
+
+
+@pytest.mark.parametrize("model", list(MODEL_TIERS))
+async def test_a_reference_never_points_outside_the_tenant(
+    caas_layer: DataLayer, model: str, model_tenant: str
+) -> None:
+    neighbour = new_tenant_id(f"{model}-n")
+    await caas_layer.tenants.provision(neighbour, tier=MODEL_TIERS[model])
+    async with tenant_scope(neighbour, layer=caas_layer):
+        theirs = await Member(email="neighbour@example.com").insert()
+        their_database, their_name = Member.get_pymongo_collection().full_name.split(".", 1)
+    day = datetime(2024, 1, 1)
+    async with tenant_scope(model_tenant, layer=caas_layer):
+        own_name = Member.get_pymongo_collection().full_name.split(".", 1)[1]
+        ledgers = Ledger.get_pymongo_collection()
+        # The scope's own physical name is stored as the logical one (in both forms).
+        mine = await Member(email="mine@example.com").insert()
+        written = await ledgers.insert_one(
+            {"amount": Decimal128("1"), "day": day, "owner": DBRef(own_name, mine.id)}
+        )
+        as_document = {"$ref": own_name, "$id": mine.id}
+        await ledgers.update_one({"_id": written.inserted_id}, {"$set": {"owner": as_document}})
+        raw = await _raw(caas_layer, Ledger).find_one({"_id": written.inserted_id})
+        # A platform collection has one name for every tenant: a reference may name it.
+        platform = spec_of(caas_layer.registry.in_area(Area.PLATFORM)[0]).name
+        to_platform = await ledgers.insert_one({"day": day, "owner": DBRef(platform, 1)})
+        kept = await _raw(caas_layer, Ledger).find_one({"_id": to_platform.inserted_id})
+        assert kept is not None
+        assert kept["owner"] == DBRef(platform, 1)
+        found = await Ledger.find_one(Ledger.owner == DBRef(own_name, mine.id))  # a filter too
+        if found is not None:
+            await found.fetch_all_links()
+        outside = [
+            DBRef("compat_nowhere", ObjectId()),  # no such collection in the layer
+            DBRef("compat_members", theirs.id, database=their_database),  # a database
+        ]
+        if their_name != "compat_members":  # a collection set: the neighbour's own name
+            outside.append(DBRef(their_name, theirs.id))
+        for ref in outside:
+            with pytest.raises(UnsafeOperation):
+                await ledgers.insert_one({"amount": Decimal128("1"), "day": day, "owner": ref})
+            with pytest.raises(UnsafeOperation):
+                await ledgers.update_one({"_id": written.inserted_id}, {"$set": {"owner": ref}})
+            with pytest.raises(UnsafeOperation):
+                await ledgers.find_one({"owner": ref})
+            with pytest.raises(UnsafeOperation):
+                await ledgers.bulk_write([InsertOne({"day": day, "owner": ref})])
+            with pytest.raises(UnsafeOperation):
+                await ledgers.update_one(
+                    {"_id": written.inserted_id},
+                    {"$set": {"owner": {"$ref": ref.collection, "$id": ref.id, "$db": "x"}}},
+                )
+        if their_name != "compat_members":
+            with pytest.raises(UnsafeOperation):  # a join reaches only the tenant's own
+                await Member.aggregate(
+                    [{"$lookup": {"from": their_name, "pipeline": [], "as": "x"}}]
+                ).to_list()
+        else:  # one name for every tenant: a reference resolves in the caller's tenant only
+            stray_id = ObjectId()
+            await ledgers.insert_one(
+                {"_id": stray_id, "amount": Decimal128("1"), "day": day,
+                 "owner": DBRef("compat_members", theirs.id)}
+            )  # fmt: skip
+            stray = await Ledger.get(stray_id, fetch_links=True)
+            assert stray is not None
+            assert not isinstance(stray.owner, Member)  # their member is not reachable
+        unchanged = await _raw(caas_layer, Ledger).find_one({"_id": written.inserted_id})
+    assert raw is not None
+    assert raw["owner"] == DBRef("compat_members", mine.id)
+    assert unchanged == raw  # every refused write changed nothing
+    assert found is not None
+    assert isinstance(found.owner, Member)
+    assert found.owner.email == "mine@example.com"
+    async with tenant_scope(neighbour, layer=caas_layer):
+        assert await Ledger.find().count() == 0
+
+
+async def test_references_survive_a_move_between_models(
+    caas_layer: DataLayer, pro_tenant: str
+) -> None:
+    async with tenant_scope(pro_tenant, layer=caas_layer):
+        owner = await Member(email="mover@example.com").insert()
+        ledger = await Ledger(amount=Decimal("5"), day=date(2024, 5, 1), owner=owner).insert()
+    for tier in (MODEL_TIERS["enterprise"], MODEL_TIERS["shared"]):
+        await caas_layer.tenants.move(pro_tenant, to=tier, fence_grace=0)
+        async with tenant_scope(pro_tenant, layer=caas_layer):
+            found = await Ledger.find_one(Ledger.owner == owner.to_ref())
+            if found is not None:
+                await found.fetch_link("owner")
+            raw = await _raw(caas_layer, Ledger).find_one({"_id": ledger.id})
+        assert raw is not None
+        assert raw["owner"] == DBRef("compat_members", owner.id)
+        assert found is not None
+        assert found.id == ledger.id
+        assert isinstance(found.owner, Member)
+        assert found.owner.email == "mover@example.com"

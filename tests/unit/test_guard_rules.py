@@ -5,12 +5,11 @@ from datetime import UTC, datetime
 import pytest
 
 from caas_data import TenantMismatch, UnsafeOperation
+from caas_data.engine.pipeline_rules import LookupTarget, guard_pipeline
 from caas_data.engine.rules import (
     CollectionRules,
-    LookupTarget,
     guard_filter,
     guard_new_document,
-    guard_pipeline,
     guard_replacement,
     guard_update,
 )

@@ -1,0 +1,36 @@
+"""A one-document write, run again when the server reports a write conflict.
+
+Outside a transaction a `WriteConflict` (112) means the statement was rolled back and nothing
+was written: mongod retries it itself and never reports it, but the embedded server can.
+Inside a transaction it aborts the transaction: that is the unit of work's to retry, so it is
+raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from pymongo.errors import OperationFailure
+
+__all__ = ["retry_write_conflicts"]
+
+T = TypeVar("T")
+_WRITE_CONFLICT = 112
+_CONFLICT_RETRIES = 8
+
+
+async def retry_write_conflicts(write: Callable[[], Awaitable[T]], session: Any) -> T:
+    """`await write()`, again (jittered backoff) after a write conflict outside a transaction."""
+    for attempt in itertools.count():
+        try:
+            return await write()
+        except OperationFailure as exc:
+            in_transaction = session is not None and session.in_transaction
+            if exc.code != _WRITE_CONFLICT or in_transaction or attempt >= _CONFLICT_RETRIES:
+                raise
+            await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
