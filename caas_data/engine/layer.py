@@ -35,6 +35,7 @@ from caas_data.engine.registry import DocumentRegistry, spec_of
 from caas_data.engine.routing import route
 from caas_data.engine.sessions import session_var
 from caas_data.engine.sharding import ShardingPlan, sharding_plan
+from caas_data.engine.transactions import transaction
 from caas_data.errors import (
     CaasDataError,
     ConfigurationError,
@@ -77,7 +78,6 @@ class UnitOfWork:
     session: AsyncClientSession
 
 
-_TRANSACTION_DEADLINE_SECONDS = 120.0  # PyMongo's with_transaction uses the same limit
 # A commit whose answer was lost is asked again after a pause of up to this (full jitter,
 # doubling from 10 ms): a server that is down is not hammered, and the wait stays within the
 # operation budget.
@@ -346,20 +346,11 @@ class DataLayer:
         max_attempts: int = 10,
         cluster: str | None = None,
     ) -> T:
-        """Run `callback` in a unit of work, re-running it on transient transaction errors."""
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        deadline = time.monotonic() + _TRANSACTION_DEADLINE_SECONDS
-        for attempt in range(1, max_attempts + 1):
-            try:
-                async with self.unit_of_work(cluster=cluster):
-                    return await callback()
-            except CaasDataError as exc:
-                transient = _has_label(exc, "TransientTransactionError")
-                if not transient or attempt == max_attempts or time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(min(0.005 * 2**attempt, 0.5))
-        raise AssertionError("unreachable")  # pragma: no cover
+        """Run `callback` in a unit of work, re-running it on transient transaction errors.
+
+        Inside a running transaction it joins it and runs once (`engine.transactions`).
+        """
+        return await transaction(self, callback, max_attempts=max_attempts, cluster=cluster)
 
     # -- lifecycle ---------------------------------------------------------------------
 

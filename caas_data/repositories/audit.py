@@ -36,6 +36,7 @@ from caas_data.engine.cutoffs import retention_cutoff, retention_limit
 from caas_data.engine.guard import GuardedCollection
 from caas_data.engine.registry import spec_of
 from caas_data.engine.sessions import current_session
+from caas_data.engine.transactions import in_transaction, transaction
 from caas_data.engine.writes import dump_document
 from caas_data.errors import (
     AuditChainBroken,
@@ -46,13 +47,9 @@ from caas_data.errors import (
     translate_driver_errors,
 )
 from caas_data.repositories.base import Page, Repository
-from caas_data.repositories.owned import (
-    in_transaction,
-    owned_scope,
-    scope_tenant,
-    serialized_transaction,
-)
+from caas_data.repositories.owned import owned_scope, scope_tenant
 from caas_data.tenancy.context import current_scope
+from caas_data.tenancy.tiers import HOME_CLUSTER
 
 if TYPE_CHECKING:
     from caas_data.engine.layer import DataLayer
@@ -134,8 +131,9 @@ async def chain_transaction(
     Every such transaction writes the chain's next entry, so they are serialized per chain.
     """
     key = None if chain is None else _chain_key(chain)
-    return await serialized_transaction(
-        layer, key, body, max_attempts=_AUDITED_TRANSACTION_ATTEMPTS
+    # Audit chains live in the platform databases: on the home cluster.
+    return await transaction(
+        layer, body, hot_key=key, max_attempts=_AUDITED_TRANSACTION_ATTEMPTS, cluster=HOME_CLUSTER
     )
 
 

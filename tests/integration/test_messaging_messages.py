@@ -151,14 +151,14 @@ async def test_senders_on_separate_clients_get_gap_free_seqs_without_transaction
 
         attempts = 0
         for layer in (caas_layer, other):
-            run_transaction = layer.run_transaction
+            unit_of_work = layer.unit_of_work
 
-            async def counted(callback: Any, *, _run: Any = run_transaction, **kwargs: Any) -> Any:
+            def counted(*args: Any, _open: Any = unit_of_work, **kwargs: Any) -> Any:
                 nonlocal attempts
-                attempts += 1
-                return await _run(callback, **kwargs)
+                attempts += 1  # one transaction attempt (the policy opens one per attempt)
+                return _open(*args, **kwargs)
 
-            layer.run_transaction = counted  # type: ignore[method-assign]
+            layer.unit_of_work = counted  # type: ignore[method-assign]
         results = await asyncio.gather(
             *(
                 sender(layer, user, 6)

@@ -31,6 +31,7 @@ from caas_data.documents.saas.encryption import (
     UserKey,
     private_field_names,
 )
+from caas_data.engine.transactions import transaction
 from caas_data.errors import (
     DocumentValidationError,
     DuplicateError,
@@ -126,7 +127,7 @@ class UserKeyRepository(_KeyRepository[UserKey]):
                 await bundles._remove_device_keys(user_id, device_id)
             return stored
 
-        return await self.layer.run_transaction(publish)
+        return await transaction(self.layer, publish)
 
     async def identity_of(self, user_id: PydanticObjectId, device_id: str) -> UserKey:
         """The identity key of one device; `NotFoundError` if it published none."""
@@ -151,7 +152,7 @@ class UserKeyRepository(_KeyRepository[UserKey]):
             removed = await self._remove_device_keys(user_id, device_id)
             return removed + await bundles._remove_device_keys(user_id, device_id)
 
-        return bool(await self.layer.run_transaction(remove))
+        return bool(await transaction(self.layer, remove))
 
 
 @dataclass(frozen=True, slots=True)

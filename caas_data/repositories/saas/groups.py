@@ -9,18 +9,17 @@ one helper, `GroupRepository._change_membership`, which in one transaction:
    and then the memberships.
 
 Every change writes the group document first, so concurrent changes to one group conflict
-there and `run_transaction` re-runs the loser on the new state. That also rules out write
+there and `transaction()` re-runs the loser on the new state. That also rules out write
 skew on the "at least one owner" rule: two owners leaving at once cannot both see the other
-one stay. Within one process, changes to one group also wait for each other (a per-group
-lock): they would only conflict and retry otherwise, and on a hot group the retries, not the
-work, would dominate. Across processes the transaction alone keeps the counts right.
+one stay. Within one process, changes to one group also wait for each other (the group is
+the transaction's `hot_key`): they would only conflict and retry otherwise, and on a hot group
+the retries, not the work, would dominate. Across processes the transaction alone keeps the
+counts right.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -35,6 +34,7 @@ from caas_data.documents.saas.groups import (
     GroupVisibility,
     MembershipStatus,
 )
+from caas_data.engine.transactions import transaction
 from caas_data.engine.writes import dump_document, raise_write_miss, stamp_new
 from caas_data.errors import DocumentValidationError, NotFoundError
 from caas_data.repositories.base import Page, Repository
@@ -211,33 +211,6 @@ def _counts(members: Sequence[GroupMember | None]) -> tuple[int, int]:
     return len(active), sum(1 for m in active if m.role is GroupRole.OWNER)
 
 
-# -- per-process single flight ---------------------------------------------------------------
-
-
-class _KeyedLocks:
-    """One asyncio lock per key, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: Hashable) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-
-_group_locks = _KeyedLocks()
-
-
 # -- repositories ------------------------------------------------------------------------
 
 
@@ -356,7 +329,7 @@ class GroupRepository(Repository[Group]):
             await self._members.create_many(memberships)
             return stored
 
-        return await self.layer.run_transaction(create)
+        return await transaction(self.layer, create)
 
     # -- membership changes ----------------------------------------------------------------
 
@@ -449,7 +422,7 @@ class GroupRepository(Repository[Group]):
             await base_purge(group_id)
             await self._members.collection().delete_many({"group_id": group_id})
 
-        await self.layer.run_transaction(purge_all)
+        await transaction(self.layer, purge_all)
 
     async def _change_membership(
         self, group_id: Any, user_ids: Sequence[UserId], plan: Plan
@@ -460,7 +433,7 @@ class GroupRepository(Repository[Group]):
         """
         target = _group_id(group_id)
         members = self._members
-        key = (self.layer, self.collection().rules.tenant_id, target)
+        key = ("group", self.collection().rules.tenant_id, target)
 
         async def attempt() -> dict[UserId, GroupMember]:
             group = await self.get(target)
@@ -496,8 +469,7 @@ class GroupRepository(Repository[Group]):
             await self._write_members(current, after, changes, now)
             return {**{u: m for u, m in current.items() if m is not None}, **after}
 
-        async with _group_locks.hold(key):
-            return await self.layer.run_transaction(attempt)
+        return await transaction(self.layer, attempt, hot_key=key)
 
     @staticmethod
     def _apply(

@@ -17,6 +17,7 @@ from caas_data.documents.saas.media import (
     PostVisibility,
     ScanStatus,
 )
+from caas_data.engine.transactions import transaction
 from caas_data.errors import DocumentValidationError, DuplicateError, NotFoundError
 from caas_data.repositories.base import Page, Repository, check_int
 from caas_data.repositories.saas.settings import TenantSettingsRepository
@@ -137,7 +138,7 @@ class MediaFileRepository(Repository[MediaFile]):
             await base_purge(file_id)
             await metadata.collection().delete_many({"file_id": file_id})
 
-        await self.layer.run_transaction(purge_both)
+        await transaction(self.layer, purge_both)
 
 
 class PostRepository(Repository[Post]):

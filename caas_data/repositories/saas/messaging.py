@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ import pymongo
 from beanie import PydanticObjectId
 from bson import ObjectId
 from pymongo import ReturnDocument
-from pymongo.errors import PyMongoError
 
 from caas_data.documents.base import utcnow
 from caas_data.documents.saas.messaging import (
@@ -47,7 +45,7 @@ from caas_data.documents.saas.messaging import (
 from caas_data.documents.saas.users import User
 from caas_data.engine.cutoffs import retention_cutoff
 from caas_data.engine.guard import GuardedCollection
-from caas_data.engine.sessions import current_session
+from caas_data.engine.transactions import in_transaction, keyed_lock, transaction
 from caas_data.engine.writes import dump_document, insert_document, raise_write_miss
 from caas_data.errors import (
     CaasDataError,
@@ -66,7 +64,7 @@ from caas_data.repositories.counters import CounterRepository
 from caas_data.repositories.saas.search import search_terms
 
 if TYPE_CHECKING:
-    from caas_data.engine.layer import DataLayer
+    pass
 
 __all__ = [
     "UNKNOWN_SENDER",
@@ -78,75 +76,18 @@ __all__ = [
     "ReactionCount",
     "ReactionRepository",
     "ReadReceiptRepository",
-    "run_contended_transaction",
 ]
 
 T = TypeVar("T")
 
 # Fields the layer stamps itself; an upsert's $setOnInsert must leave them to the guard.
 _LAYER_FIELDS = ("_id", "tenant_id", "__v", "created_at", "updated_at")
-_CONTENDED_DEADLINE_SECONDS = 60.0
 UNKNOWN_SENDER = PydanticObjectId("0" * 24)
 """The sender of a tombstone `fill_gaps()` put under a number nobody claimed."""
 _SEQ_STEALS = 5  # a send renumbered this often by fill_gaps() gives up (never seen)
 
 
 # -- shared helpers ----------------------------------------------------------------------
-
-
-def _in_transaction() -> bool:
-    session = current_session()
-    return session is not None and session.in_transaction
-
-
-def _is_transient(error: RetryableError) -> bool:
-    driver = error.driver_error
-    return isinstance(driver, PyMongoError) and driver.has_error_label("TransientTransactionError")
-
-
-_local_queues: weakref.WeakValueDictionary[Hashable, asyncio.Lock] = weakref.WeakValueDictionary()
-_client_id_locks: weakref.WeakValueDictionary[Hashable, asyncio.Lock] = (
-    weakref.WeakValueDictionary()
-)
-
-
-async def run_contended_transaction(
-    layer: DataLayer,
-    callback: Callable[[], Awaitable[T]],
-    *,
-    queue_key: Hashable | None = None,
-) -> T:
-    """`layer.run_transaction`, retried with jittered backoff, for hot documents.
-
-    Fifty senders in one conversation all write its counter. Tasks of this process that give
-    the same `queue_key` take turns on a local lock, so write conflicts (and their wasted
-    server work) only come from other processes; those are retried with "full jitter" so the
-    losers do not retry in lockstep. Inside a caller's transaction the callback joins it once
-    and the caller's own retry applies.
-    """
-    if _in_transaction():
-        return await callback()
-    if queue_key is None:
-        return await _retry_transient(layer, callback)
-    key = (id(layer), queue_key)
-    queue = _local_queues.get(key)
-    if queue is None:
-        queue = _local_queues[key] = asyncio.Lock()
-    async with queue:
-        return await _retry_transient(layer, callback)
-
-
-async def _retry_transient(layer: DataLayer, callback: Callable[[], Awaitable[T]]) -> T:
-    deadline = time.monotonic() + _CONTENDED_DEADLINE_SECONDS
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return await layer.run_transaction(callback, max_attempts=1)
-        except RetryableError as exc:
-            if not _is_transient(exc) or time.monotonic() > deadline:
-                raise
-        await asyncio.sleep(random.uniform(0, min(0.25, 0.004 * 2 ** min(attempt, 8))))
 
 
 def _object_id(value: Any, name: str) -> PydanticObjectId:
@@ -183,7 +124,7 @@ async def _upsert(
                 dict(key), dict(update), upsert=True, return_document=ReturnDocument.AFTER
             )
         except DuplicateError:
-            if attempt == 3 or _in_transaction():
+            if attempt == 3 or in_transaction():
                 raise
             continue
         if raw is None:
@@ -537,7 +478,7 @@ class MessageRepository(Repository[Message]):
                 "terms": search_terms(text),
             }
         )
-        if _in_transaction():
+        if in_transaction():
             if client_message_id is not None:
                 earlier = await self._by_client_id(conversation, client_message_id)
                 if earlier is not None:
@@ -550,11 +491,8 @@ class MessageRepository(Repository[Message]):
                 return await self._send_once(draft)
             # Repeats of one client id in this process wait for the first instead of racing
             # it (between processes the unique index settles it: `_append_untransacted`).
-            key = (id(self.layer), self._queue_key(conversation), client_message_id)
-            lock = _client_id_locks.get(key)
-            if lock is None:
-                lock = _client_id_locks[key] = asyncio.Lock()
-            async with lock:
+            key = (self._queue_key(conversation), client_message_id)
+            async with keyed_lock(self.layer, key):
                 earlier = await self._by_client_id(conversation, client_message_id)
                 if earlier is not None:
                     return await self._publish(earlier)  # finish what the first attempt began
@@ -932,8 +870,8 @@ class MessageRepository(Repository[Message]):
             await self._refresh_preview(edited)
             return edited
 
-        return await run_contended_transaction(
-            self.layer, apply, queue_key=self._queue_key(message.conversation_id)
+        return await transaction(
+            self.layer, apply, hot_key=self._queue_key(message.conversation_id)
         )
 
     async def soft_delete(self, document_or_id: Any, *, deleted_by: Any = None) -> Message:
@@ -948,7 +886,7 @@ class MessageRepository(Repository[Message]):
             await self._refresh_preview(deleted)
             return deleted
 
-        return await run_contended_transaction(self.layer, apply)
+        return await transaction(self.layer, apply)
 
     async def restore(self, document_or_id: Any, *, by: Any = None) -> Message:
         """Undo a delete; only the sender (`by`) may.
@@ -976,8 +914,8 @@ class MessageRepository(Repository[Message]):
             await self._refresh_preview(restored)
             return restored
 
-        return await run_contended_transaction(
-            self.layer, apply, queue_key=self._queue_key(message.conversation_id)
+        return await transaction(
+            self.layer, apply, hot_key=self._queue_key(message.conversation_id)
         )
 
     async def _refresh_preview(self, message: Message) -> None:
