@@ -38,7 +38,7 @@ from caas_data.errors import (
     NotFoundError,
     RepositoryError,
 )
-from caas_data.repositories.saas.settings import UpsertRepository
+from caas_data.repositories.base import Repository
 
 __all__ = [
     "DEFAULT_LOW_SUPPLY_THRESHOLD",
@@ -62,7 +62,7 @@ def _device_key(user_id: PydanticObjectId, device_id: str) -> dict[str, Any]:
     return {"user_id": user_id, "device_id": device_id}
 
 
-class _KeyRepository(UpsertRepository[K]):
+class _KeyRepository(Repository[K]):
     """Shared by both key repositories: refuse private material before validation.
 
     The documents refuse it too; checking here first lets the error name the offending

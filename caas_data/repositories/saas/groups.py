@@ -24,7 +24,6 @@ from datetime import datetime
 from typing import Any, Final
 
 from beanie import PydanticObjectId
-from bson import ObjectId
 
 from caas_data.documents.base import utcnow
 from caas_data.documents.saas.groups import (
@@ -39,6 +38,7 @@ from caas_data.engine.writes import dump_document, raise_write_miss, stamp_new
 from caas_data.errors import DocumentValidationError, NotFoundError
 from caas_data.repositories.base import Page, Repository
 from caas_data.repositories.saas.settings import TenantSettingsRepository
+from caas_data.repositories.values import parse_id
 
 __all__ = ["GroupMemberRepository", "GroupRepository"]
 
@@ -193,19 +193,6 @@ def _transfer_plan(from_user_id: UserId, to_user_id: UserId) -> Plan:
     return plan
 
 
-def _group_id(value: Any) -> PydanticObjectId:
-    """A group id from a Group, an ObjectId or its hex string."""
-    if isinstance(value, Group) and value.id is not None:
-        return value.id
-    if isinstance(value, ObjectId):
-        return PydanticObjectId(value)
-    if isinstance(value, str) and ObjectId.is_valid(value):
-        return PydanticObjectId(value)
-    raise DocumentValidationError(
-        f"invalid group id {value!r}", fields=("group_id",), document_type=Group
-    )
-
-
 def _counts(members: Sequence[GroupMember | None]) -> tuple[int, int]:
     active = [m for m in members if m is not None and m.is_active]
     return len(active), sum(1 for m in active if m.role is GroupRole.OWNER)
@@ -223,12 +210,18 @@ class GroupMemberRepository(Repository[GroupMember]):
         self, group_id: Any, user_id: PydanticObjectId
     ) -> GroupMember | None:
         """The membership of a user in a group, current or past; None if never a member."""
-        return await self.find_one({"group_id": _group_id(group_id), "user_id": user_id})
+        return await self.find_one(
+            {"group_id": parse_id(group_id, "group_id", document_type=Group), "user_id": user_id}
+        )
 
     async def is_member(self, group_id: Any, user_id: PydanticObjectId) -> bool:
         """Whether the user is an active member."""
         return await self.exists(
-            {"group_id": _group_id(group_id), "user_id": user_id, "status": ACTIVE}
+            {
+                "group_id": parse_id(group_id, "group_id", document_type=Group),
+                "user_id": user_id,
+                "status": ACTIVE,
+            }
         )
 
     async def members(
@@ -240,7 +233,10 @@ class GroupMemberRepository(Repository[GroupMember]):
         limit: int = 50,
     ) -> Page[GroupMember]:
         """A page of the active members of a group (optionally of one role)."""
-        query: dict[str, Any] = {"group_id": _group_id(group_id), "status": ACTIVE}
+        query: dict[str, Any] = {
+            "group_id": parse_id(group_id, "group_id", document_type=Group),
+            "status": ACTIVE,
+        }
         if role is not None:
             query["role"] = GroupRole(role)
         return await self.find(query, after=after, limit=limit)
@@ -431,7 +427,7 @@ class GroupRepository(Repository[Group]):
 
         Returns the memberships of `user_ids` afterwards (unchanged ones as they were).
         """
-        target = _group_id(group_id)
+        target = parse_id(group_id, "group_id", document_type=Group)
         members = self._members
         key = ("group", self.collection().rules.tenant_id, target)
 

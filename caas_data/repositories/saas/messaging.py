@@ -17,15 +17,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import pymongo
 from beanie import PydanticObjectId
-from bson import ObjectId
 from pymongo import ReturnDocument
 
 from caas_data.documents.base import utcnow
@@ -44,9 +43,8 @@ from caas_data.documents.saas.messaging import (
 )
 from caas_data.documents.saas.users import User
 from caas_data.engine.cutoffs import retention_cutoff
-from caas_data.engine.guard import GuardedCollection
 from caas_data.engine.transactions import in_transaction, keyed_lock, transaction
-from caas_data.engine.writes import dump_document, insert_document, raise_write_miss
+from caas_data.engine.writes import insert_document, raise_write_miss
 from caas_data.errors import (
     CaasDataError,
     DocumentValidationError,
@@ -54,24 +52,28 @@ from caas_data.errors import (
     NotFoundError,
     RetryableError,
 )
-from caas_data.repositories.base import (
+from caas_data.repositories.base import Repository
+from caas_data.repositories.counters import CounterRepository
+from caas_data.repositories.pages import (
+    Page,
+    decode_cursor,
+    encode_cursor,
+    query_shape,
+)
+from caas_data.repositories.saas.search import search_terms
+from caas_data.repositories.values import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
-    Repository,
     check_int,
+    check_limit,
+    parse_id,
+    parse_ids,
 )
-from caas_data.repositories.counters import CounterRepository
-from caas_data.repositories.saas.search import search_terms
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "UNKNOWN_SENDER",
     "ConversationRepository",
     "ConversationSummary",
-    "HistoryPage",
-    "InboxPage",
     "MessageRepository",
     "ReactionCount",
     "ReactionRepository",
@@ -80,8 +82,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-# Fields the layer stamps itself; an upsert's $setOnInsert must leave them to the guard.
-_LAYER_FIELDS = ("_id", "tenant_id", "__v", "created_at", "updated_at")
 UNKNOWN_SENDER = PydanticObjectId("0" * 24)
 """The sender of a tombstone `fill_gaps()` put under a number nobody claimed."""
 _SEQ_STEALS = 5  # a send renumbered this often by fill_gaps() gives up (never seen)
@@ -90,50 +90,10 @@ _SEQ_STEALS = 5  # a send renumbered this often by fill_gaps() gives up (never s
 # -- shared helpers ----------------------------------------------------------------------
 
 
-def _object_id(value: Any, name: str) -> PydanticObjectId:
-    if isinstance(value, ObjectId):
-        return PydanticObjectId(value)
-    if isinstance(value, str) and ObjectId.is_valid(value):
-        return PydanticObjectId(value)
-    raise DocumentValidationError(f"{name} must be an ObjectId, got {value!r}", fields=(name,))
-
-
-def _object_ids(values: Iterable[Any], name: str) -> list[PydanticObjectId]:
-    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
-        raise DocumentValidationError(f"{name} must be a list of ids", fields=(name,))
-    return [_object_id(value, name) for value in values]
-
-
 def _stored_id(document: Any) -> PydanticObjectId:
     """The id of a document read from the database (always set)."""
     assert document.id is not None, "document was never stored"
     return PydanticObjectId(document.id)
-
-
-async def _upsert(
-    collection: GuardedCollection, key: Mapping[str, Any], update: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Update-or-insert one document by a unique key; returns it as stored.
-
-    Two first upserts of one key can race on the unique index; the loser retries and then
-    matches the winner's document. Inside a transaction the error aborts it, so it is raised.
-    """
-    for attempt in (1, 2, 3):
-        try:
-            raw: dict[str, Any] | None = await collection.find_one_and_update(
-                dict(key), dict(update), upsert=True, return_document=ReturnDocument.AFTER
-            )
-        except DuplicateError:
-            if attempt == 3 or in_transaction():
-                raise
-            continue
-        if raw is None:
-            # Measured: the embedded server sometimes answers null to a concurrent upsert
-            # that did write; the document is there to read.
-            raw = await collection.find_one(dict(key))
-        if raw is not None:
-            return raw
-    raise NotFoundError(f"upsert of {dict(key)} returned no document")
 
 
 def _tombstone(
@@ -161,12 +121,6 @@ def _tombstone(
     }
 
 
-def _insert_fields(document: Any) -> dict[str, Any]:
-    """A new document's fields for `$setOnInsert`: all but the layer-owned ones."""
-    data = dump_document(document)
-    return {k: v for k, v in data.items() if k not in _LAYER_FIELDS}
-
-
 def _typed(value: Any, bson_type: str) -> dict[str, Any]:
     """An equality the planner can match to a `{$type: ...}` partial index.
 
@@ -187,20 +141,6 @@ class ConversationSummary:
     unread_count: int
 
 
-@dataclass(frozen=True, slots=True)
-class InboxPage:
-    """One page of a user's conversation list, latest activity first."""
-
-    items: list[ConversationSummary]
-    next_cursor: str | None
-
-    def __iter__(self) -> Iterator[ConversationSummary]:
-        return iter(self.items)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-
 class ConversationRepository(Repository[Conversation]):
     """Direct and group conversations, their membership and a user's conversation list."""
 
@@ -216,7 +156,7 @@ class ConversationRepository(Repository[Conversation]):
             DocumentValidationError: the same user twice, or a malformed id.
             NotFoundError: a user does not exist.
         """
-        a, b = _object_id(user_a, "user_a"), _object_id(user_b, "user_b")
+        a, b = parse_id(user_a, "user_a"), parse_id(user_b, "user_b")
         try:
             key = direct_key(a, b)
         except ValueError as exc:
@@ -229,12 +169,9 @@ class ConversationRepository(Repository[Conversation]):
         new = Conversation(
             kind=ConversationKind.DIRECT, participant_ids=[low, high], direct_key=key
         )
-        raw = await _upsert(
-            self.collection(),
-            {"direct_key": _typed(key, "string")},
-            {"$setOnInsert": _insert_fields(new)},
+        return await self._upsert(
+            {"direct_key": _typed(key, "string")}, {"$setOnInsert": self._insert_fields(new)}
         )
-        return self._load(raw)
 
     async def open_group(
         self,
@@ -249,11 +186,11 @@ class ConversationRepository(Repository[Conversation]):
         When it exists already it is returned as stored: membership changes go through
         `add_participants` / `remove_participants`.
         """
-        group = _object_id(group_id, "group_id")
+        group = parse_id(group_id, "group_id")
         found = await self.find_one({"group_id": _typed(group, "objectId")})
         if found is not None:
             return found
-        members = _object_ids(participant_ids, "participant_ids")
+        members = parse_ids(participant_ids, "participant_ids")
         new = self._validate(
             {
                 "kind": ConversationKind.GROUP,
@@ -264,12 +201,9 @@ class ConversationRepository(Repository[Conversation]):
             }
         )
         await self._require_users(members)
-        raw = await _upsert(
-            self.collection(),
-            {"group_id": _typed(group, "objectId")},
-            {"$setOnInsert": _insert_fields(new)},
+        return await self._upsert(
+            {"group_id": _typed(group, "objectId")}, {"$setOnInsert": self._insert_fields(new)}
         )
-        return self._load(raw)
 
     async def add_participants(
         self, conversation_id: PydanticObjectId, user_ids: Sequence[PydanticObjectId]
@@ -310,7 +244,7 @@ class ConversationRepository(Repository[Conversation]):
 
     @staticmethod
     def _member_ids(user_ids: Sequence[PydanticObjectId]) -> list[PydanticObjectId]:
-        users = _object_ids(user_ids, "user_ids")
+        users = parse_ids(user_ids, "user_ids")
         if not users:
             raise DocumentValidationError("no users given", fields=("user_ids",))
         return users
@@ -323,7 +257,7 @@ class ConversationRepository(Repository[Conversation]):
         refusal: str,
     ) -> Conversation:
         """Apply a membership update if the conversation is a group and `condition` holds."""
-        key = _object_id(conversation_id, "conversation_id")
+        key = parse_id(conversation_id, "conversation_id")
         raw = await self.collection().find_one_and_update(
             {"_id": key, "kind": ConversationKind.GROUP, "$expr": dict(condition)},
             dict(update),
@@ -348,8 +282,8 @@ class ConversationRepository(Repository[Conversation]):
             NotFoundError: no such conversation.
             DocumentValidationError: the user is not a participant.
         """
-        conversation = await self.get(_object_id(conversation_id, "conversation_id"))
-        if _object_id(user_id, "user_id") not in conversation.participant_ids:
+        conversation = await self.get(parse_id(conversation_id, "conversation_id"))
+        if parse_id(user_id, "user_id") not in conversation.participant_ids:
             raise DocumentValidationError(
                 f"user {user_id} is not a participant of conversation {conversation_id}",
                 fields=("user_id",),
@@ -359,13 +293,13 @@ class ConversationRepository(Repository[Conversation]):
 
     async def inbox(
         self, user_id: PydanticObjectId, *, limit: int = 20, after: str | None = None
-    ) -> InboxPage:
+    ) -> Page[ConversationSummary]:
         """A page of `user_id`'s conversations, latest activity first, with unread counts.
 
         Two queries per page: the conversations (index `tenant_participant_activity`) and the
         user's receipts for them. A conversation that moves up while paging may show twice.
         """
-        user = _object_id(user_id, "user_id")
+        user = parse_id(user_id, "user_id")
         page = await self.find(
             {"participant_ids": user}, sort="-last_message_at", limit=limit, after=after
         )
@@ -375,7 +309,7 @@ class ConversationRepository(Repository[Conversation]):
             ConversationSummary(c, max(0, c.last_seq - marks.get(_stored_id(c), 0)))
             for c in page.items
         ]
-        return InboxPage(items, page.next_cursor)
+        return Page(items, page.next_cursor)
 
     async def unread_count(
         self, conversation_id: PydanticObjectId, user_id: PydanticObjectId
@@ -383,7 +317,7 @@ class ConversationRepository(Repository[Conversation]):
         """Messages after the user's read watermark (no message is scanned)."""
         conversation = await self.require_participant(conversation_id, user_id)
         receipts = self.layer.repo(ReadReceiptRepository)
-        mark = await receipts.watermark(_stored_id(conversation), _object_id(user_id, "user_id"))
+        mark = await receipts.watermark(_stored_id(conversation), parse_id(user_id, "user_id"))
         return max(0, conversation.last_seq - mark)
 
     async def _require_users(self, user_ids: Sequence[PydanticObjectId]) -> None:
@@ -402,34 +336,6 @@ class ConversationRepository(Repository[Conversation]):
 
 
 # -- messages ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryPage:
-    """Messages of one conversation in `seq` order (oldest first), deleted ones as tombstones.
-
-    Ask for older ones with `before=page.oldest_seq`, newer ones with `after=page.newest_seq`;
-    `has_more` says whether the server holds more in the direction asked.
-    """
-
-    items: list[Message]
-    has_more: bool
-
-    @property
-    def oldest_seq(self) -> int | None:
-        """The smallest `seq` on the page."""
-        return self.items[0].seq if self.items else None
-
-    @property
-    def newest_seq(self) -> int | None:
-        """The largest `seq` on the page."""
-        return self.items[-1].seq if self.items else None
-
-    def __iter__(self) -> Iterator[Message]:
-        return iter(self.items)
-
-    def __len__(self) -> int:
-        return len(self.items)
 
 
 class MessageRepository(Repository[Message]):
@@ -463,8 +369,8 @@ class MessageRepository(Repository[Message]):
                 sender is not a participant.
             NotFoundError: the conversation, or a referenced message, does not exist.
         """
-        conversation = _object_id(conversation_id, "conversation_id")
-        sender = _object_id(sender_id, "sender_id")
+        conversation = parse_id(conversation_id, "conversation_id")
+        sender = parse_id(sender_id, "sender_id")
         draft = self._validate(
             {
                 "conversation_id": conversation,
@@ -635,7 +541,7 @@ class MessageRepository(Repository[Message]):
         counter has not moved for that long. A sender still holding a filled number takes
         another one, so filling early costs a renumbering, never a duplicate.
         """
-        conversation = _object_id(conversation_id, "conversation_id")
+        conversation = parse_id(conversation_id, "conversation_id")
         grace = (
             2 * self.layer.settings.operation_timeout_ms / 1000
             if grace_seconds is None
@@ -723,85 +629,126 @@ class MessageRepository(Repository[Message]):
 
     # -- reads ----------------------------------------------------------------------
 
-    def _history_query(
-        self, conversation_id: PydanticObjectId, before: int | None, after: int | None
-    ) -> tuple[dict[str, Any], list[tuple[str, int]]]:
-        if before is not None and after is not None:
-            raise DocumentValidationError(
-                "give before= or after=, not both", fields=("before", "after")
-            )
-        for name, seq in (("before", before), ("after", after)):
-            if seq is not None:
-                check_int(name, seq)
-        query: dict[str, Any] = {"conversation_id": _object_id(conversation_id, "conversation_id")}
-        if before is not None:
-            query["seq"] = {"$lt": before}
-        elif after is not None:
-            query["seq"] = {"$gt": after}
-        return query, [("seq", 1 if after is not None else -1)]
-
     async def history(
         self,
         conversation_id: PydanticObjectId,
         *,
-        before: int | None = None,
-        after: int | None = None,
+        after: str | None = None,
+        newer_than: int | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
         viewer_id: PydanticObjectId | None = None,
-    ) -> HistoryPage:
-        """A page of a conversation: the newest, or the one just before/after a `seq`.
+    ) -> Page[Message]:
+        """A page of a conversation, its items oldest first.
 
-        Served by the index `{tenant_id, conversation_id, seq}` (see `explain_history`).
-        Deleted messages stay in place as tombstones, except for their sender (`viewer_id`).
+        Without `newer_than`: the newest messages, and `next_cursor` pages back in time.
+        With `newer_than=seq`: the messages after that `seq` (catching up), and
+        `next_cursor` pages forward. Served by the index `{tenant_id, conversation_id, seq}`
+        (see `explain_history`). Deleted messages stay in place as tombstones, except for
+        their sender (`viewer_id`).
+
+        Raises:
+            NotFoundError: the conversation does not exist (it is named).
+            DocumentValidationError: a bad limit or seq, or a cursor of another query.
         """
-        check_int("limit", limit, minimum=1, maximum=MAX_PAGE_SIZE)
-        query, sort = self._history_query(conversation_id, before, after)
-        return await self._seq_page(query, sort, limit, viewer_id)
+        check_limit(limit)
+        conversation = parse_id(conversation_id, "conversation_id")
+        query, sort = self._history_query(conversation, newer_than)
+        page = await self._seq_page("history", query, sort, limit, after, viewer_id)
+        if not page.items:
+            await self._require_exists(Conversation, conversation, "conversation")
+        return page
+
+    def _history_query(
+        self, conversation: PydanticObjectId, newer_than: int | None
+    ) -> tuple[dict[str, Any], list[tuple[str, int]]]:
+        query: dict[str, Any] = {"conversation_id": conversation}
+        if newer_than is None:
+            return query, [("seq", -1)]
+        query["seq"] = {"$gt": check_int("newer_than", newer_than)}
+        return query, [("seq", 1)]
 
     async def thread(
         self,
         thread_root_id: PydanticObjectId,
         *,
-        after: int | None = None,
+        after: str | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
         viewer_id: PydanticObjectId | None = None,
-    ) -> HistoryPage:
-        """Replies in a thread, oldest first, from just after `after` (a `seq`)."""
-        check_int("limit", limit, minimum=1, maximum=MAX_PAGE_SIZE)
-        if after is not None:
-            check_int("after", after)
-        root = _object_id(thread_root_id, "thread_root_id")
+    ) -> Page[Message]:
+        """Replies in a thread, oldest first; `next_cursor` pages forward.
+
+        Raises:
+            NotFoundError: the thread's root message does not exist.
+        """
+        check_limit(limit)
+        root = parse_id(thread_root_id, "thread_root_id")
         query: dict[str, Any] = {"thread_root_id": _typed(root, "objectId")}
-        if after is not None:
-            query["seq"] = {"$gt": after}
-        return await self._seq_page(query, [("seq", 1)], limit, viewer_id)
+        page = await self._seq_page("thread", query, [("seq", 1)], limit, after, viewer_id)
+        if not page.items:
+            await self._require_exists(Message, root, "thread root message")
+        return page
 
     async def _seq_page(
         self,
+        kind: str,
         query: dict[str, Any],
         sort: list[tuple[str, int]],
         limit: int,
+        after: str | None,
         viewer_id: PydanticObjectId | None,
-    ) -> HistoryPage:
+    ) -> Page[Message]:
+        """One page in `seq` order; items oldest first whatever the direction of paging."""
+        paged, shape = self._paged(kind, query, sort, after)
         collection = self.collection(include_deleted=True)
         with self._errors(collection):
-            raws = await collection.find(query, sort=sort, limit=limit + 1).to_list(limit + 1)
+            raws = await collection.find(paged, sort=sort, limit=limit + 1).to_list(limit + 1)
         items = [message.viewed_by(viewer_id) for message in self._load_many(raws[:limit])]
+        next_cursor = None
+        if len(raws) > limit:
+            next_cursor = encode_cursor([raws[limit - 1]["seq"]], shape)
         if sort[0][1] == -1:
             items.reverse()
-        return HistoryPage(items, has_more=len(raws) > limit)
+        return Page(items, next_cursor)
+
+    @staticmethod
+    def _paged(
+        kind: str, query: dict[str, Any], sort: list[tuple[str, int]], after: str | None
+    ) -> tuple[dict[str, Any], str]:
+        """The query of the page after the cursor `after`, and the shape cursors carry.
+
+        `seq` is unique within these queries, so the keyset is one bound merged into the
+        query's own `seq` condition: no `$and`, which the embedded server answers by a scan.
+        """
+        shape = query_shape(kind, sort, query)
+        if after is None:
+            return query, shape
+        ((name, direction),) = sort
+        (last,) = decode_cursor(after, shape, 1)
+        bound = {**query.get(name, {}), "$gt" if direction == 1 else "$lt": last}
+        return {**query, name: bound}, shape
+
+    async def _require_exists(self, document_type: type[Any], document_id: Any, name: str) -> None:
+        collection = self.layer.collection(document_type)
+        if await collection.find_one({"_id": document_id}, {"_id": 1}) is None:
+            raise NotFoundError(
+                f"{name} {document_id} does not exist",
+                tenant_id=collection.rules.tenant_id,
+                document_type=document_type,
+            )
 
     async def explain_history(
         self,
         conversation_id: PydanticObjectId,
         *,
-        before: int | None = None,
-        after: int | None = None,
+        after: str | None = None,
+        newer_than: int | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
     ) -> dict[str, Any]:
         """The server's plan for the query `history()` sends (diagnostics, index checks)."""
-        check_int("limit", limit, minimum=1, maximum=MAX_PAGE_SIZE)
-        query, sort = self._history_query(conversation_id, before, after)
+        check_limit(limit)
+        conversation = parse_id(conversation_id, "conversation_id")
+        query, sort = self._history_query(conversation, newer_than)
+        query, _ = self._paged("history", query, sort, after)
         collection = self.collection(include_deleted=True)
         with self._errors(collection):
             plan: dict[str, Any] = await collection.find(
@@ -831,7 +778,7 @@ class MessageRepository(Repository[Message]):
             DocumentValidationError: the editor is not the sender, or the new content is bad.
             NotFoundError: the message is gone or deleted.
         """
-        if _object_id(editor_id, "editor_id") != message.sender_id:
+        if parse_id(editor_id, "editor_id") != message.sender_id:
             raise DocumentValidationError(
                 f"only the sender can edit message {message.id}", fields=("editor_id",)
             )
@@ -899,7 +846,7 @@ class MessageRepository(Repository[Message]):
             raise DocumentValidationError(
                 "say who restores the message (by=): only its sender may", fields=("by",)
             )
-        restorer = _object_id(by, "by")
+        restorer = parse_id(by, "by")
         message = await self.get(document_or_id, include_deleted=True)
         if message.sender_id != restorer:
             raise DocumentValidationError(
@@ -992,7 +939,7 @@ class ReadReceiptRepository(Repository[ReadReceipt]):
         conversation = await conversations.require_participant(conversation_id, user_id)
         return await self.advance(
             _stored_id(conversation),
-            _object_id(user_id, "user_id"),
+            parse_id(user_id, "user_id"),
             min(seq, conversation.last_seq),
         )
 
@@ -1001,15 +948,10 @@ class ReadReceiptRepository(Repository[ReadReceipt]):
     ) -> ReadReceipt:
         """Move the watermark to `seq` if that is further; no membership check (`mark_read`)."""
         check_int("seq", seq)
-        raw = await _upsert(
-            self.collection(),
+        return await self._upsert(
             {"conversation_id": conversation_id, "user_id": user_id},
-            {
-                "$max": {"last_read_seq": seq, "read_at": utcnow()},
-                "$setOnInsert": {"schema_version": 1},
-            },
+            {"$max": {"last_read_seq": seq, "read_at": utcnow()}},
         )
-        return self._load(raw)
 
     async def watermark(self, conversation_id: PydanticObjectId, user_id: PydanticObjectId) -> int:
         """The last `seq` the user has read in the conversation (0: nothing yet)."""
@@ -1073,8 +1015,8 @@ class ReactionRepository(Repository[Reaction]):
             NotFoundError: the message does not exist or is deleted.
             DocumentValidationError: a bad emoji, or the user is not a participant.
         """
-        user = _object_id(user_id, "user_id")
-        message = await self.layer.repo(MessageRepository).get(_object_id(message_id, "message_id"))
+        user = parse_id(user_id, "user_id")
+        message = await self.layer.repo(MessageRepository).get(parse_id(message_id, "message_id"))
         new = self._validate(
             {
                 "message_id": message.id,
@@ -1099,7 +1041,7 @@ class ReactionRepository(Repository[Reaction]):
         self, message_id: PydanticObjectId, *, viewer_id: PydanticObjectId | None = None
     ) -> list[ReactionCount]:
         """The reactions on one message, most used first."""
-        message = _object_id(message_id, "message_id")
+        message = parse_id(message_id, "message_id")
         return (await self.summaries([message], viewer_id=viewer_id)).get(message, [])
 
     async def summaries(
@@ -1109,7 +1051,7 @@ class ReactionRepository(Repository[Reaction]):
         viewer_id: PydanticObjectId | None = None,
     ) -> dict[PydanticObjectId, list[ReactionCount]]:
         """Reaction counts of several messages (e.g. a history page) in one aggregation."""
-        ids = _object_ids(message_ids, "message_ids")
+        ids = parse_ids(message_ids, "message_ids")
         if not ids:
             return {}
         check_int("message_ids", len(ids), minimum=1, maximum=MAX_PAGE_SIZE)
