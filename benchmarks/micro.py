@@ -16,8 +16,8 @@ from benchmarks import models as m
 from benchmarks.timing import median
 from caas_data import DataLayer, tenant_scope
 from caas_data.documents.base import utcnow
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.writes import dump_document
-from caas_data.errors import translate_driver_errors
 
 
 def _cpu_us(call: Callable[[], Any], number: int, rounds: int = 5) -> float:

@@ -34,6 +34,7 @@ from pymongo import errors as pymongo_errors
 
 from caas_data.config import EncryptionOptions
 from caas_data.documents.base import FieldEncryption
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.errors import (
     FieldEncryptionError,
     RetryableError,
@@ -41,7 +42,6 @@ from caas_data.errors import (
     TenantMismatch,
     UnsafeOperation,
     optional_dependency,
-    translate_driver_errors,
 )
 from caas_data.tenancy.context import current_tenant_id
 from caas_data.tenancy.ids import validate_tenant_id

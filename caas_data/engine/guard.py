@@ -23,6 +23,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import OperationFailure
 
 from caas_data.clock import write_stamp
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.cursors import GuardedCursor
 from caas_data.engine.cutoffs import retention_cutoff, retention_limit
 from caas_data.engine.field_encryption import FieldCipher
@@ -38,12 +39,7 @@ from caas_data.engine.rules import (
     plain_key,
 )
 from caas_data.engine.sessions import current_session, current_write_concern
-from caas_data.errors import (
-    TenantContextMissing,
-    TenantMismatch,
-    UnsafeOperation,
-    translate_driver_errors,
-)
+from caas_data.errors import TenantContextMissing, TenantMismatch, UnsafeOperation
 from caas_data.tenancy.context import Scope, current_scope
 
 if TYPE_CHECKING:

@@ -22,6 +22,7 @@ from pymongo.write_concern import WriteConcern
 from caas_data.config import EncryptionOptions, Settings
 from caas_data.documents.base import Area, BaseDocument, FieldEncryption
 from caas_data.documents.beanie_state import beanie_models
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.clusters import (
     DEFAULT_NAMESPACE_BUDGET,
     ClusterConfig,
@@ -36,13 +37,7 @@ from caas_data.engine.routing import route
 from caas_data.engine.sessions import session_var
 from caas_data.engine.sharding import ShardingPlan, sharding_plan
 from caas_data.engine.transactions import transaction
-from caas_data.errors import (
-    CaasDataError,
-    ConfigurationError,
-    RetryableError,
-    WriteOutcomeUnknown,
-    translate_driver_errors,
-)
+from caas_data.errors import CaasDataError, ConfigurationError, RetryableError, WriteOutcomeUnknown
 from caas_data.tenancy.context import Scope, current_scope, system_scope, tenant_scope
 from caas_data.tenancy.provisioning import TenantService
 from caas_data.tenancy.resolver import TenantResolver

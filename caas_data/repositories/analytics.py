@@ -26,11 +26,12 @@ from caas_data.documents.analytics import (
     MetricPeriod,
 )
 from caas_data.documents.base import Area, utcnow
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.cutoffs import retention_cutoff, retention_limit
 from caas_data.engine.indexes import declared_indexes
 from caas_data.engine.registry import spec_of
 from caas_data.engine.writes import dump_document
-from caas_data.errors import DocumentValidationError, translate_driver_errors
+from caas_data.errors import DocumentValidationError
 from caas_data.repositories.base import Repository
 
 if TYPE_CHECKING:

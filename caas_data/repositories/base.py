@@ -131,19 +131,22 @@ class Repository(ReadRepository[D]):
         changes: Mapping[str, Any] | None = None,
         *,
         on_insert: Mapping[str, Any] | None = None,
+        actor: Any = None,
     ) -> D:
         """Set `changes` on the document matching `key` (a unique key), creating it if none.
 
         One atomic statement: the created document is `key`, `changes` and `on_insert` (the
         fields only a new document gets), validated as a whole before any I/O. Two first
         upserts of one key race on the unique index; the loser retries and updates the
-        winner's document. Returns the document as stored.
+        winner's document. `actor` is who acts, recorded by audited repositories. Returns
+        the document as stored.
 
         Raises:
             DocumentValidationError: an unknown or layer-owned field, or a value that does not
                 fit the schema; `key` must be field equalities.
             DuplicateError: inside a transaction, a racing first insert (the owner re-runs).
         """
+        del actor  # the base keeps no author; audited repositories record it
         update = self._schema.upsert_update(key, changes or {}, on_insert or {})
         return await self._upsert(key, update)
 

@@ -27,7 +27,8 @@ from caas_data.errors import (
     NotFoundError,
     VersionConflict,
 )
-from caas_data.repositories.audit import AuditedRepository, chain_transaction
+from caas_data.repositories.audit import chain_transaction
+from caas_data.repositories.audited import AuditedRepository
 from caas_data.repositories.base import Repository
 from caas_data.repositories.owned import owned_scope, scope_tenant
 from caas_data.repositories.platform import SaasClientRepository

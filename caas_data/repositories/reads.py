@@ -14,14 +14,10 @@ import pydantic
 from beanie import PydanticObjectId
 
 from caas_data.documents.base import BaseDocument
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.guard import GuardedCollection
 from caas_data.engine.registry import spec_of
-from caas_data.errors import (
-    ConfigurationError,
-    DocumentValidationError,
-    NotFoundError,
-    translate_driver_errors,
-)
+from caas_data.errors import ConfigurationError, DocumentValidationError, NotFoundError
 from caas_data.repositories.fields import SortSpec, schema_of
 from caas_data.repositories.pages import (
     Page,

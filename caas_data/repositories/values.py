@@ -24,6 +24,7 @@ __all__ = [
     "check_limit",
     "parse_id",
     "parse_ids",
+    "typed_equality",
 ]
 
 INT64_MAX = 2**63 - 1
@@ -117,3 +118,12 @@ def parse_ids(values: Iterable[Any], name: str) -> list[PydanticObjectId]:
     if isinstance(values, str | bytes) or not isinstance(values, Iterable):
         raise DocumentValidationError(f"{name} must be a list of ids", fields=(name,))
     return [parse_id(value, name) for value in values]
+
+
+def typed_equality(value: Any, bson_type: str) -> dict[str, Any]:
+    """An equality the planner can match to a `{$type: ...}` partial index.
+
+    MongoDB does not infer that `{f: "x"}` satisfies `partialFilterExpression
+    {f: {$type: "string"}}`, and would scan instead; spelling the type out lets it use the index.
+    """
+    return {"$eq": value, "$type": bson_type}

@@ -33,7 +33,7 @@ from caas_data import (
     UserSessionRepository,
     tenant_scope,
 )
-from caas_data.errors import translate_driver_errors
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.repositories import INT64_MAX, check_int
 from caas_data.testing.factories import Factories
 

@@ -13,11 +13,14 @@ from caas_data import (
     DocumentValidationError,
     NotFoundError,
     TenantMismatch,
+    User,
     UserRepository,
     VersionConflict,
     tenant_scope,
 )
 from caas_data.documents.saas.settings import TenantSettings
+from caas_data.repositories.audit import AuditLogRepository
+from caas_data.repositories.audited import AuditedRepository
 from caas_data.repositories.saas.settings import TenantSettingsRepository
 
 
@@ -156,3 +159,26 @@ async def test_settings_use_the_one_upsert(caas_layer: DataLayer, tenant: str) -
         assert len({s.id for s in saved}) == 1
         assert await repo.count() == 1
         assert isinstance(await repo.get_settings(), TenantSettings)
+
+
+class AuditedUsers(AuditedRepository[User]):
+    document_type = User
+    audit_target = "user"
+
+
+async def test_audited_repositories_record_the_new_writes_with_their_actor(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    async with tenant_scope(tenant):
+        users = caas_layer.repo(AuditedUsers)
+        ada = await users.upsert({"external_id": "ada"}, {"display_name": "Ada"}, actor="op")
+        await users.update_by_id(ada.id, {"locale": "en"}, actor="op")
+        assert await users.delete_many({"external_id": "ada"}, actor="op") == 1
+        trail = await caas_layer.repo(AuditLogRepository).trail()
+    assert [(e.action, e.actor) for e in trail] == [
+        ("user.upserted", "op"),
+        ("user.updated", "op"),
+        ("user.bulk_deleted", "op"),
+    ]
+    assert trail.items[1].details == {"fields": ["locale"]}
+    assert trail.items[2].details == {"count": 1, "purged": False}

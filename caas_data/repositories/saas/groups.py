@@ -19,7 +19,7 @@ counts right.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -35,169 +35,27 @@ from caas_data.documents.saas.groups import (
 )
 from caas_data.engine.transactions import transaction
 from caas_data.engine.writes import dump_document, raise_write_miss, stamp_new
-from caas_data.errors import DocumentValidationError, NotFoundError
 from caas_data.repositories.base import Page, Repository
+from caas_data.repositories.saas.group_plans import (
+    Changes,
+    Current,
+    Plan,
+    UserId,
+    forbidden,
+    join_plan,
+    kick_plan,
+    leave_plan,
+    member_counts,
+    refused,
+    role_plan,
+    transfer_plan,
+)
 from caas_data.repositories.saas.settings import TenantSettingsRepository
 from caas_data.repositories.values import parse_id
 
 __all__ = ["GroupMemberRepository", "GroupRepository"]
 
 ACTIVE: Final = MembershipStatus.ACTIVE
-UserId = PydanticObjectId
-Current = Mapping[UserId, GroupMember | None]
-Changes = dict[UserId, dict[str, Any]]
-Plan = Callable[[Group, Current, datetime], Changes]
-
-
-# -- refusals ----------------------------------------------------------------------------
-# Proposed: `PermissionDenied` and `InvalidStateError` subclasses of RepositoryError; until
-# then both are DocumentValidationError (a ValueError naming the argument at fault).
-
-
-def _forbidden(message: str, field: str) -> DocumentValidationError:
-    return DocumentValidationError(message, fields=(field,), document_type=GroupMember)
-
-
-def _refused(message: str, field: str) -> DocumentValidationError:
-    return DocumentValidationError(message, fields=(field,), document_type=Group)
-
-
-def _not_member(group: Group, user_id: UserId) -> NotFoundError:
-    return NotFoundError(
-        f"user {user_id} is not a member of group {group.id}", document_type=GroupMember
-    )
-
-
-def _active(current: Current, user_id: UserId) -> GroupMember | None:
-    member = current.get(user_id)
-    return member if member is not None and member.is_active else None
-
-
-def _manager(group: Group, current: Current, actor_id: UserId, action: str) -> GroupMember:
-    actor = _active(current, actor_id)
-    if actor is None or not actor.manages_members:
-        raise _forbidden(
-            f"user {actor_id} may not {action} in group {group.id}: only its owners and admins may",
-            "by",
-        )
-    return actor
-
-
-def _keep_an_owner(group: Group, target: GroupMember, what: str) -> None:
-    if target.role is GroupRole.OWNER and group.owner_count <= 1:
-        raise _refused(
-            f"user {target.user_id} is the last owner of group {group.id} and cannot {what}: "
-            "transfer_ownership() to another member first",
-            "user_id",
-        )
-
-
-# -- plans: what a change does, as pure functions of the current state -----------------------
-
-
-def _join_plan(user_id: UserId, added_by: UserId | None) -> Plan:
-    def plan(group: Group, current: Current, now: datetime) -> Changes:
-        member = current.get(user_id)
-        if member is not None and member.is_active:
-            return {}  # already in: joining again changes nothing
-        if added_by is not None and added_by != user_id:
-            adder = _active(current, added_by)
-            if adder is None:
-                raise _forbidden(f"user {added_by} is not a member of group {group.id}", "added_by")
-            if group.visibility is GroupVisibility.PRIVATE and not adder.manages_members:
-                raise _forbidden(
-                    f"only owners and admins add members to private group {group.id}", "added_by"
-                )
-        elif group.visibility is GroupVisibility.PRIVATE:
-            raise _forbidden(
-                f"group {group.id} is private: an owner or admin must add the user",
-                "added_by",
-            )
-        elif member is not None and member.status is MembershipStatus.REMOVED:
-            raise _forbidden(
-                f"user {user_id} was removed from group {group.id}: only an owner or admin "
-                "can add them back",
-                "added_by",
-            )
-        return {
-            user_id: {
-                "status": ACTIVE,
-                "role": GroupRole.MEMBER,
-                "joined_at": now,
-                "left_at": None,
-                "added_by": added_by,
-                "removed_by": None,
-            }
-        }
-
-    return plan
-
-
-def _leave_plan(user_id: UserId) -> Plan:
-    def plan(group: Group, current: Current, now: datetime) -> Changes:
-        member = _active(current, user_id)
-        if member is None:
-            raise _not_member(group, user_id)
-        _keep_an_owner(group, member, "leave")
-        return {user_id: {"status": MembershipStatus.LEFT, "left_at": now}}
-
-    return plan
-
-
-def _kick_plan(user_id: UserId, by: UserId) -> Plan:
-    def plan(group: Group, current: Current, now: datetime) -> Changes:
-        actor = _manager(group, current, by, "remove members")
-        if by == user_id:
-            raise _refused("a member cannot remove themself: use leave()", "user_id")
-        target = _active(current, user_id)
-        if target is None:
-            raise _not_member(group, user_id)
-        if target.role is GroupRole.OWNER and actor.role is not GroupRole.OWNER:
-            raise _forbidden(f"admins cannot remove an owner of group {group.id}", "by")
-        _keep_an_owner(group, target, "be removed")
-        return {user_id: {"status": MembershipStatus.REMOVED, "left_at": now, "removed_by": by}}
-
-    return plan
-
-
-def _role_plan(user_id: UserId, role: GroupRole, by: UserId) -> Plan:
-    def plan(group: Group, current: Current, now: datetime) -> Changes:
-        actor = _manager(group, current, by, "change roles")
-        target = _active(current, user_id)
-        if target is None:
-            raise _not_member(group, user_id)
-        if target.role is role:
-            return {}
-        if actor.role is not GroupRole.OWNER and GroupRole.OWNER in (role, target.role):
-            raise _forbidden(f"only owners grant or revoke ownership of group {group.id}", "by")
-        if role is not GroupRole.OWNER:
-            _keep_an_owner(group, target, "be demoted")
-        return {user_id: {"role": role}}
-
-    return plan
-
-
-def _transfer_plan(from_user_id: UserId, to_user_id: UserId) -> Plan:
-    def plan(group: Group, current: Current, now: datetime) -> Changes:
-        if from_user_id == to_user_id:
-            raise _refused("ownership must go to another member", "to_user_id")
-        giver = _active(current, from_user_id)
-        if giver is None or giver.role is not GroupRole.OWNER:
-            raise _forbidden(
-                f"user {from_user_id} is not an owner of group {group.id}", "from_user_id"
-            )
-        if _active(current, to_user_id) is None:
-            raise _not_member(group, to_user_id)
-        return {to_user_id: {"role": GroupRole.OWNER}, from_user_id: {"role": GroupRole.ADMIN}}
-
-    return plan
-
-
-def _counts(members: Sequence[GroupMember | None]) -> tuple[int, int]:
-    active = [m for m in members if m is not None and m.is_active]
-    return len(active), sum(1 for m in active if m.role is GroupRole.OWNER)
-
-
 # -- repositories ------------------------------------------------------------------------
 
 
@@ -299,12 +157,12 @@ class GroupRepository(Repository[Group]):
             }
         )
         if group.max_members > tenant_cap:
-            raise _refused(
+            raise refused(
                 f"max_members {group.max_members} exceeds the tenant's limit of {tenant_cap}",
                 "max_members",
             )
         if group.member_count > group.max_members:
-            raise _refused(
+            raise refused(
                 f"{group.member_count} members exceed max_members {group.max_members}",
                 "member_ids",
             )
@@ -343,7 +201,7 @@ class GroupRepository(Repository[Group]):
                 full (`max_members`).
         """
         users = [user_id] if added_by is None else [user_id, added_by]
-        changed = await self._change_membership(group_id, users, _join_plan(user_id, added_by))
+        changed = await self._change_membership(group_id, users, join_plan(user_id, added_by))
         return changed[user_id]
 
     async def leave(self, group_id: Any, user_id: PydanticObjectId) -> GroupMember:
@@ -353,7 +211,7 @@ class GroupRepository(Repository[Group]):
             NotFoundError: no such group, or the user is not an active member.
             DocumentValidationError: the user is the last owner (transfer ownership first).
         """
-        changed = await self._change_membership(group_id, [user_id], _leave_plan(user_id))
+        changed = await self._change_membership(group_id, [user_id], leave_plan(user_id))
         return changed[user_id]
 
     async def kick(
@@ -365,7 +223,7 @@ class GroupRepository(Repository[Group]):
             NotFoundError: no such group, or the user is not an active member.
             DocumentValidationError: `by` may not remove this member (`fields` names `by`).
         """
-        changed = await self._change_membership(group_id, [user_id, by], _kick_plan(user_id, by))
+        changed = await self._change_membership(group_id, [user_id, by], kick_plan(user_id, by))
         return changed[user_id]
 
     async def set_role(
@@ -385,8 +243,8 @@ class GroupRepository(Repository[Group]):
         try:
             new_role = GroupRole(role)
         except ValueError:
-            raise _refused(f"unknown role {role!r}", "role") from None
-        plan = _role_plan(user_id, new_role, by)
+            raise refused(f"unknown role {role!r}", "role") from None
+        plan = role_plan(user_id, new_role, by)
         changed = await self._change_membership(group_id, [user_id, by], plan)
         return changed[user_id]
 
@@ -397,7 +255,7 @@ class GroupRepository(Repository[Group]):
 
         Returns (new owner, previous owner).
         """
-        plan = _transfer_plan(from_user_id, to_user_id)
+        plan = transfer_plan(from_user_id, to_user_id)
         changed = await self._change_membership(group_id, [from_user_id, to_user_id], plan)
         return changed[to_user_id], changed[from_user_id]
 
@@ -406,7 +264,7 @@ class GroupRepository(Repository[Group]):
         group = await self.get(group_id)
         member = await self._members.membership_or_none(group.id, by)
         if member is None or not member.is_active or member.role is not GroupRole.OWNER:
-            raise _forbidden(f"only an owner may delete group {group.id}", "by")
+            raise forbidden(f"only an owner may delete group {group.id}", "by")
         return await self.soft_delete(group.id, deleted_by=by)
 
     async def purge(self, document_or_id: Any) -> None:
@@ -445,15 +303,15 @@ class GroupRepository(Repository[Group]):
             if not changes:
                 return {u: m for u, m in current.items() if m is not None}
             after = self._apply(target, current, changes, now)
-            count, owners = _counts(list(after.values()))
-            before_count, before_owners = _counts([current[u] for u in after])
+            count, owners = member_counts(list(after.values()))
+            before_count, before_owners = member_counts([current[u] for u in after])
             member_delta, owner_delta = count - before_count, owners - before_owners
             if member_delta > 0 and group.member_count + member_delta > group.max_members:
-                raise _refused(
+                raise refused(
                     f"group {group.id} is full ({group.max_members} members)", "max_members"
                 )
             if group.owner_count + owner_delta < 1:  # the plans refuse first; never trust one
-                raise _refused(f"group {group.id} would have no owner", "user_id")
+                raise refused(f"group {group.id} would have no owner", "user_id")
             # The group first: concurrent changes of this group conflict here (see module doc).
             counted = await self.collection().update_one(
                 {"_id": target, "__v": group.version},

@@ -23,7 +23,8 @@ from beanie import PydanticObjectId
 from pymongo.errors import OperationFailure
 
 from caas_data.documents.saas.messaging import Message
-from caas_data.errors import DocumentValidationError, translate_driver_errors
+from caas_data.driver_errors import translate_driver_errors
+from caas_data.errors import DocumentValidationError
 from caas_data.repositories.base import Repository
 from caas_data.repositories.pages import (
     Page,

@@ -20,7 +20,8 @@ from caas_data.documents.saas.users import (
     UserRelationship,
     UserSession,
 )
-from caas_data.errors import DocumentValidationError, NotFoundError, translate_driver_errors
+from caas_data.driver_errors import translate_driver_errors
+from caas_data.errors import DocumentValidationError, NotFoundError
 from caas_data.repositories.base import Repository, check_duration
 
 __all__ = [
