@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import pydantic
 
 from caas_data.documents.base import BaseDocument
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.writes import dump_document
 from caas_data.errors import DocumentValidationError, TenantMismatch
 
@@ -180,13 +181,10 @@ class FieldSchema:
         self.check_changes(changes, method="update_by_id()")
         blank = self.document_type.model_construct()
         validator = self.document_type.__pydantic_validator__
-        try:
+        # As every read and insert: a secret field's value never shows in the error.
+        with translate_driver_errors(document_type=self.document_type):
             for name, value in changes.items():
                 validator.validate_assignment(blank, self.attributes[name], value)
-        except pydantic.ValidationError as exc:
-            raise DocumentValidationError.from_pydantic(
-                exc, document_type=self.document_type
-            ) from exc
         return self.set_fields(blank, changes)
 
     def upsert_update(
@@ -214,12 +212,8 @@ class FieldSchema:
         for part in (changes, on_insert):
             if part:
                 self.check_changes(part, method="upsert()")
-        try:
+        with translate_driver_errors(document_type=self.document_type):
             candidate = self.document_type.model_validate({**on_insert, **key, **changes})
-        except pydantic.ValidationError as exc:
-            raise DocumentValidationError.from_pydantic(
-                exc, document_type=self.document_type
-            ) from exc
         stored_values = {
             k: v for k, v in dump_document(candidate).items() if k not in UPSERT_STAMPED
         }

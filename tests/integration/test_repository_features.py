@@ -19,9 +19,11 @@ from caas_data import (
     tenant_scope,
 )
 from caas_data.documents.saas.settings import TenantSettings
+from caas_data.documents.saas.users import DevicePlatform
 from caas_data.repositories.audit import AuditLogRepository
 from caas_data.repositories.audited import AuditedRepository
 from caas_data.repositories.saas.settings import TenantSettingsRepository
+from caas_data.repositories.saas.users import UserDeviceRepository
 
 
 class UserName(BaseModel):
@@ -182,3 +184,32 @@ async def test_audited_repositories_record_the_new_writes_with_their_actor(
     ]
     assert trail.items[1].details == {"fields": ["locale"]}
     assert trail.items[2].details == {"count": 1, "purged": False}
+
+
+async def test_a_secret_value_never_shows_in_an_upsert_or_update_by_id_error(
+    caas_layer: DataLayer, shared_tenant: str
+) -> None:
+    secret = "tok-" + "s" * 5000  # over the 4096 limit of push_token (a repr=False field)
+    async with tenant_scope(shared_tenant):
+        devices = caas_layer.repo(UserDeviceRepository)
+        owner = await caas_layer.repo(UserRepository).create(
+            {"external_id": "o", "display_name": "o"}
+        )
+        device = await devices.upsert(
+            {"user_id": owner.id, "device_id": "phone"}, {"platform": DevicePlatform.IOS}
+        )
+        new = {"platform": DevicePlatform.IOS, "push_token": secret}
+        attempts = [
+            lambda: devices.upsert({"user_id": owner.id, "device_id": "d2"}, new),
+            lambda: devices.update_by_id(device.id, {"push_token": secret}),
+        ]
+        for attempt in attempts:
+            with pytest.raises(DocumentValidationError) as caught:
+                await attempt()
+            shown = [repr(caught.value), str(caught.value)]
+            cause = caught.value.__cause__
+            while cause is not None:
+                shown.append(str(cause))
+                cause = cause.__cause__
+            assert caught.value.fields == ("push_token",)
+            assert not any(secret[:50] in text for text in shown)
