@@ -133,15 +133,8 @@ def _translate(exc: BaseException, context: dict[str, Any]) -> tuple[CaasDataErr
     None when `exc` is not the layer's to translate. The cause is left out when its text
     would show a secret.
     """
-    document_type = context.get("document_type")
     if isinstance(exc, pydantic.ValidationError):
-        error = DocumentValidationError.from_pydantic(exc, **context)
-        secrets = secret_fields(document_type)
-        if secrets and any(str(e["loc"][0]) in secrets for e in exc.errors() if e["loc"]):
-            # pydantic's own text shows the input value: not kept when it is a secret.
-            error.validation_error = None
-            return error, False
-        return error, True
+        return _invalid(exc, context)
     if isinstance(exc, _UNENCODABLE):
         # Before the PyMongoError branch: DocumentTooLarge is both. Nothing was sent.
         if isinstance(exc, pymongo_errors.DocumentTooLarge):
@@ -159,9 +152,28 @@ def _translate(exc: BaseException, context: dict[str, Any]) -> tuple[CaasDataErr
         ), True
     if isinstance(exc, bson_errors.BSONError):
         return RepositoryError(f"BSON error: {exc}", driver_error=exc, **context), True
+    if isinstance(exc, pymongo_errors.PyMongoError):
+        return _database_error(exc, context)
+    return None
+
+
+def _invalid(exc: pydantic.ValidationError, context: dict[str, Any]) -> tuple[CaasDataError, bool]:
+    """A validation failure; pydantic's own text (it shows the input) is dropped for secrets."""
+    error = DocumentValidationError.from_pydantic(exc, **context)
+    secrets = secret_fields(context.get("document_type"))
+    if secrets and any(str(e["loc"][0]) in secrets for e in exc.errors() if e["loc"]):
+        error.validation_error = None
+        return error, False
+    return error, True
+
+
+def _database_error(
+    exc: pymongo_errors.PyMongoError, context: dict[str, Any]
+) -> tuple[CaasDataError, bool]:
+    """What a driver error means: a duplicate, a fenced tenant, a retryable or a plain failure."""
     if isinstance(exc, pymongo_errors.DuplicateKeyError):
         key = _duplicate_key(exc)
-        secrets = secret_fields(document_type)
+        secrets = secret_fields(context.get("document_type"))
         if secrets and (not key or secrets & set(key)):
             # The driver's text carries the key's values: neither shown nor chained.
             shown = _redacted(key, secrets)
@@ -180,28 +192,21 @@ def _translate(exc: BaseException, context: dict[str, Any]) -> tuple[CaasDataErr
             driver_error=exc,
             **context,
         ), True
-    if (
-        isinstance(exc, pymongo_errors.OperationFailure)
-        and exc.code == _DOCUMENT_VALIDATION_FAILURE
-    ):
+    code = exc.code if isinstance(exc, pymongo_errors.OperationFailure) else None
+    if code == _DOCUMENT_VALIDATION_FAILURE:
         # The layer sets server-side validators only as move fences (`caas_data.tenancy.moves`).
         return TenantMoving(_FENCED, driver_error=exc, **context), True
-    if isinstance(exc, pymongo_errors.PyMongoError):
-        if exc.has_error_label("UnknownTransactionCommitResult"):
-            return WriteOutcomeUnknown(
-                f"transaction commit result unknown: {exc}", driver_error=exc, **context
-            ), True
-        if isinstance(exc, (pymongo_errors.ConnectionFailure, pymongo_errors.ExecutionTimeout)):
-            return RetryableError(f"database unavailable: {exc}", driver_error=exc, **context), True
-        code = exc.code if isinstance(exc, pymongo_errors.OperationFailure) else None
-        if code in _SHUTDOWN_CODES:
-            return RetryableError(
-                f"database shutting down: {exc}", driver_error=exc, **context
-            ), True
-        if exc.timeout or any(exc.has_error_label(label) for label in _RETRYABLE_LABELS):
-            return RetryableError(f"database timeout: {exc}", driver_error=exc, **context), True
-        return RepositoryError(f"database error: {exc}", driver_error=exc, **context), True
-    return None
+    if exc.has_error_label("UnknownTransactionCommitResult"):
+        return WriteOutcomeUnknown(
+            f"transaction commit result unknown: {exc}", driver_error=exc, **context
+        ), True
+    if isinstance(exc, (pymongo_errors.ConnectionFailure, pymongo_errors.ExecutionTimeout)):
+        return RetryableError(f"database unavailable: {exc}", driver_error=exc, **context), True
+    if code in _SHUTDOWN_CODES:
+        return RetryableError(f"database shutting down: {exc}", driver_error=exc, **context), True
+    if exc.timeout or any(exc.has_error_label(label) for label in _RETRYABLE_LABELS):
+        return RetryableError(f"database timeout: {exc}", driver_error=exc, **context), True
+    return RepositoryError(f"database error: {exc}", driver_error=exc, **context), True
 
 
 def _translate_bulk(
