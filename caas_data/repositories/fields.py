@@ -203,7 +203,8 @@ class FieldSchema:
             )
         for name, value in key.items():
             stored = self.stored_field(name)
-            if isinstance(value, Mapping) or stored in PROTECTED_FIELDS - {"_id"}:
+            # Not `_id` either: an upsert by id could insert another tenant's id (update_by_id).
+            if isinstance(value, Mapping) or stored in PROTECTED_FIELDS:
                 raise DocumentValidationError(
                     f"upsert key {name!r} must be a plain value of a field the caller owns",
                     fields=(str(name),),

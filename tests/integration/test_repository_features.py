@@ -106,6 +106,9 @@ async def test_delete_many_is_soft_by_default_refuses_an_empty_filter_and_stays_
         users = caas_layer.repo(UserRepository)
         with pytest.raises(DocumentValidationError, match="match_all=True"):
             await users.delete_many({})
+        for purge in (False, True):  # a filter naming the neighbour is refused by the guard
+            with pytest.raises(TenantMismatch):
+                await users.delete_many({"tenant_id": shared_tenant}, purge=purge)
         gone = await users.delete_many({"external_id": {"$lt": "u03"}}, actor="admin")
         assert gone == 3 and await users.count() == 3
         deleted = await users.find({"deleted_at": {"$ne": None}}, include_deleted=True)
@@ -143,8 +146,9 @@ async def test_upsert_creates_once_then_updates_even_when_racing(
             await users.upsert({"external_id": "x"}, {"display_name": ""})  # bad value
         with pytest.raises(DocumentValidationError):
             await users.upsert({}, {"display_name": "x"})  # no key
-        with pytest.raises(DocumentValidationError):
-            await users.upsert({"tenant_id": shared_tenant}, {"display_name": "x"})
+        for owned in ({"tenant_id": shared_tenant}, {"id": fresh.id}, {"_id": fresh.id}):
+            with pytest.raises(DocumentValidationError, match="upsert key"):
+                await users.upsert(owned, {"display_name": "x"})
         with pytest.raises(TenantMismatch):
             await users.upsert({"external_id": "k"}, {"tenant_id": shared_tenant})
     async with tenant_scope(shared_tenant):
