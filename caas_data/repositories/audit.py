@@ -25,10 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from beanie import PydanticObjectId
 from pymongo import ASCENDING
 
-from caas_data.documents.analytics import (
-    AuditAnchor,
-    AuditLog,
-)
+from caas_data.documents.analytics import AuditAnchor, AuditLog
 from caas_data.documents.base import BaseDocument, utcnow
 from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.cutoffs import retention_cutoff, retention_limit

@@ -9,14 +9,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from caas_data.documents.analytics import (
-    PLATFORM_AUDIT_TENANT,
-)
+from caas_data.documents.analytics import PLATFORM_AUDIT_TENANT
 from caas_data.documents.base import BaseDocument
 from caas_data.engine.registry import spec_of
-from caas_data.errors import (
-    UnsafeOperation,
-)
+from caas_data.errors import UnsafeOperation
 from caas_data.repositories.base import Repository
 from caas_data.tenancy.context import current_scope
 

@@ -15,19 +15,11 @@ from caas_data.documents.saas.messaging import (
     ConversationKind,
     direct_key,
 )
-from caas_data.errors import (
-    DocumentValidationError,
-)
-from caas_data.repositories.pages import (
-    Page,
-)
+from caas_data.errors import DocumentValidationError
+from caas_data.repositories.pages import Page
 from caas_data.repositories.saas.participants import ConversationParticipants
 from caas_data.repositories.saas.receipts import ReadReceiptRepository
-from caas_data.repositories.values import (
-    parse_id,
-    parse_ids,
-    typed_equality,
-)
+from caas_data.repositories.values import parse_id, parse_ids, typed_equality
 
 __all__ = ["ConversationRepository", "ConversationSummary"]
 

@@ -22,16 +22,8 @@ from caas_data.documents.saas.messaging import (
 from caas_data.engine.cutoffs import retention_cutoff
 from caas_data.engine.transactions import transaction
 from caas_data.engine.writes import raise_write_miss
-from caas_data.errors import (
-    DocumentValidationError,
-    NotFoundError,
-)
-from caas_data.repositories.pages import (
-    Page,
-    decode_cursor,
-    encode_cursor,
-    query_shape,
-)
+from caas_data.errors import DocumentValidationError, NotFoundError
+from caas_data.repositories.pages import Page, decode_cursor, encode_cursor, query_shape
 from caas_data.repositories.saas.search import search_terms
 from caas_data.repositories.saas.sending import MessageSending
 from caas_data.repositories.values import (

@@ -6,18 +6,11 @@ from collections.abc import Sequence
 
 from beanie import PydanticObjectId
 
-from caas_data.documents.saas.messaging import (
-    Conversation,
-)
+from caas_data.documents.saas.messaging import Conversation
 from caas_data.documents.saas.users import User
-from caas_data.errors import (
-    DocumentValidationError,
-    NotFoundError,
-)
+from caas_data.errors import DocumentValidationError, NotFoundError
 from caas_data.repositories.base import Repository
-from caas_data.repositories.values import (
-    parse_id,
-)
+from caas_data.repositories.values import parse_id
 
 __all__ = ["ConversationParticipants"]
 

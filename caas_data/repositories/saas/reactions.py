@@ -8,22 +8,13 @@ from dataclasses import dataclass
 
 from beanie import PydanticObjectId
 
-from caas_data.documents.saas.messaging import (
-    Reaction,
-)
+from caas_data.documents.saas.messaging import Reaction
 from caas_data.engine.writes import insert_document
-from caas_data.errors import (
-    DuplicateError,
-)
+from caas_data.errors import DuplicateError
 from caas_data.repositories.base import Repository
 from caas_data.repositories.saas.messages import MessageRepository
 from caas_data.repositories.saas.participants import ConversationParticipants
-from caas_data.repositories.values import (
-    MAX_PAGE_SIZE,
-    check_int,
-    parse_id,
-    parse_ids,
-)
+from caas_data.repositories.values import MAX_PAGE_SIZE, check_int, parse_id, parse_ids
 
 __all__ = ["ReactionCount", "ReactionRepository"]
 

@@ -7,15 +7,10 @@ from collections.abc import Sequence
 from beanie import PydanticObjectId
 
 from caas_data.documents.base import utcnow
-from caas_data.documents.saas.messaging import (
-    ReadReceipt,
-)
+from caas_data.documents.saas.messaging import ReadReceipt
 from caas_data.repositories.base import Repository
 from caas_data.repositories.saas.participants import ConversationParticipants
-from caas_data.repositories.values import (
-    check_int,
-    parse_id,
-)
+from caas_data.repositories.values import check_int, parse_id
 
 __all__ = ["ReadReceiptRepository"]
 

@@ -26,12 +26,7 @@ import pymongo
 from beanie import PydanticObjectId
 
 from caas_data.documents.base import utcnow
-from caas_data.documents.saas.messaging import (
-    Attachment,
-    Conversation,
-    Message,
-    preview_of,
-)
+from caas_data.documents.saas.messaging import Attachment, Conversation, Message, preview_of
 from caas_data.engine.transactions import in_transaction, keyed_lock
 from caas_data.engine.writes import insert_document
 from caas_data.errors import (
@@ -46,10 +41,7 @@ from caas_data.repositories.counters import CounterRepository
 from caas_data.repositories.saas.participants import ConversationParticipants
 from caas_data.repositories.saas.receipts import ReadReceiptRepository
 from caas_data.repositories.saas.search import search_terms
-from caas_data.repositories.values import (
-    parse_id,
-    typed_equality,
-)
+from caas_data.repositories.values import parse_id, typed_equality
 
 __all__ = ["UNKNOWN_SENDER", "MessageSending", "tombstone_of"]
 
