@@ -16,8 +16,8 @@ from benchmarks import models as m
 from benchmarks.timing import median
 from caas_data import DataLayer, tenant_scope
 from caas_data.documents.base import utcnow
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.writes import dump_document
-from caas_data.errors import translate_driver_errors
 
 
 def _cpu_us(call: Callable[[], Any], number: int, rounds: int = 5) -> float:
@@ -57,7 +57,7 @@ async def client_costs(layer: DataLayer, tenant_id: str, number: int) -> dict[st
     out["error translation (one use)"] = _cpu_us(translate, number)
     repo = layer.repo(m.LargeRepository)
     out["update validation, one field of a large document"] = _cpu_us(
-        lambda: repo._changes(document, {"counter": 7}), number
+        lambda: repo._schema.apply_changes(document, {"counter": 7}), number
     )
     async with tenant_scope(tenant_id, layer=layer):
         out["routing (a guarded handle per call)"] = _cpu_us(

@@ -188,10 +188,11 @@ async def history_pages(
             conversation, template = await _conversation(layer, users[2 * k : 2 * k + 2])
             await seed_messages(layer, template, size)
             rng = random.Random(size)
-            befores = [None] + [rng.randrange(51, size + 2) for _ in range(pages - 1)]
+            # The newest page, then pages of 50 from random seqs (`newer_than`, index-served).
+            starts = [None] + [rng.randrange(0, size - 49) for _ in range(pages - 1)]
 
-            async def page(i: int, conversation: Any = conversation, b: Any = befores) -> None:
-                result = await messages.history(conversation.id, before=b[i], limit=50)
+            async def page(i: int, conversation: Any = conversation, b: Any = starts) -> None:
+                result = await messages.history(conversation.id, newer_than=b[i], limit=50)
                 assert len(result) == 50
 
             await page(0)
@@ -200,7 +201,7 @@ async def history_pages(
                 "p50_ms": percentile(times, 0.5) * 1e3,
                 "p99_ms": percentile(times, 0.99) * 1e3,
             }
-            plan = await messages.explain_history(conversation.id, before=size // 2, limit=50)
+            plan = await messages.explain_history(conversation.id, newer_than=size // 2, limit=50)
             plan_stages = _stages(plan["queryPlanner"]["winningPlan"])
     return out, plan_stages
 

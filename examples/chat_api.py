@@ -259,9 +259,8 @@ class HistoryOut(BaseModel):
     tenant_id: str
     conversation_id: str
     items: list[MessageOut] = Field(description="Oldest first.")
-    has_more: bool = Field(description="More messages in the direction asked.")
-    oldest_seq: int | None
-    newest_seq: int | None
+    next_cursor: str | None = Field(description="Pass as `after` for the next page.")
+    has_more: bool = Field(description="More messages in the direction paged.")
 
 
 class ReactionToggled(BaseModel):
@@ -477,11 +476,14 @@ def create_app(
     async def history(
         conversation_id: str,
         # Seqs are int64 on the server: a cursor outside 0..2**63-1 is the caller's 422.
-        before: int | None = Query(
-            default=None, ge=0, le=INT64_MAX, description="Older than this seq."
+        after: str | None = Query(
+            default=None, description="The `next_cursor` of the previous page."
         ),
-        after: int | None = Query(
-            default=None, ge=0, le=INT64_MAX, description="Newer than this seq."
+        newer_than: int | None = Query(
+            default=None,
+            ge=0,
+            le=INT64_MAX,
+            description="Page forward from this seq (catching up) instead of back from now.",
         ),
         limit: int = Query(default=50, ge=1, le=200),
         me: User = me_dep,
@@ -493,16 +495,15 @@ def create_app(
         with _participants_only():
             await conversations.require_participant(conversation, _stored(me))
         page = await messages.history(
-            conversation, before=before, after=after, limit=limit, viewer_id=me.id
+            conversation, after=after, newer_than=newer_than, limit=limit, viewer_id=me.id
         )
         counts = await reactions.summaries([_stored(m) for m in page.items], viewer_id=me.id)
         return HistoryOut(
             tenant_id=_scope_tenant(),
             conversation_id=str(conversation),
             items=[MessageOut.of(m, counts.get(_stored(m))) for m in page.items],
+            next_cursor=page.next_cursor,
             has_more=page.has_more,
-            oldest_seq=page.oldest_seq,
-            newest_seq=page.newest_seq,
         )
 
     @router.post("/conversations/{conversation_id}/read")

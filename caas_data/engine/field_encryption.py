@@ -22,7 +22,6 @@ copy, backups included.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -34,6 +33,8 @@ from pymongo import errors as pymongo_errors
 
 from caas_data.config import EncryptionOptions
 from caas_data.documents.base import FieldEncryption
+from caas_data.driver_errors import translate_driver_errors
+from caas_data.engine.transactions import keyed_lock
 from caas_data.errors import (
     FieldEncryptionError,
     RetryableError,
@@ -41,7 +42,6 @@ from caas_data.errors import (
     TenantMismatch,
     UnsafeOperation,
     optional_dependency,
-    translate_driver_errors,
 )
 from caas_data.tenancy.context import current_tenant_id
 from caas_data.tenancy.ids import validate_tenant_id
@@ -102,7 +102,6 @@ class TenantKeyring:
         self._options = options
         self._ttl = ttl
         self._keys: dict[str, tuple[float, uuid.UUID]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
         self._handle: _Handle | None = None
         self._vault_indexed = False
 
@@ -168,8 +167,7 @@ class TenantKeyring:
         cached = self._keys.get(tenant_id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        lock = self._locks.setdefault(tenant_id, asyncio.Lock())
-        async with lock:
+        async with keyed_lock(self, ("data-key", tenant_id)):  # one lookup per tenant at a time
             now_cached = self._keys.get(tenant_id)
             if now_cached is not None and now_cached is not cached:
                 return now_cached[1]  # refreshed while this task waited

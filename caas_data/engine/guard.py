@@ -23,6 +23,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from caas_data.clock import write_stamp
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.bulk_requests import BulkRequest
 from caas_data.engine.change_streams import change_stream_stages, records_pre_images
 from caas_data.engine.cursors import GuardedCursor
@@ -42,7 +43,7 @@ from caas_data.engine.rules import (
 from caas_data.engine.sessions import current_session, current_write_concern
 from caas_data.engine.snapshots import plain_key
 from caas_data.engine.write_conflicts import retry_write_conflicts
-from caas_data.errors import UnsafeOperation, translate_driver_errors
+from caas_data.errors import UnsafeOperation
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager

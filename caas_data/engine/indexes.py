@@ -17,7 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, OperationFailure
 
 from caas_data.documents.base import BaseDocument, TenantMixin
-from caas_data.errors import translate_driver_errors
+from caas_data.driver_errors import translate_driver_errors
 
 __all__ = ["collection_options_applied", "declared_indexes", "ensure_collection"]
 

@@ -22,6 +22,7 @@ from pymongo.write_concern import WriteConcern
 from caas_data.config import EncryptionOptions, Settings
 from caas_data.documents.base import Area, BaseDocument, FieldEncryption
 from caas_data.documents.beanie_state import beanie_models
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.clusters import (
     DEFAULT_NAMESPACE_BUDGET,
     ClusterConfig,
@@ -35,13 +36,8 @@ from caas_data.engine.registry import DocumentRegistry, spec_of
 from caas_data.engine.routing import route
 from caas_data.engine.sessions import session_var
 from caas_data.engine.sharding import ShardingPlan, sharding_plan
-from caas_data.errors import (
-    CaasDataError,
-    ConfigurationError,
-    RetryableError,
-    WriteOutcomeUnknown,
-    translate_driver_errors,
-)
+from caas_data.engine.transactions import transaction
+from caas_data.errors import CaasDataError, ConfigurationError, RetryableError, WriteOutcomeUnknown
 from caas_data.observers import CommandObserver, CommandObservers
 from caas_data.tenancy.context import Scope, current_scope, system_scope, tenant_scope
 from caas_data.tenancy.provisioning import TenantService
@@ -78,7 +74,6 @@ class UnitOfWork:
     session: AsyncClientSession
 
 
-_TRANSACTION_DEADLINE_SECONDS = 120.0  # PyMongo's with_transaction uses the same limit
 # A commit whose answer was lost is asked again after a pause of up to this (full jitter,
 # doubling from 10 ms): a server that is down is not hammered, and the wait stays within the
 # operation budget.
@@ -347,20 +342,11 @@ class DataLayer:
         max_attempts: int = 10,
         cluster: str | None = None,
     ) -> T:
-        """Run `callback` in a unit of work, re-running it on transient transaction errors."""
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        deadline = time.monotonic() + _TRANSACTION_DEADLINE_SECONDS
-        for attempt in range(1, max_attempts + 1):
-            try:
-                async with self.unit_of_work(cluster=cluster):
-                    return await callback()
-            except CaasDataError as exc:
-                transient = _has_label(exc, "TransientTransactionError")
-                if not transient or attempt == max_attempts or time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(min(0.005 * 2**attempt, 0.5))
-        raise AssertionError("unreachable")  # pragma: no cover
+        """Run `callback` in a unit of work, re-running it on transient transaction errors.
+
+        Inside a running transaction it joins it and runs once (`engine.transactions`).
+        """
+        return await transaction(self, callback, max_attempts=max_attempts, cluster=cluster)
 
     # -- lifecycle ---------------------------------------------------------------------
 

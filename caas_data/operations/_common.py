@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from caas_data.documents.base import Area, BaseDocument
 from caas_data.documents.platform import RETIRED_CLIENT_STATUSES, SaasClient
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.registry import spec_of
-from caas_data.errors import translate_driver_errors
 from caas_data.tenancy.provisioning import require_operator_scope
 from caas_data.tenancy.tiers import Placement
 

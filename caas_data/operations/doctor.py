@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.registry import spec_of
-from caas_data.errors import CaasDataError, translate_driver_errors
+from caas_data.errors import CaasDataError
 from caas_data.operations._common import (
     live_clients,
     placement_of,

@@ -42,8 +42,9 @@ from caas_data.documents.saas.users import (
     UserRelationship,
     UserSession,
 )
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.registry import spec_of
-from caas_data.errors import NotFoundError, OperationRefused, translate_driver_errors
+from caas_data.errors import NotFoundError, OperationRefused
 from caas_data.operations._common import pseudonym, require_operator_scope
 from caas_data.tenancy.ids import validate_tenant_id
 

@@ -25,13 +25,9 @@ from pymongo import UpdateOne
 
 from caas_data.documents.base import BaseDocument, RawDocument, SchemaStep, upcast, utcnow
 from caas_data.documents.platform import MigrationRecord, MigrationStatus, SaasClient
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.registry import spec_of
-from caas_data.errors import (
-    CaasDataError,
-    DocumentValidationError,
-    SchemaVersionError,
-    translate_driver_errors,
-)
+from caas_data.errors import CaasDataError, DocumentValidationError, SchemaVersionError
 from caas_data.operations._common import (
     live_clients,
     placement_of,

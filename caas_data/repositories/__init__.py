@@ -9,10 +9,8 @@ from caas_data.repositories.api_keys import (
     ApiKeyRepository,
     IssuedApiKey,
 )
-from caas_data.repositories.audit import (
-    AuditLogRepository,
-    ChainReport,
-)
+from caas_data.repositories.audit import AuditLogRepository
+from caas_data.repositories.audit_chain import ChainReport
 from caas_data.repositories.base import (
     INT64_MAX,
     Page,

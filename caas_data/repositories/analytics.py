@@ -5,7 +5,6 @@ The audit trail has its own module (`caas_data.repositories.audit`).
 
 from __future__ import annotations
 
-import asyncio
 import weakref
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -26,11 +25,13 @@ from caas_data.documents.analytics import (
     MetricPeriod,
 )
 from caas_data.documents.base import Area, utcnow
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.cutoffs import retention_cutoff, retention_limit
 from caas_data.engine.indexes import declared_indexes
 from caas_data.engine.registry import spec_of
+from caas_data.engine.transactions import keyed_lock
 from caas_data.engine.writes import dump_document
-from caas_data.errors import DocumentValidationError, translate_driver_errors
+from caas_data.errors import DocumentValidationError
 from caas_data.repositories.base import Repository
 
 if TYPE_CHECKING:
@@ -56,7 +57,6 @@ _NAMESPACE_EXISTS = 48
 _INDEX_CONFLICTS = (85, 86)  # IndexOptionsConflict, IndexKeySpecsConflict
 
 _storage: weakref.WeakKeyDictionary[DataLayer, EventStorage] = weakref.WeakKeyDictionary()
-_locks: weakref.WeakKeyDictionary[DataLayer, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 async def ensure_events_collection(
@@ -77,8 +77,7 @@ async def ensure_events_collection(
     known = _storage.get(layer)
     if known is not None:
         return known
-    lock = _locks.setdefault(layer, asyncio.Lock())
-    async with lock:
+    async with keyed_lock(layer, "analytics:events-storage"):  # one settles it per layer
         known = _storage.get(layer)
         if known is None:
             with translate_driver_errors(document_type=Event):

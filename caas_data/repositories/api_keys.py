@@ -32,7 +32,7 @@ from beanie import PydanticObjectId
 from caas_data.documents.base import utcnow
 from caas_data.documents.platform import ApiKey, Application
 from caas_data.errors import DocumentValidationError, NotFoundError, VersionConflict
-from caas_data.repositories.audit import AuditedRepository
+from caas_data.repositories.audited import AuditedRepository
 from caas_data.repositories.base import check_duration
 from caas_data.repositories.owned import owned_scope, scope_tenant
 

@@ -1,27 +1,22 @@
-"""The generic repository every domain repository extends.
+"""The generic repository every domain repository extends: its writes.
 
-Hot paths (get, create, update, pages) go straight to the routed, guarded collection with
-`model_dump`/`model_validate`; Beanie stays the declaration and query API. Measured here, that
-costs about 1.05x raw PyMongo per single-document call, where Beanie's own paths cost 1.3-2.8x.
+Hot paths go straight to the routed, guarded collection with `model_dump`/`model_validate`;
+Beanie stays the declaration and query API. Every call routes once (one guarded collection)
+and every write goes through the guard: the tenant is merged into each filter and stamped on
+each insert, so no write reaches another tenant.
 """
 
 from __future__ import annotations
 
-import base64
-import inspect
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast, overload
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import bson
 import pydantic
-from bson import ObjectId
-from bson.errors import BSONError
+from pymongo import ReturnDocument
 
 from caas_data.documents.base import BaseDocument, utcnow
 from caas_data.engine.guard import GuardedCollection
-from caas_data.engine.registry import spec_of
+from caas_data.engine.transactions import in_transaction
 from caas_data.engine.writes import (
     dump_document,
     insert_document,
@@ -35,461 +30,44 @@ from caas_data.errors import (
     DocumentValidationError,
     DuplicateError,
     NotFoundError,
-    TenantMismatch,
-    translate_driver_errors,
+)
+from caas_data.repositories.fields import PROTECTED_FIELDS, UPSERT_STAMPED, SortSpec
+from caas_data.repositories.pages import (
+    Page,
+)
+from caas_data.repositories.reads import ReadRepository
+from caas_data.repositories.values import (
+    DEFAULT_PAGE_SIZE,
+    INT64_MAX,
+    MAX_PAGE_SIZE,
+    check_duration,
+    check_int,
 )
 
 if TYPE_CHECKING:
-    from caas_data.engine.layer import DataLayer
+    pass
 
-__all__ = ["INT64_MAX", "Page", "Repository", "SortSpec", "check_duration", "check_int"]
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "INT64_MAX",
+    "MAX_PAGE_SIZE",
+    "Page",
+    "Repository",
+    "SortSpec",
+    "check_duration",
+    "check_int",
+]
 
 D = TypeVar("D", bound=BaseDocument)
 P = TypeVar("P", bound=pydantic.BaseModel)
-SortSpec = str | Sequence[str | tuple[str, int]]
-
-# Fields the layer owns: callers change them only through the dedicated methods.
-_PROTECTED_FIELDS = frozenset(
-    {"_id", "id", "tenant_id", "__v", "version", "created_at", "updated_at", "deleted_at",
-     "deleted_by"}
-)  # fmt: skip
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 1000
-DEFAULT_STREAM_BATCH = 1000
-MAX_STREAM_BATCH = 100_000
-INT64_MAX = 2**63 - 1
-"""The largest integer BSON stores (int64): seqs, versions and counts stay within it."""
 
 
-def check_int(
-    name: str,
-    value: object,
-    *,
-    minimum: int = 0,
-    maximum: int = INT64_MAX,
-    document_type: type[Any] | None = None,
-) -> int:
-    """`value` as an int within [minimum, maximum], checked before any I/O.
-
-    Seqs, versions, limits and counts are int64 on the server: a bigger Python int would fail
-    in the driver's encoder, a bool is not a count, so both are the caller's error here.
-
-    Raises:
-        DocumentValidationError: not an int (or a bool), or out of range; `fields` is `(name,)`.
-    """
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise DocumentValidationError(
-            f"{name} must be an integer, got {type(value).__name__}",
-            fields=(name,),
-            document_type=document_type,
-        )
-    if not minimum <= value <= maximum:
-        shown = (
-            repr(value) if value.bit_length() <= 64 else f"an integer of {len(str(value))} digits"
-        )
-        raise DocumentValidationError(
-            f"{name} must be between {minimum} and {maximum}, got {shown}",
-            fields=(name,),
-            document_type=document_type,
-        )
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[D]):
-    """One page of a keyset-paged query; pass `next_cursor` as `after=` for the next one."""
-
-    items: list[D]
-    next_cursor: str | None
-
-    def __iter__(self) -> Any:
-        return iter(self.items)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-
-def check_duration(name: str, value: object) -> timedelta:
-    """`value` as a positive `timedelta` whose end, counted from now, is a date.
-
-    Lifetimes and durations become an expiry (`now + value`): a huge one would overflow
-    `datetime` (a raw `OverflowError`), so it is the caller's error here, before any I/O.
-
-    Raises:
-        DocumentValidationError: not a timedelta, not positive, or ending after year 9999.
-    """
-    if not isinstance(value, timedelta):
-        raise DocumentValidationError(
-            f"{name} must be a timedelta, got {type(value).__name__}", fields=(name,)
-        )
-    if value <= timedelta(0):
-        raise DocumentValidationError(f"{name} must be positive, got {value}", fields=(name,))
-    # A day short of the end of the calendar: the expiry is computed a moment later.
-    if value > datetime.max - utcnow().replace(tzinfo=None) - timedelta(days=1):
-        raise DocumentValidationError(f"{name} ends after year 9999: {value}", fields=(name,))
-    return value
-
-
-def _encode_cursor(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(bson.encode({"k": values})).decode("ascii")
-
-
-def _decode_cursor(cursor: str, width: int) -> list[Any]:
-    try:
-        values = bson.decode(base64.urlsafe_b64decode(cursor.encode("ascii")))["k"]
-    except (ValueError, KeyError, BSONError, TypeError) as exc:
-        raise DocumentValidationError("invalid page cursor", fields=("after",)) from exc
-    if not isinstance(values, list) or len(values) != width:
-        raise DocumentValidationError("page cursor does not fit this sort", fields=("after",))
-    return values
-
-
-def _path_value(raw: Mapping[str, Any], path: str) -> Any:
-    value: Any = raw
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, Mapping) else None
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class _Schema:
-    """What a repository needs to know of its class's fields, read once per class."""
-
-    stored: dict[str, str]  # Python name and alias -> stored name
-    attributes: dict[str, str]  # Python name and alias -> Python attribute name
-    # Whether a change must be validated with the whole document: a model validator, or a
-    # field validator that takes `info` (it may read other fields in `info.data`), sees more
-    # than the changed field. Beanie's `fill_back_refs` (links, unused here) does not count.
-    whole_validation: bool
-
-
-_schemas: dict[type[Any], _Schema] = {}
-
-
-def _may_look_across(validator: Any) -> bool:
-    """Whether a field validator takes more than the value (`info`, or a wrap's handler)."""
-    try:
-        parameters = inspect.signature(validator).parameters.values()
-    except (TypeError, ValueError):
-        return True
-    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in parameters)
-
-
-def _schema_of(document_type: type[BaseDocument]) -> _Schema:
-    schema = _schemas.get(document_type)
-    if schema is None:
-        stored: dict[str, str] = {}
-        attributes: dict[str, str] = {}
-        for name, info in document_type.model_fields.items():
-            alias = info.alias or name
-            stored[name] = stored[alias] = alias
-            attributes[name] = attributes[alias] = name
-        decorators = document_type.__pydantic_decorators__
-        whole = any(
-            getattr(decorator.func, "__module__", None) != "beanie.odm.documents"
-            for decorator in decorators.model_validators.values()
-        ) or any(_may_look_across(d.func) for d in decorators.field_validators.values())
-        schema = _schemas[document_type] = _Schema(stored, attributes, whole)
-    return schema
-
-
-class Repository(Generic[D]):
+class Repository(ReadRepository[D]):
     """Typed data access to one document class, within the running tenant scope.
 
-    Subclasses name their class once: `document_type = User`.
+    Subclasses name their class once: `document_type = User`. Reads come from
+    `ReadRepository`; this class adds the writes, all through the guard.
     """
-
-    document_type: ClassVar[type[Any]]
-
-    def __init__(self, layer: DataLayer) -> None:
-        if not isinstance(getattr(type(self), "document_type", None), type):
-            raise ConfigurationError(f"{type(self).__name__} must set `document_type`")
-        self._layer = layer
-        schema = _schema_of(self.document_type)
-        self._fields = schema.stored
-        self._attributes = schema.attributes
-        self._whole_validation = schema.whole_validation
-        self._soft_delete = spec_of(self.document_type).soft_delete
-
-    # -- plumbing ---------------------------------------------------------------------
-
-    @property
-    def layer(self) -> DataLayer:
-        """The layer this repository belongs to."""
-        return self._layer
-
-    def collection(self, *, include_deleted: bool = False) -> GuardedCollection:
-        """The guarded collection of the document type in the running scope."""
-        return self._layer.collection(self.document_type, include_deleted=include_deleted)
-
-    def _errors(self, collection: GuardedCollection | None = None) -> Any:
-        tenant = collection.rules.tenant_id if collection is not None else None
-        return translate_driver_errors(tenant_id=tenant, document_type=self.document_type)
-
-    def _load(self, raw: Mapping[str, Any]) -> D:
-        with self._errors():
-            return self.document_type.model_validate(raw)  # type: ignore[no-any-return]
-
-    def _load_many(self, raws: Iterable[Mapping[str, Any]]) -> list[D]:
-        """Validate stored documents under one error translation (not one per document)."""
-        validate = self.document_type.model_validate
-        with self._errors():
-            return [validate(raw) for raw in raws]
-
-    def _validate(self, data: D | Mapping[str, Any]) -> D:
-        if isinstance(data, self.document_type):
-            return cast(D, data)
-        if not isinstance(data, Mapping):
-            raise DocumentValidationError(
-                f"expected {self.document_type.__name__} or a mapping, got {type(data).__name__}",
-                document_type=self.document_type,
-            )
-        fields = dict(data)
-        bad = [key for key in fields if not isinstance(key, str)]
-        if bad:
-            raise DocumentValidationError(
-                f"field names must be strings, got {bad[0]!r}",
-                fields=tuple(repr(k) for k in bad),
-                document_type=self.document_type,
-            )
-        with self._errors():
-            return self.document_type(**fields)  # type: ignore[no-any-return]
-
-    def _id(self, value: Any) -> Any:
-        if isinstance(value, BaseDocument):
-            value = value.id
-        if isinstance(value, ObjectId):
-            return value
-        if isinstance(value, str) and ObjectId.is_valid(value):
-            return ObjectId(value)
-        raise DocumentValidationError(
-            f"invalid {self.document_type.__name__} id {value!r}",
-            fields=("id",),
-            document_type=self.document_type,
-        )
-
-    def _stored_field(self, name: str) -> str:
-        if type(name) is not str:  # a str subclass could answer split() differently
-            raise DocumentValidationError(
-                f"field names are strings, got {type(name).__name__}",
-                fields=(str(name)[:100],),
-                document_type=self.document_type,
-            )
-        root = name.split(".", 1)[0]
-        stored = self._fields.get(root)
-        if stored is None:
-            raise DocumentValidationError(
-                f"{self.document_type.__name__} has no field {name!r}",
-                fields=(name,),
-                document_type=self.document_type,
-            )
-        return stored + name[len(root) :]
-
-    # -- reads ------------------------------------------------------------------------
-
-    async def get_or_none(self, document_id: Any, *, include_deleted: bool = False) -> D | None:
-        """The document with this id, or None (also when soft-deleted, unless included)."""
-        collection = self.collection(include_deleted=include_deleted)
-        raw = await collection.find_one({"_id": self._id(document_id)})
-        return None if raw is None else self._load(raw)
-
-    async def get(self, document_id: Any, *, include_deleted: bool = False) -> D:
-        """The document with this id; `NotFoundError` when there is none."""
-        found = await self.get_or_none(document_id, include_deleted=include_deleted)
-        if found is None:
-            raise NotFoundError(
-                f"{self.document_type.__name__} {document_id} not found",
-                tenant_id=self.collection().rules.tenant_id,
-                document_type=self.document_type,
-            )
-        return found
-
-    async def find_one(
-        self, filter: Mapping[str, Any] | None = None, *, include_deleted: bool = False
-    ) -> D | None:
-        """The first document matching `filter`, or None."""
-        raw = await self.collection(include_deleted=include_deleted).find_one(
-            self._check_filter(filter)
-        )
-        return None if raw is None else self._load(raw)
-
-    def _check_filter(self, query: Mapping[str, Any] | None) -> dict[str, Any]:
-        if query is None:
-            return {}
-        if not isinstance(query, Mapping):
-            raise DocumentValidationError(
-                f"a filter must be a mapping, got {type(query).__name__}",
-                document_type=self.document_type,
-            )
-        result = dict(query.items())
-        for key in result:
-            if type(key) is not str or not key.startswith("$"):
-                self._stored_field(key)
-        return result
-
-    def _sort(self, sort: SortSpec | None) -> list[tuple[str, int]]:
-        items: Sequence[str | tuple[str, int]]
-        if sort is None:
-            items = []
-        elif isinstance(sort, str):
-            items = [sort]
-        else:
-            items = sort
-        keys: list[tuple[str, int]] = []
-        for item in items:
-            if isinstance(item, str):
-                name, direction = (item[1:], -1) if item.startswith("-") else (item, 1)
-            else:
-                name, direction = item
-                if direction not in (1, -1):
-                    raise DocumentValidationError(
-                        f"sort direction must be 1 or -1, got {direction!r}", fields=(name,)
-                    )
-            keys.append((self._stored_field(name), direction))
-        if not any(name == "_id" for name, _ in keys):
-            keys.append(("_id", keys[-1][1] if keys else 1))  # ties broken by _id
-        return keys
-
-    @staticmethod
-    def _after(keys: list[tuple[str, int]], values: list[Any]) -> dict[str, Any]:
-        """Keyset condition: strictly after `values` in the order `keys` describe."""
-        clauses = []
-        for i, (name, direction) in enumerate(keys):
-            clause = {keys[j][0]: values[j] for j in range(i)}
-            clause[name] = {"$gt" if direction == 1 else "$lt": values[i]}
-            clauses.append(clause)
-        return clauses[0] if len(clauses) == 1 else {"$or": clauses}
-
-    async def find(
-        self,
-        filter: Mapping[str, Any] | None = None,
-        *,
-        sort: SortSpec | None = None,
-        limit: int = DEFAULT_PAGE_SIZE,
-        after: str | None = None,
-        include_deleted: bool = False,
-    ) -> Page[D]:
-        """One page of matching documents in `sort` order (ties broken by `_id`).
-
-        Args:
-            filter: a MongoDB filter; field names are checked against the document.
-            sort: "field", "-field" or (field, 1|-1), or a list of them.
-            limit: page size, 1..1000.
-            after: the `next_cursor` of the previous page.
-            include_deleted: also return soft-deleted documents.
-        """
-        check_int("limit", limit, minimum=1, maximum=MAX_PAGE_SIZE)
-        keys = self._sort(sort)
-        query = self._check_filter(filter)
-        if after is not None:
-            condition = self._after(keys, _decode_cursor(after, len(keys)))
-            query = {"$and": [query, condition]} if query else condition
-        collection = self.collection(include_deleted=include_deleted)
-        with self._errors(collection):
-            raws = await collection.find(query, sort=keys, limit=limit + 1).to_list(limit + 1)
-        items = self._load_many(raws[:limit])
-        next_cursor = None
-        if len(raws) > limit:
-            last = raws[limit - 1]
-            next_cursor = _encode_cursor([_path_value(last, name) for name, _ in keys])
-        return Page(items, next_cursor)
-
-    @overload
-    def stream(
-        self,
-        filter: Mapping[str, Any] | None = None,
-        *,
-        sort: SortSpec | None = None,
-        batch_size: int = DEFAULT_STREAM_BATCH,
-        include_deleted: bool = False,
-        projection: None = None,
-    ) -> AsyncIterator[D]: ...
-
-    @overload
-    def stream(
-        self,
-        filter: Mapping[str, Any] | None = None,
-        *,
-        sort: SortSpec | None = None,
-        batch_size: int = DEFAULT_STREAM_BATCH,
-        include_deleted: bool = False,
-        projection: type[P],
-    ) -> AsyncIterator[P]: ...
-
-    async def stream(
-        self,
-        filter: Mapping[str, Any] | None = None,
-        *,
-        sort: SortSpec | None = None,
-        batch_size: int = DEFAULT_STREAM_BATCH,
-        include_deleted: bool = False,
-        projection: type[pydantic.BaseModel] | None = None,
-    ) -> AsyncIterator[Any]:
-        """Every matching document, fetched and validated a batch at a time (no size cap).
-
-        For exports and bulk reads: one cursor, `batch_size` documents per round trip, memory
-        bounded by the batch. `projection` reads only the fields of a smaller pydantic model
-        (its field names or aliases are this document's; `id`/`_id` included) and yields
-        instances of it. The cursor serves only the scope it was opened in, like any other.
-
-        Args:
-            filter: a MongoDB filter; field names are checked against the document.
-            sort: as for `find`; no order by default.
-            batch_size: documents per round trip, 1..100,000.
-            include_deleted: also yield soft-deleted documents.
-            projection: a pydantic model to read into instead of the document class.
-        """
-        check_int("batch_size", batch_size, minimum=1, maximum=MAX_STREAM_BATCH)
-        query = self._check_filter(filter)
-        options: dict[str, Any] = {"batch_size": batch_size}
-        if sort is not None:
-            options["sort"] = self._sort(sort)
-        model: type[pydantic.BaseModel] = self.document_type
-        if projection is not None:
-            options["projection"] = self._projection(projection)
-            model = projection
-        collection = self.collection(include_deleted=include_deleted)
-        validate = model.model_validate
-        cursor = collection.find(query, **options)
-        try:
-            while True:
-                raws = await cursor.to_list(batch_size)
-                if not raws:
-                    return
-                with self._errors(collection):
-                    batch = [validate(raw) for raw in raws]
-                for item in batch:
-                    yield item
-        finally:
-            await cursor.close()
-
-    def _projection(self, model: type[pydantic.BaseModel]) -> dict[str, int]:
-        if not (isinstance(model, type) and issubclass(model, pydantic.BaseModel)):
-            raise DocumentValidationError(
-                f"projection must be a pydantic model class, got {model!r}",
-                fields=("projection",),
-                document_type=self.document_type,
-            )
-        fields = {"_id": 1}
-        for name, info in model.model_fields.items():
-            fields[self._stored_field(info.alias or name)] = 1
-        return fields
-
-    async def count(
-        self, filter: Mapping[str, Any] | None = None, *, include_deleted: bool = False
-    ) -> int:
-        """How many documents match."""
-        collection = self.collection(include_deleted=include_deleted)
-        return await collection.count_documents(self._check_filter(filter))
-
-    async def exists(
-        self, filter: Mapping[str, Any] | None = None, *, include_deleted: bool = False
-    ) -> bool:
-        """Whether any document matches."""
-        collection = self.collection(include_deleted=include_deleted)
-        found = await collection.find_one(self._check_filter(filter), {"_id": 1})
-        return found is not None
 
     # -- writes -----------------------------------------------------------------------
 
@@ -547,43 +125,76 @@ class Repository(Generic[D]):
             driver_error=error.driver_error,
         )
 
-    def _changes(self, document: D, changes: Mapping[str, Any]) -> tuple[D, dict[str, Any]]:
-        """Validate field changes against the schema; return the new model and `$set`."""
-        if not changes:
-            raise DocumentValidationError("no changes given", document_type=self.document_type)
-        for name in changes:
-            if "." in name:
-                raise DocumentValidationError(
-                    f"update() sets top-level fields, not {name!r}: use update_many() with an "
-                    "update operator for nested paths",
-                    fields=(name,),
-                    document_type=self.document_type,
+    async def upsert(
+        self,
+        key: Mapping[str, Any],
+        changes: Mapping[str, Any] | None = None,
+        *,
+        on_insert: Mapping[str, Any] | None = None,
+        actor: Any = None,
+    ) -> D:
+        """Set `changes` on the document matching `key` (a unique key), creating it if none.
+
+        One atomic statement: the created document is `key`, `changes` and `on_insert` (the
+        fields only a new document gets), validated as a whole before any I/O. Two first
+        upserts of one key race on the unique index; the loser retries and updates the
+        winner's document. `actor` is who acts, recorded by audited repositories. Returns
+        the document as stored.
+
+        Raises:
+            DocumentValidationError: an unknown or layer-owned field, or a value that does not
+                fit the schema; `key` must be field equalities.
+            DuplicateError: inside a transaction, a racing first insert (the owner re-runs).
+        """
+        del actor  # the base keeps no author; audited repositories record it
+        update = self._schema.upsert_update(key, changes or {}, on_insert or {})
+        return await self._upsert(key, update)
+
+    async def _upsert(
+        self,
+        key: Mapping[str, Any],
+        update: Mapping[str, Any],
+        *,
+        collection: GuardedCollection | None = None,
+    ) -> D:
+        """Apply a raw `update` to the document with `key` (unique), creating it if needed.
+
+        The one upsert of the layer (domain repositories build their own update documents).
+        A racing first insert loses on the unique index and retries, then matches the
+        winner's document; inside a transaction the error aborts it, so it is raised.
+        """
+        on_insert = {"schema_version": 1, **dict(update.get("$setOnInsert", {}))}
+        full = {**update, "$setOnInsert": on_insert}
+        collection = collection or self.collection()
+        query = self._check_filter(key)
+        for attempt in (1, 2, 3):
+            try:
+                raw: dict[str, Any] | None = await collection.find_one_and_update(
+                    query, full, upsert=True, return_document=ReturnDocument.AFTER
                 )
-            stored = self._stored_field(name)
-            if name in _PROTECTED_FIELDS or stored in _PROTECTED_FIELDS:
-                error = TenantMismatch if stored == "tenant_id" else DocumentValidationError
-                raise error(
-                    f"{name!r} is managed by the layer and cannot be updated",
-                    document_type=self.document_type,
-                )
-        try:
-            if self._whole_validation:
-                data = document.model_dump()
-                data.update(changes)
-                updated = self.document_type.model_validate(data)
-            else:
-                # Only the changed fields (with their field validators): the rest of the
-                # document was valid when it was read, and no model validator looks across.
-                updated = document.model_copy()
-                validator = self.document_type.__pydantic_validator__
-                for name, value in changes.items():
-                    validator.validate_assignment(updated, self._attributes[name], value)
-        except pydantic.ValidationError as exc:
-            raise DocumentValidationError.from_pydantic(
-                exc, document_type=self.document_type
-            ) from exc
-        dumped = updated.model_dump(by_alias=True, include={self._attributes[n] for n in changes})
-        return updated, {self._fields[name]: dumped[self._fields[name]] for name in changes}
+            except DuplicateError:
+                if attempt == 3 or in_transaction():
+                    raise
+                continue
+            if raw is None:
+                # Measured: the embedded server sometimes answers null to a concurrent upsert
+                # that did write; the document is there to read.
+                raw = await collection.find_one(query)
+            if raw is not None:
+                return self._load(raw)
+        raise NotFoundError(
+            f"upsert of {self.document_type.__name__} {query} returned no document",
+            tenant_id=collection.rules.tenant_id,
+            document_type=self.document_type,
+        )
+
+    @staticmethod
+    def _insert_fields(document: BaseDocument) -> dict[str, Any]:
+        """A new document's fields for an upsert's `$setOnInsert`: all the guard leaves.
+
+        The guard stamps the others (tenant, version, times) on the insert itself.
+        """
+        return {k: v for k, v in dump_document(document).items() if k not in UPSERT_STAMPED}
 
     async def update(self, document: D, /, **changes: Any) -> D:
         """Set fields on a document, only if nobody wrote it since it was read.
@@ -604,7 +215,7 @@ class Repository(Generic[D]):
         expected = check_int(
             "version", getattr(document, "version", 0), document_type=self.document_type
         )
-        updated, set_fields = self._changes(document, dict(changes))
+        updated, set_fields = self._schema.apply_changes(document, dict(changes))
         collection = self.collection()
         if privileged:
             collection = collection._privileged()
@@ -617,6 +228,53 @@ class Repository(Generic[D]):
         updated.version = expected + 1
         updated.updated_at = now
         return updated
+
+    async def update_by_id(
+        self,
+        document_id: Any,
+        changes: Mapping[str, Any],
+        *,
+        expected_version: int | None = None,
+        actor: Any = None,
+    ) -> D:
+        """Set fields on the document with this id without reading it first.
+
+        With `expected_version` the write applies only at that version (else
+        `VersionConflict`); without it, the last writer wins. Values are validated field by
+        field before any I/O; a document class whose validators read across fields is read
+        and checked whole instead. `actor` is who acts, for repositories that record it (the
+        audited ones); the base stores no author. Returns the document as stored.
+
+        Raises:
+            DocumentValidationError: an unknown or layer-owned field, or a bad value.
+            VersionConflict: the stored version differs from `expected_version`.
+            NotFoundError: no such document (or it is soft-deleted).
+        """
+        del actor  # the base keeps no author; audited repositories record it
+        target = self._id(document_id)
+        if expected_version is not None:
+            check_int("expected_version", expected_version, document_type=self.document_type)
+        if self._schema.whole_validation:
+            current = await self.get(target)
+            if expected_version is not None and current.version != expected_version:
+                collection = self.collection()
+                await raise_write_miss(collection, self.document_type, target, expected_version)
+            return await self._apply_update(current, changes)
+        set_fields = self._schema.validate_fields(changes)
+        collection = self.collection()
+        query: dict[str, Any] = {"_id": target}
+        if expected_version is not None:
+            query["__v"] = expected_version
+        # update_one, not findAndModify: the embedded server scans the collection for that.
+        result = await collection.update_one(query, {"$set": set_fields})
+        if result.matched_count != 1:
+            if expected_version is None:
+                raise self._not_found(target, collection)
+            await raise_write_miss(collection, self.document_type, target, expected_version)
+        raw = await collection.find_one({"_id": target})
+        if raw is None:  # deleted right after the write
+            raise self._not_found(target, collection)
+        return self._load(raw)
 
     async def save(self, document: D) -> D:
         """Replace the stored document if its version is unchanged (insert it when new)."""
@@ -639,13 +297,49 @@ class Repository(Generic[D]):
             update: Mapping[str, Any] = changes
         else:
             for name in changes:
-                if self._stored_field(name) in _PROTECTED_FIELDS:
+                if self._stored_field(name) in PROTECTED_FIELDS:
                     raise DocumentValidationError(
                         f"{name!r} is managed by the layer", document_type=self.document_type
                     )
             update = {"$set": {self._stored_field(k): v for k, v in changes.items()}}
         collection = self.collection(include_deleted=include_deleted)
         result = await collection.update_many(self._check_filter(filter), update)
+        return int(result.modified_count)
+
+    async def delete_many(
+        self,
+        filter: Mapping[str, Any],
+        *,
+        actor: Any = None,
+        purge: bool = False,
+        match_all: bool = False,
+    ) -> int:
+        """Delete every match: soft where the document type supports it, else for good.
+
+        Soft-deleted matches stay restorable one by one (`restore`); `actor` is stored as
+        their `deleted_by`. `purge=True` deletes for good (soft-deleted ones included). An
+        empty filter would delete the whole collection of the tenant: refused unless
+        `match_all=True` says so. Returns how many documents were deleted.
+
+        Raises:
+            DocumentValidationError: an empty filter without `match_all`, or an unknown field.
+        """
+        query = self._check_filter(filter)
+        if not query and not match_all:
+            raise DocumentValidationError(
+                f"delete_many() with an empty filter deletes every {self.document_type.__name__}"
+                " of the tenant: pass match_all=True to mean it",
+                fields=("filter",),
+                document_type=self.document_type,
+            )
+        if purge or not self._soft_delete:
+            collection = self.collection(include_deleted=True)
+            return int((await collection.delete_many(query)).deleted_count)
+        # The layer's own write of the fields it guards (as `soft_delete`).
+        collection = self.collection()._privileged()
+        result = await collection.update_many(
+            query, {"$set": {"deleted_at": utcnow(), "deleted_by": actor}}
+        )
         return int(result.modified_count)
 
     async def delete(self, document_or_id: Any, *, deleted_by: Any = None) -> None:
@@ -684,11 +378,7 @@ class Repository(Generic[D]):
         await set_deleted(collection, document_id, deleted=deleted, deleted_by=deleted_by)
         raw = await collection.find_one({"_id": document_id})
         if raw is None:
-            raise NotFoundError(
-                f"{self.document_type.__name__} {document_id} not found",
-                tenant_id=collection.rules.tenant_id,
-                document_type=self.document_type,
-            )
+            raise self._not_found(document_id, collection)
         return self._load(raw)
 
     async def purge(self, document_or_id: Any) -> None:
@@ -697,8 +387,4 @@ class Repository(Generic[D]):
         collection = self.collection(include_deleted=True)
         result = await collection.delete_one({"_id": document_id})
         if result.deleted_count != 1:
-            raise NotFoundError(
-                f"{self.document_type.__name__} {document_id} not found",
-                tenant_id=collection.rules.tenant_id,
-                document_type=self.document_type,
-            )
+            raise self._not_found(document_id, collection)

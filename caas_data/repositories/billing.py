@@ -20,17 +20,19 @@ from caas_data.documents.billing import (
     UsageMetric,
     UsageRecord,
 )
-from caas_data.engine.sessions import current_session
+from caas_data.engine.transactions import in_transaction, transaction
 from caas_data.errors import (
     DocumentValidationError,
     DuplicateError,
     NotFoundError,
     VersionConflict,
 )
-from caas_data.repositories.audit import AuditedRepository, chain_transaction
+from caas_data.repositories.audit import chain_transaction
+from caas_data.repositories.audited import AuditedRepository
 from caas_data.repositories.base import Repository
-from caas_data.repositories.owned import owned_scope, run_in_transaction, scope_tenant
+from caas_data.repositories.owned import owned_scope, scope_tenant
 from caas_data.repositories.platform import SaasClientRepository
+from caas_data.tenancy.tiers import HOME_CLUSTER
 
 __all__ = [
     "PaymentMethodRepository",
@@ -243,7 +245,7 @@ class PaymentMethodRepository(Repository[PaymentMethod]):
             created = await self.create(method)
             return await self.set_default(created.id)
 
-        return await run_in_transaction(self._layer, write)
+        return await transaction(self._layer, write, cluster=HOME_CLUSTER)
 
     async def set_default(self, method_id: Any) -> PaymentMethod:
         """Make this method the default, and no other (one transaction)."""
@@ -263,7 +265,7 @@ class PaymentMethodRepository(Repository[PaymentMethod]):
                 )
             return await self.get(document_id)
 
-        return await run_in_transaction(self._layer, write)
+        return await transaction(self._layer, write, cluster=HOME_CLUSTER)
 
     async def default(self) -> PaymentMethod | None:
         """The default method, or None."""
@@ -296,8 +298,7 @@ class UsageRecordRepository(Repository[UsageRecord]):
                 "occurred_at": occurred_at or utcnow(),
             }
         )
-        session = current_session()
-        if session is not None and session.in_transaction:
+        if in_transaction():
             # A duplicate key would abort the transaction: look before inserting.
             existing = await self.find_one({"idempotency_key": idempotency_key})
             if existing is not None:

@@ -12,11 +12,13 @@ from typing import Any
 
 from caas_data.documents.base import utcnow
 from caas_data.documents.billing import Invoice, InvoiceLine, InvoiceStatus
+from caas_data.engine.transactions import transaction
 from caas_data.engine.writes import raise_write_miss
 from caas_data.errors import DocumentValidationError, NotFoundError
 from caas_data.repositories.base import Repository, check_int
 from caas_data.repositories.counters import OwnedCounterRepository
-from caas_data.repositories.owned import owned_scope, serialized_transaction
+from caas_data.repositories.owned import owned_scope
+from caas_data.tenancy.tiers import HOME_CLUSTER
 
 __all__ = ["INVOICE_COUNTER", "InvoiceRepository"]
 
@@ -147,8 +149,12 @@ class InvoiceRepository(Repository[Invoice]):
             return await self.get(draft.id)
 
         async with owned_scope(self._layer, draft.tenant_id):
-            return await serialized_transaction(
-                self._layer, f"invoice:{draft.tenant_id}", write, max_attempts=_ISSUE_ATTEMPTS
+            return await transaction(
+                self._layer,
+                write,
+                hot_key=f"invoice:{draft.tenant_id}",
+                max_attempts=_ISSUE_ATTEMPTS,
+                cluster=HOME_CLUSTER,
             )
 
     async def _settle(self, invoice_id: Any, status: InvoiceStatus, field: str) -> Invoice:

@@ -7,92 +7,19 @@ so the guard still stamps and filters `tenant_id`, instead of each repository fi
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from caas_data.documents.analytics import PLATFORM_AUDIT_TENANT
-from caas_data.engine.sessions import current_session
 from caas_data.errors import TenantContextMissing, TenantMismatch
 from caas_data.tenancy.context import current_scope
 from caas_data.tenancy.ids import validate_tenant_id
-from caas_data.tenancy.tiers import HOME_CLUSTER
 
 if TYPE_CHECKING:
     from caas_data.engine.layer import DataLayer
 
-__all__ = [
-    "in_transaction",
-    "owned_scope",
-    "process_lock",
-    "run_in_transaction",
-    "scope_tenant",
-    "serialized_transaction",
-]
-
-T = TypeVar("T")
-
-_LOCK_STRIPES = 64
-_locks: weakref.WeakKeyDictionary[DataLayer, list[asyncio.Lock]] = weakref.WeakKeyDictionary()
-
-
-def process_lock(layer: DataLayer, key: str) -> asyncio.Lock:
-    """A lock for `key` within this process: one of a fixed set per layer (bounded memory).
-
-    Only a throttle for writes that would conflict anyway (the database still decides
-    between processes). Never take it while holding another one: callers take it only
-    outside transactions, and nothing inside their block takes one.
-    """
-    stripes = _locks.get(layer)
-    if stripes is None:
-        stripes = _locks[layer] = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
-    digest = hashlib.blake2b(key.encode(), digest_size=4).digest()
-    return stripes[int.from_bytes(digest) % _LOCK_STRIPES]
-
-
-def in_transaction() -> bool:
-    """True inside a running transaction (the ambient session's)."""
-    session = current_session()
-    return session is not None and session.in_transaction
-
-
-async def run_in_transaction(
-    layer: DataLayer, callback: Callable[[], Awaitable[T]], *, max_attempts: int = 10
-) -> T:
-    """`layer.run_transaction`, except that inside a running transaction it just joins it.
-
-    A transient conflict then propagates to whoever started the transaction, which re-runs
-    the whole of it: retrying only the inner part would run it in an already aborted
-    transaction.
-    """
-    if in_transaction():
-        return await callback()
-    # Tenant-owned rows live in the platform databases: on the home cluster.
-    return await layer.run_transaction(callback, max_attempts=max_attempts, cluster=HOME_CLUSTER)
-
-
-async def serialized_transaction(
-    layer: DataLayer,
-    key: str | None,
-    callback: Callable[[], Awaitable[T]],
-    *,
-    max_attempts: int = 50,
-) -> T:
-    """`run_in_transaction` for writes that all touch one hot document (a counter, a chain).
-
-    Such transactions conflict and re-run until one commits per round; within a process
-    they queue on `process_lock(key)` instead, so a burst does not become a storm of re-runs.
-    Inside a running transaction it joins it (no lock).
-    """
-    if key is None or in_transaction():
-        return await run_in_transaction(layer, callback, max_attempts=max_attempts)
-    async with process_lock(layer, key):
-        return await layer.run_transaction(
-            callback, max_attempts=max_attempts, cluster=HOME_CLUSTER
-        )
+__all__ = ["owned_scope", "scope_tenant"]
 
 
 def scope_tenant(tenant_id: str | None) -> str:

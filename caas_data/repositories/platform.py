@@ -30,7 +30,7 @@ from caas_data.errors import (
     UnsafeOperation,
     optional_dependency,
 )
-from caas_data.repositories.audit import AuditedRepository
+from caas_data.repositories.audited import AuditedRepository
 from caas_data.repositories.base import Repository
 from caas_data.repositories.owned import owned_scope, scope_tenant
 from caas_data.tenancy.context import current_scope

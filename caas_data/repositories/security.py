@@ -27,7 +27,7 @@ from caas_data.documents.security import (
     parse_network,
 )
 from caas_data.errors import DocumentValidationError, NotFoundError
-from caas_data.repositories.audit import AuditedRepository
+from caas_data.repositories.audited import AuditedRepository
 from caas_data.repositories.base import Repository, check_duration
 from caas_data.repositories.owned import owned_scope, scope_tenant
 from caas_data.tenancy.ids import validate_tenant_id

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 from caas_data.documents.base import Area
 from caas_data.documents.platform import RETIRED_CLIENT_STATUSES, SaasClient
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.clusters import ClusterUsage
 from caas_data.engine.indexes import declared_indexes
-from caas_data.errors import translate_driver_errors
 from caas_data.tenancy.tiers import HOME_CLUSTER, IsolationModel, Tier
 
 if TYPE_CHECKING:

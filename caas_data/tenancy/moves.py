@@ -47,14 +47,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from caas_data.documents.base import Area, utcnow
 from caas_data.documents.moves import CollectionProgress, MoveStep, TenantMove
 from caas_data.documents.platform import PlacementRecord, SaasClient
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.registry import spec_of
-from caas_data.errors import (
-    DuplicateError,
-    MoveVerificationFailed,
-    TenantNotFound,
-    UnsafeOperation,
-    translate_driver_errors,
-)
+from caas_data.errors import DuplicateError, MoveVerificationFailed, TenantNotFound, UnsafeOperation
 from caas_data.tenancy.capacity import choose_cluster
 from caas_data.tenancy.tiers import HOME_CLUSTER, IsolationModel, Placement, Tier
 

@@ -31,6 +31,7 @@ from caas_data.documents.platform import (
     PlacementRecord,
     SaasClient,
 )
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.clusters import ClusterUsage
 from caas_data.engine.registry import spec_of
 from caas_data.errors import (
@@ -42,7 +43,6 @@ from caas_data.errors import (
     TenantMismatch,
     TenantNotFound,
     UnsafeOperation,
-    translate_driver_errors,
 )
 from caas_data.tenancy.capacity import choose_cluster, cluster_report
 from caas_data.tenancy.context import current_scope

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from caas_data.errors import translate_driver_errors
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.tenancy.tiers import HOME_CLUSTER, Placement, Tier
 
 if TYPE_CHECKING:

@@ -23,7 +23,8 @@ from caas_data import (
 from caas_data.documents.analytics import AuditLog
 from caas_data.documents.base import utcnow
 from caas_data.repositories.analytics import EventRepository
-from caas_data.repositories.audit import AuditLogRepository, ChainReport
+from caas_data.repositories.audit import AuditLogRepository
+from caas_data.repositories.audit_chain import ChainReport
 
 
 def raw_entries(layer: DataLayer) -> Any:

@@ -157,14 +157,14 @@ async def test_chat_flow(http: httpx.AsyncClient, caas_tenant: TenantFactory, ti
     )
     assert group_message["seq"] == 1
 
-    # History: newest page, then older (before=seq), then newer (after=seq).
+    # History: newest page, then older (after=cursor), then newer (newer_than=seq).
     newest = ok(await http.get(url, params={"limit": 4}, headers=alice))
     assert newest["tenant_id"] == t and newest["conversation_id"] == tenant.direct
     assert [m["seq"] for m in newest["items"]] == [3, 4, 5, 6] and newest["has_more"]
-    older = ok(await http.get(url, params={"before": newest["oldest_seq"]}, headers=alice))
+    older = ok(await http.get(url, params={"after": newest["next_cursor"]}, headers=alice))
     assert [m["text"] for m in older["items"]] == [f"{t} #1", f"{t} #2"]
     assert not older["has_more"]
-    newer = ok(await http.get(url, params={"after": 4, "limit": 1}, headers=alice))
+    newer = ok(await http.get(url, params={"newer_than": 4, "limit": 1}, headers=alice))
     assert [m["seq"] for m in newer["items"]] == [5] and newer["has_more"]
     assert tenant_ids_in(newest) == {t}
 
@@ -178,7 +178,8 @@ async def test_chat_flow(http: httpx.AsyncClient, caas_tenant: TenantFactory, ti
     off = ok(await http.post(react, json={"emoji": "👍"}, headers=alice))
     assert not off["present"]
     assert off["reactions"] == [{"emoji": "🚀", "count": 2, "reacted": True}]
-    first = ok(await http.get(url, params={"after": 0, "limit": 1}, headers=bob))["items"][0]
+    first = ok(await http.get(url, params={"newer_than": 0, "limit": 1}, headers=bob))
+    first = first["items"][0]
     assert first["reactions"] == [{"emoji": "🚀", "count": 2, "reacted": True}]
 
     # Inbox: latest activity first, unread counts, last-message previews; mark read.
@@ -282,10 +283,13 @@ async def test_errors_map_to_statuses(http: httpx.AsyncClient, caas_tenant: Tena
     assert bad.status_code == 422 and "needs text" in bad.json()["detail"]
     bad = await http.post("/conversations/not-an-id/messages", json={"text": "x"}, headers=alice)
     assert bad.status_code == 422 and bad.json()["fields"] == ["conversation_id"]
-    bad = await http.get(url, params={"before": 3, "after": 1}, headers=alice)
-    assert bad.status_code == 422 and bad.json()["fields"] == ["before", "after"]
+    await send(http, tenant, "alice", "again")
+    newest = ok(await http.get(url, params={"limit": 1}, headers=alice))
+    other_query = {"after": newest["next_cursor"], "newer_than": 0}  # its cursor, another query
+    bad = await http.get(url, params=other_query, headers=alice)
+    assert bad.status_code == 422 and bad.json()["fields"] == ["after"]
     assert await code(http.get(url, params={"limit": 0}, headers=alice)) == 422
-    assert await code(http.get(url, params={"before": "x"}, headers=alice)) == 422
+    assert await code(http.get(url, params={"newer_than": "x"}, headers=alice)) == 422
     bad = await http.post(
         f"/messages/{message['id']}/reactions", json={"emoji": "a b"}, headers=alice
     )
@@ -305,9 +309,9 @@ async def test_errors_map_to_statuses(http: httpx.AsyncClient, caas_tenant: Tena
     # 409: a second user with the same external id.
     dup = {"external_id": "alice-" + tenant.id, "display_name": "Alice again"}
     assert (await http.post("/users", json=dup, headers=tenant.headers())).status_code == 409
-    # Nothing above left a message behind.
+    # Nothing above left a message behind (but the one sent for a second page).
     history = ok(await http.get(url, headers=alice))
-    assert [m["text"] for m in history["items"]] == ["hello"]
+    assert [m["text"] for m in history["items"]] == ["hello", "again"]
 
 
 async def test_no_tenant_header_never_reaches_the_repositories(
@@ -386,7 +390,7 @@ async def test_concurrent_requests_of_interleaved_tenants_stay_apart(
             body = {"text": f"{tenant.id} says {n}"}
             return http.post(f"{conversation}/messages", json=body, headers=headers)
         if kind == "history":
-            params = [{}, {"after": 0}, {"before": 5}][n % 3]
+            params = [{}, {"newer_than": 0}, {"newer_than": 5}][n % 3]
             return http.get(f"{conversation}/messages", params=params, headers=headers)
         if kind == "inbox":
             return http.get("/conversations", headers=headers)
@@ -424,7 +428,7 @@ async def test_concurrent_requests_of_interleaved_tenants_stay_apart(
         assert sorted((r.emoji, r.count) for r in summary) == sorted((e, 2) for e in EMOJIS)
         # and the API agrees
         url = f"/conversations/{tenant.direct}/messages"
-        body = ok(await http.get(url, params={"after": 0}, headers=tenant.headers("bob")))
+        body = ok(await http.get(url, params={"newer_than": 0}, headers=tenant.headers("bob")))
         assert [m["seq"] for m in body["items"]] == list(range(1, SENDS + 2))
         assert json.dumps(body).count(tenant.id) >= SENDS + 1
         assert not any(other in json.dumps(body) for other in all_ids - {tenant.id})

@@ -36,7 +36,7 @@ from caas_data import (
     UserSessionRepository,
     tenant_scope,
 )
-from caas_data.errors import translate_driver_errors
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.repositories import INT64_MAX, check_int
 from caas_data.testing.factories import Factories
 
@@ -146,9 +146,9 @@ Call = Callable[[DataLayer, Any], Awaitable[Any]]
 # name -> (field the error names, the call with the bad value): each outside any tenant
 # scope, so a call that reached the database (or routing) would raise TenantContextMissing.
 BOUNDED: dict[str, tuple[str, Call]] = {
-    "history.before": (
-        "before",
-        lambda layer, v: layer.repo(MessageRepository).history(NOWHERE, before=v),
+    "history.newer_than": (
+        "newer_than",
+        lambda layer, v: layer.repo(MessageRepository).history(NOWHERE, newer_than=v),
     ),
     "history.after": (
         "after",
@@ -271,8 +271,8 @@ async def test_the_largest_seq_is_an_ordinary_cursor(
         chat = await caas_factories.direct_conversation()
         await caas_factories.message(chat, text="hi")
         messages = caas_layer.repo(MessageRepository)
-        assert [m.text for m in (await messages.history(chat.id, before=INT64_MAX)).items] == ["hi"]
-        assert (await messages.history(chat.id, after=INT64_MAX)).items == []
+        assert [m.text for m in (await messages.history(chat.id, newer_than=0)).items] == ["hi"]
+        assert (await messages.history(chat.id, newer_than=INT64_MAX)).items == []
         reader = chat.participant_ids[1]
         receipt = await caas_layer.repo(ReadReceiptRepository).mark_read(chat.id, reader, INT64_MAX)
         assert receipt.last_read_seq == 1  # clamped to the newest message

@@ -71,10 +71,10 @@ def plain_app(layer: DataLayer) -> FastAPI:
     @router.get("/history/{conversation_id}")
     async def history(
         conversation_id: str,
-        before: int | None = None,  # unbounded on purpose: the layer still answers 422
+        newer_than: int | None = None,  # unbounded on purpose: the layer still answers 422
         messages: MessageRepository = messages_dep,
     ):
-        page = await messages.history(PydanticObjectId(conversation_id), before=before)
+        page = await messages.history(PydanticObjectId(conversation_id), newer_than=newer_than)
         return {"count": len(page.items)}
 
     app.include_router(router)
@@ -145,14 +145,14 @@ async def test_unbounded_int_in_a_service_is_the_layers_422(
 ) -> None:
     headers = {"X-Tenant-ID": shared_tenant}
     url = f"/history/{PydanticObjectId()}"
-    for before in (HUGE, -1, INT64_MAX + 1):
-        body = problem(await plain.get(url, params={"before": before}, headers=headers), 422)
-        assert body["fields"] == ["before"]
-    body = problem(await plain.get(url, params={"before": "x"}, headers=headers), 422)
-    assert body["fields"] == ["before"]  # FastAPI's own 422, in the same body
-    assert (await plain.get(url, params={"before": INT64_MAX}, headers=headers)).json() == {
-        "count": 0
-    }
+    for seq in (HUGE, -1, INT64_MAX + 1):
+        body = problem(await plain.get(url, params={"newer_than": seq}, headers=headers), 422)
+        assert body["fields"] == ["newer_than"]
+    body = problem(await plain.get(url, params={"newer_than": "x"}, headers=headers), 422)
+    assert body["fields"] == ["newer_than"]  # FastAPI's own 422, in the same body
+    # A conversation that does not exist is named in a 404, not an empty page.
+    missing = await plain.get(url, params={"newer_than": INT64_MAX}, headers=headers)
+    assert missing.status_code == 404
 
 
 async def test_history_cursors_never_answer_500(
@@ -163,21 +163,21 @@ async def test_history_cursors_never_answer_500(
     alice = tenant.headers("alice")
     url = f"/conversations/{tenant.direct}/messages"
     bad: list[tuple[dict[str, Any], str]] = [
-        ({"before": HUGE}, "before"),
+        ({"newer_than": HUGE}, "newer_than"),
         ({"after": HUGE}, "after"),
-        ({"before": INT64_MAX + 1}, "before"),
-        ({"before": -1}, "before"),
+        ({"newer_than": INT64_MAX + 1}, "newer_than"),
+        ({"newer_than": -1}, "newer_than"),
         ({"after": -1}, "after"),
         ({"after": "abc"}, "after"),
-        ({"before": "1e3"}, "before"),
-        ({"before": "²"}, "before"),
+        ({"newer_than": "1e3"}, "newer_than"),
+        ({"newer_than": "²"}, "newer_than"),
         ({"limit": HUGE}, "limit"),
         ({"limit": "many"}, "limit"),
     ]
     for params, field in bad:
         body = problem(await chat.get(url, params=params, headers=alice), 422)
         assert body["fields"] == [field], (params, body)
-    newest = await chat.get(url, params={"before": INT64_MAX}, headers=alice)
+    newest = await chat.get(url, params={"newer_than": 0}, headers=alice)
     assert [m["text"] for m in newest.json()["items"]] == ["hello"]
     read = f"/conversations/{tenant.direct}/read"
     for seq in (HUGE, -1, "x"):

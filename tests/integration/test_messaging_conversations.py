@@ -18,7 +18,7 @@ from caas_data import (
     tenant_scope,
 )
 from caas_data.documents.saas.messaging import Conversation, ConversationKind, direct_key
-from caas_data.repositories.saas import messaging as messaging_repositories
+from caas_data.repositories.saas import conversations as conversation_repositories
 from caas_data.repositories.saas.messaging import (
     ConversationRepository,
     MessageRepository,
@@ -167,7 +167,7 @@ async def test_inbox_sorted_by_activity_with_previews_and_unread_counts(
 async def test_group_size_is_bounded(
     caas_layer: DataLayer, caas_tenant: TenantFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(messaging_repositories, "MAX_PARTICIPANTS", 3)
+    monkeypatch.setattr(conversation_repositories, "MAX_PARTICIPANTS", 3)
     async with tenant_scope(await caas_tenant(Tier.PRO)):
         alice, bob, carol, dave = await make_users(caas_layer, 4)
         conversations = caas_layer.repo(ConversationRepository)

@@ -151,14 +151,14 @@ async def test_senders_on_separate_clients_get_gap_free_seqs_without_transaction
 
         attempts = 0
         for layer in (caas_layer, other):
-            run_transaction = layer.run_transaction
+            unit_of_work = layer.unit_of_work
 
-            async def counted(callback: Any, *, _run: Any = run_transaction, **kwargs: Any) -> Any:
+            def counted(*args: Any, _open: Any = unit_of_work, **kwargs: Any) -> Any:
                 nonlocal attempts
-                attempts += 1
-                return await _run(callback, **kwargs)
+                attempts += 1  # one transaction attempt (the policy opens one per attempt)
+                return _open(*args, **kwargs)
 
-            layer.run_transaction = counted  # type: ignore[method-assign]
+            layer.unit_of_work = counted  # type: ignore[method-assign]
         results = await asyncio.gather(
             *(
                 sender(layer, user, 6)
@@ -211,7 +211,9 @@ async def test_a_retried_send_returns_the_first_message(
         assert await messages.count({"conversation_id": conv.id}) == 2
 
 
-async def test_history_pages_newest_before_and_after(caas_layer: DataLayer, tenant: str) -> None:
+async def test_history_pages_back_with_a_cursor_and_forward_from_a_seq(
+    caas_layer: DataLayer, tenant: str
+) -> None:
     async with tenant_scope(tenant):
         alice, bob = await make_users(caas_layer, 2)
         conv = await caas_layer.repo(ConversationRepository).open_direct(alice, bob)
@@ -220,22 +222,70 @@ async def test_history_pages_newest_before_and_after(caas_layer: DataLayer, tena
             await messages.send(conv.id, alice if i % 2 else bob, text=f"m{i + 1}")
         newest = await messages.history(conv.id, limit=5)
         assert [m.seq for m in newest] == [8, 9, 10, 11, 12] and newest.has_more
-        older = await messages.history(conv.id, before=newest.oldest_seq, limit=5)
+        older = await messages.history(conv.id, after=newest.next_cursor, limit=5)
         assert [m.seq for m in older] == [3, 4, 5, 6, 7] and older.has_more
-        oldest = await messages.history(conv.id, before=older.oldest_seq, limit=5)
+        oldest = await messages.history(conv.id, after=older.next_cursor, limit=5)
         assert [m.seq for m in oldest] == [1, 2] and not oldest.has_more
-        newer = await messages.history(conv.id, after=2, limit=4)
+        assert oldest.next_cursor is None
+        newer = await messages.history(conv.id, newer_than=2, limit=4)
         assert [m.seq for m in newer] == [3, 4, 5, 6] and newer.has_more
-        tail = await messages.history(conv.id, after=10, limit=4)
+        rest = await messages.history(conv.id, newer_than=2, after=newer.next_cursor, limit=4)
+        assert [m.seq for m in rest] == [7, 8, 9, 10] and rest.has_more
+        tail = await messages.history(conv.id, newer_than=10, limit=4)
         assert [m.seq for m in tail] == [11, 12] and not tail.has_more
         assert [m.text for m in tail] == ["m11", "m12"]
         with pytest.raises(DocumentValidationError):
-            await messages.history(conv.id, before=3, after=1)
-        with pytest.raises(DocumentValidationError):
             await messages.history(conv.id, limit=0)
         with pytest.raises(DocumentValidationError) as not_a_seq:
-            await messages.history(conv.id, before="3")  # type: ignore[arg-type]
-        assert not_a_seq.value.fields == ("before",)
+            await messages.history(conv.id, newer_than="3")  # type: ignore[arg-type]
+        assert not_a_seq.value.fields == ("newer_than",)
+
+
+async def test_a_cursor_of_another_query_is_refused(caas_layer: DataLayer, tenant: str) -> None:
+    """A cursor is for the query that made it: reused elsewhere it is refused, never `[]`."""
+    async with tenant_scope(tenant):
+        alice, bob, carol = await make_users(caas_layer, 3)
+        conversations = caas_layer.repo(ConversationRepository)
+        conv = await conversations.open_direct(alice, bob)
+        other = await conversations.open_direct(alice, carol)
+        messages = caas_layer.repo(MessageRepository)
+        for i in range(4):
+            await messages.send(conv.id, alice, text=f"m{i}")
+        back = await messages.history(conv.id, limit=2)
+        forward = await messages.history(conv.id, newer_than=0, limit=2)
+        found = await messages.find({"conversation_id": conv.id}, sort="seq", limit=2)
+        refusals = [
+            messages.history(conv.id, newer_than=0, after=back.next_cursor),  # other direction
+            messages.history(other.id, after=back.next_cursor),  # other conversation
+            messages.history(conv.id, after=forward.next_cursor),
+            messages.history(conv.id, after=found.next_cursor),  # a find() cursor
+            messages.find({"conversation_id": conv.id}, sort="-seq", after=found.next_cursor),
+            messages.find({"conversation_id": other.id}, sort="seq", after=found.next_cursor),
+            messages.find({"conversation_id": conv.id}, sort="seq", after="not-a-cursor"),
+        ]
+        for call in refusals:
+            with pytest.raises(DocumentValidationError, match="cursor") as refused:
+                await call
+            assert refused.value.fields == ("after",)
+        users = caas_layer.repo(UserRepository)
+        with pytest.raises(DocumentValidationError, match="another query"):
+            await users.find(after=found.next_cursor)  # another collection
+
+
+async def test_the_history_of_a_missing_conversation_is_not_found(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    nowhere = PydanticObjectId()
+    async with tenant_scope(tenant):
+        messages = caas_layer.repo(MessageRepository)
+        with pytest.raises(NotFoundError, match=str(nowhere)):
+            await messages.history(nowhere)
+        with pytest.raises(NotFoundError, match=str(nowhere)):
+            await messages.thread(nowhere)
+        alice, bob = await make_users(caas_layer, 2)
+        quiet = await caas_layer.repo(ConversationRepository).open_direct(alice, bob)
+        page = await messages.history(quiet.id)  # exists, no message yet: an empty page
+        assert page.items == [] and not page.has_more
 
 
 def _stages(plan: dict) -> list[dict]:
@@ -247,7 +297,7 @@ def _stages(plan: dict) -> list[dict]:
     return found
 
 
-@pytest.mark.parametrize("page", [{}, {"before": 6}, {"after": 3}])
+@pytest.mark.parametrize("page", [{}, {"newer_than": 3}])
 async def test_history_is_served_by_the_seq_index(
     caas_layer: DataLayer, tenant: str, page: dict
 ) -> None:
@@ -289,7 +339,9 @@ async def test_history_pages_are_index_only(caas_layer: DataLayer, tenant: str) 
         for i in range(12):
             await messages.send(conv.id, alice, text=f"m{i}")
             await messages.send(other.id, alice, text=f"o{i}")
-        plan = await messages.explain_history(conv.id, before=9, limit=3)
+        back = await messages.history(conv.id, limit=4)  # 9..12; its cursor pages below 9
+        assert [m.seq for m in back] == [9, 10, 11, 12]
+        plan = await messages.explain_history(conv.id, after=back.next_cursor, limit=3)
     stages = [s["stage"] for s in _stages(plan["queryPlanner"]["winningPlan"])]
     assert "IXSCAN" in stages and "COLLSCAN" not in stages
     stats = plan.get("executionStats")
@@ -425,7 +477,8 @@ async def test_messages_stay_within_their_tenant(
     async with tenant_scope(tenants.pro):
         messages = caas_layer.repo(MessageRepository)
         assert await messages.get_or_none(sent.id, include_deleted=True) is None
-        assert len(await messages.history(conv.id)) == 0
+        with pytest.raises(NotFoundError, match=str(conv.id)):  # no such conversation here
+            await messages.history(conv.id)
     async with tenant_scope(await caas_tenant(Tier.FREE)):
         messages = caas_layer.repo(MessageRepository)
         assert await messages.get_or_none(sent.id, include_deleted=True) is None

@@ -37,9 +37,7 @@ async def test_stream_yields_every_match_across_batches(caas_layer: DataLayer, t
 
         live = [u async for u in repo.stream(sort="external_id", batch_size=7)]
         everyone = [u async for u in repo.stream(batch_size=10, include_deleted=True)]
-        names = [
-            u async for u in repo.stream({"external_id": {"$gte": "u020"}}, projection=UserName)
-        ]
+        names = [u async for u in repo.stream({"external_id": {"$gte": "u020"}}, project=UserName)]
 
     assert [u.external_id for u in live] == [f"u{i:03d}" for i in range(25) if i != 3]
     assert all(isinstance(u, User) and u.tenant_id == tenant for u in live)
@@ -84,6 +82,6 @@ async def test_stream_checks_its_arguments_before_any_io(
         with pytest.raises(DocumentValidationError):
             await anext(repo.stream(batch_size=0))
         with pytest.raises(DocumentValidationError):
-            await anext(repo.stream(projection=Unknown))
+            await anext(repo.stream(project=Unknown))
         with pytest.raises(DocumentValidationError):
             await anext(repo.stream({"nickname": "x"}))

@@ -31,13 +31,14 @@ from caas_data.documents.saas.encryption import (
     UserKey,
     private_field_names,
 )
+from caas_data.engine.transactions import transaction
 from caas_data.errors import (
     DocumentValidationError,
     DuplicateError,
     NotFoundError,
     RepositoryError,
 )
-from caas_data.repositories.saas.settings import UpsertRepository
+from caas_data.repositories.base import Repository
 
 __all__ = [
     "DEFAULT_LOW_SUPPLY_THRESHOLD",
@@ -61,7 +62,7 @@ def _device_key(user_id: PydanticObjectId, device_id: str) -> dict[str, Any]:
     return {"user_id": user_id, "device_id": device_id}
 
 
-class _KeyRepository(UpsertRepository[K]):
+class _KeyRepository(Repository[K]):
     """Shared by both key repositories: refuse private material before validation.
 
     The documents refuse it too; checking here first lets the error name the offending
@@ -126,7 +127,7 @@ class UserKeyRepository(_KeyRepository[UserKey]):
                 await bundles._remove_device_keys(user_id, device_id)
             return stored
 
-        return await self.layer.run_transaction(publish)
+        return await transaction(self.layer, publish)
 
     async def identity_of(self, user_id: PydanticObjectId, device_id: str) -> UserKey:
         """The identity key of one device; `NotFoundError` if it published none."""
@@ -151,7 +152,7 @@ class UserKeyRepository(_KeyRepository[UserKey]):
             removed = await self._remove_device_keys(user_id, device_id)
             return removed + await bundles._remove_device_keys(user_id, device_id)
 
-        return bool(await self.layer.run_transaction(remove))
+        return bool(await transaction(self.layer, remove))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,23 +9,21 @@ one helper, `GroupRepository._change_membership`, which in one transaction:
    and then the memberships.
 
 Every change writes the group document first, so concurrent changes to one group conflict
-there and `run_transaction` re-runs the loser on the new state. That also rules out write
+there and `transaction()` re-runs the loser on the new state. That also rules out write
 skew on the "at least one owner" rule: two owners leaving at once cannot both see the other
-one stay. Within one process, changes to one group also wait for each other (a per-group
-lock): they would only conflict and retry otherwise, and on a hot group the retries, not the
-work, would dominate. Across processes the transaction alone keeps the counts right.
+one stay. Within one process, changes to one group also wait for each other (the group is
+the transaction's `hot_key`): they would only conflict and retry otherwise, and on a hot group
+the retries, not the work, would dominate. Across processes the transaction alone keeps the
+counts right.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
 from beanie import PydanticObjectId
-from bson import ObjectId
 
 from caas_data.documents.base import utcnow
 from caas_data.documents.saas.groups import (
@@ -35,209 +33,29 @@ from caas_data.documents.saas.groups import (
     GroupVisibility,
     MembershipStatus,
 )
+from caas_data.engine.transactions import transaction
 from caas_data.engine.writes import dump_document, raise_write_miss, stamp_new
-from caas_data.errors import DocumentValidationError, NotFoundError
 from caas_data.repositories.base import Page, Repository
+from caas_data.repositories.saas.group_plans import (
+    Changes,
+    Current,
+    Plan,
+    UserId,
+    forbidden,
+    join_plan,
+    kick_plan,
+    leave_plan,
+    member_counts,
+    refused,
+    role_plan,
+    transfer_plan,
+)
 from caas_data.repositories.saas.settings import TenantSettingsRepository
+from caas_data.repositories.values import parse_id
 
 __all__ = ["GroupMemberRepository", "GroupRepository"]
 
 ACTIVE: Final = MembershipStatus.ACTIVE
-UserId = PydanticObjectId
-Current = Mapping[UserId, GroupMember | None]
-Changes = dict[UserId, dict[str, Any]]
-Plan = Callable[[Group, Current, datetime], Changes]
-
-
-# -- refusals ----------------------------------------------------------------------------
-# Proposed: `PermissionDenied` and `InvalidStateError` subclasses of RepositoryError; until
-# then both are DocumentValidationError (a ValueError naming the argument at fault).
-
-
-def _forbidden(message: str, field: str) -> DocumentValidationError:
-    return DocumentValidationError(message, fields=(field,), document_type=GroupMember)
-
-
-def _refused(message: str, field: str) -> DocumentValidationError:
-    return DocumentValidationError(message, fields=(field,), document_type=Group)
-
-
-def _not_member(group: Group, user_id: UserId) -> NotFoundError:
-    return NotFoundError(
-        f"user {user_id} is not a member of group {group.id}", document_type=GroupMember
-    )
-
-
-def _active(current: Current, user_id: UserId) -> GroupMember | None:
-    member = current.get(user_id)
-    return member if member is not None and member.is_active else None
-
-
-def _manager(group: Group, current: Current, actor_id: UserId, action: str) -> GroupMember:
-    actor = _active(current, actor_id)
-    if actor is None or not actor.manages_members:
-        raise _forbidden(
-            f"user {actor_id} may not {action} in group {group.id}: only its owners and admins may",
-            "by",
-        )
-    return actor
-
-
-def _keep_an_owner(group: Group, target: GroupMember, what: str) -> None:
-    if target.role is GroupRole.OWNER and group.owner_count <= 1:
-        raise _refused(
-            f"user {target.user_id} is the last owner of group {group.id} and cannot {what}: "
-            "transfer_ownership() to another member first",
-            "user_id",
-        )
-
-
-# -- plans: what a change does, as pure functions of the current state -----------------------
-
-
-def _join_plan(user_id: UserId, added_by: UserId | None) -> Plan:
-    def plan(group: Group, current: Current, now: datetime) -> Changes:
-        member = current.get(user_id)
-        if member is not None and member.is_active:
-            return {}  # already in: joining again changes nothing
-        if added_by is not None and added_by != user_id:
-            adder = _active(current, added_by)
-            if adder is None:
-                raise _forbidden(f"user {added_by} is not a member of group {group.id}", "added_by")
-            if group.visibility is GroupVisibility.PRIVATE and not adder.manages_members:
-                raise _forbidden(
-                    f"only owners and admins add members to private group {group.id}", "added_by"
-                )
-        elif group.visibility is GroupVisibility.PRIVATE:
-            raise _forbidden(
-                f"group {group.id} is private: an owner or admin must add the user",
-                "added_by",
-            )
-        elif member is not None and member.status is MembershipStatus.REMOVED:
-            raise _forbidden(
-                f"user {user_id} was removed from group {group.id}: only an owner or admin "
-                "can add them back",
-                "added_by",
-            )
-        return {
-            user_id: {
-                "status": ACTIVE,
-                "role": GroupRole.MEMBER,
-                "joined_at": now,
-                "left_at": None,
-                "added_by": added_by,
-                "removed_by": None,
-            }
-        }
-
-    return plan
-
-
-def _leave_plan(user_id: UserId) -> Plan:
-    def plan(group: Group, current: Current, now: datetime) -> Changes:
-        member = _active(current, user_id)
-        if member is None:
-            raise _not_member(group, user_id)
-        _keep_an_owner(group, member, "leave")
-        return {user_id: {"status": MembershipStatus.LEFT, "left_at": now}}
-
-    return plan
-
-
-def _kick_plan(user_id: UserId, by: UserId) -> Plan:
-    def plan(group: Group, current: Current, now: datetime) -> Changes:
-        actor = _manager(group, current, by, "remove members")
-        if by == user_id:
-            raise _refused("a member cannot remove themself: use leave()", "user_id")
-        target = _active(current, user_id)
-        if target is None:
-            raise _not_member(group, user_id)
-        if target.role is GroupRole.OWNER and actor.role is not GroupRole.OWNER:
-            raise _forbidden(f"admins cannot remove an owner of group {group.id}", "by")
-        _keep_an_owner(group, target, "be removed")
-        return {user_id: {"status": MembershipStatus.REMOVED, "left_at": now, "removed_by": by}}
-
-    return plan
-
-
-def _role_plan(user_id: UserId, role: GroupRole, by: UserId) -> Plan:
-    def plan(group: Group, current: Current, now: datetime) -> Changes:
-        actor = _manager(group, current, by, "change roles")
-        target = _active(current, user_id)
-        if target is None:
-            raise _not_member(group, user_id)
-        if target.role is role:
-            return {}
-        if actor.role is not GroupRole.OWNER and GroupRole.OWNER in (role, target.role):
-            raise _forbidden(f"only owners grant or revoke ownership of group {group.id}", "by")
-        if role is not GroupRole.OWNER:
-            _keep_an_owner(group, target, "be demoted")
-        return {user_id: {"role": role}}
-
-    return plan
-
-
-def _transfer_plan(from_user_id: UserId, to_user_id: UserId) -> Plan:
-    def plan(group: Group, current: Current, now: datetime) -> Changes:
-        if from_user_id == to_user_id:
-            raise _refused("ownership must go to another member", "to_user_id")
-        giver = _active(current, from_user_id)
-        if giver is None or giver.role is not GroupRole.OWNER:
-            raise _forbidden(
-                f"user {from_user_id} is not an owner of group {group.id}", "from_user_id"
-            )
-        if _active(current, to_user_id) is None:
-            raise _not_member(group, to_user_id)
-        return {to_user_id: {"role": GroupRole.OWNER}, from_user_id: {"role": GroupRole.ADMIN}}
-
-    return plan
-
-
-def _group_id(value: Any) -> PydanticObjectId:
-    """A group id from a Group, an ObjectId or its hex string."""
-    if isinstance(value, Group) and value.id is not None:
-        return value.id
-    if isinstance(value, ObjectId):
-        return PydanticObjectId(value)
-    if isinstance(value, str) and ObjectId.is_valid(value):
-        return PydanticObjectId(value)
-    raise DocumentValidationError(
-        f"invalid group id {value!r}", fields=("group_id",), document_type=Group
-    )
-
-
-def _counts(members: Sequence[GroupMember | None]) -> tuple[int, int]:
-    active = [m for m in members if m is not None and m.is_active]
-    return len(active), sum(1 for m in active if m.role is GroupRole.OWNER)
-
-
-# -- per-process single flight ---------------------------------------------------------------
-
-
-class _KeyedLocks:
-    """One asyncio lock per key, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: Hashable) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-
-_group_locks = _KeyedLocks()
-
-
 # -- repositories ------------------------------------------------------------------------
 
 
@@ -250,12 +68,18 @@ class GroupMemberRepository(Repository[GroupMember]):
         self, group_id: Any, user_id: PydanticObjectId
     ) -> GroupMember | None:
         """The membership of a user in a group, current or past; None if never a member."""
-        return await self.find_one({"group_id": _group_id(group_id), "user_id": user_id})
+        return await self.find_one(
+            {"group_id": parse_id(group_id, "group_id", document_type=Group), "user_id": user_id}
+        )
 
     async def is_member(self, group_id: Any, user_id: PydanticObjectId) -> bool:
         """Whether the user is an active member."""
         return await self.exists(
-            {"group_id": _group_id(group_id), "user_id": user_id, "status": ACTIVE}
+            {
+                "group_id": parse_id(group_id, "group_id", document_type=Group),
+                "user_id": user_id,
+                "status": ACTIVE,
+            }
         )
 
     async def members(
@@ -267,7 +91,10 @@ class GroupMemberRepository(Repository[GroupMember]):
         limit: int = 50,
     ) -> Page[GroupMember]:
         """A page of the active members of a group (optionally of one role)."""
-        query: dict[str, Any] = {"group_id": _group_id(group_id), "status": ACTIVE}
+        query: dict[str, Any] = {
+            "group_id": parse_id(group_id, "group_id", document_type=Group),
+            "status": ACTIVE,
+        }
         if role is not None:
             query["role"] = GroupRole(role)
         return await self.find(query, after=after, limit=limit)
@@ -330,12 +157,12 @@ class GroupRepository(Repository[Group]):
             }
         )
         if group.max_members > tenant_cap:
-            raise _refused(
+            raise refused(
                 f"max_members {group.max_members} exceeds the tenant's limit of {tenant_cap}",
                 "max_members",
             )
         if group.member_count > group.max_members:
-            raise _refused(
+            raise refused(
                 f"{group.member_count} members exceed max_members {group.max_members}",
                 "member_ids",
             )
@@ -356,7 +183,7 @@ class GroupRepository(Repository[Group]):
             await self._members.create_many(memberships)
             return stored
 
-        return await self.layer.run_transaction(create)
+        return await transaction(self.layer, create)
 
     # -- membership changes ----------------------------------------------------------------
 
@@ -374,7 +201,7 @@ class GroupRepository(Repository[Group]):
                 full (`max_members`).
         """
         users = [user_id] if added_by is None else [user_id, added_by]
-        changed = await self._change_membership(group_id, users, _join_plan(user_id, added_by))
+        changed = await self._change_membership(group_id, users, join_plan(user_id, added_by))
         return changed[user_id]
 
     async def leave(self, group_id: Any, user_id: PydanticObjectId) -> GroupMember:
@@ -384,7 +211,7 @@ class GroupRepository(Repository[Group]):
             NotFoundError: no such group, or the user is not an active member.
             DocumentValidationError: the user is the last owner (transfer ownership first).
         """
-        changed = await self._change_membership(group_id, [user_id], _leave_plan(user_id))
+        changed = await self._change_membership(group_id, [user_id], leave_plan(user_id))
         return changed[user_id]
 
     async def kick(
@@ -396,7 +223,7 @@ class GroupRepository(Repository[Group]):
             NotFoundError: no such group, or the user is not an active member.
             DocumentValidationError: `by` may not remove this member (`fields` names `by`).
         """
-        changed = await self._change_membership(group_id, [user_id, by], _kick_plan(user_id, by))
+        changed = await self._change_membership(group_id, [user_id, by], kick_plan(user_id, by))
         return changed[user_id]
 
     async def set_role(
@@ -416,8 +243,8 @@ class GroupRepository(Repository[Group]):
         try:
             new_role = GroupRole(role)
         except ValueError:
-            raise _refused(f"unknown role {role!r}", "role") from None
-        plan = _role_plan(user_id, new_role, by)
+            raise refused(f"unknown role {role!r}", "role") from None
+        plan = role_plan(user_id, new_role, by)
         changed = await self._change_membership(group_id, [user_id, by], plan)
         return changed[user_id]
 
@@ -428,7 +255,7 @@ class GroupRepository(Repository[Group]):
 
         Returns (new owner, previous owner).
         """
-        plan = _transfer_plan(from_user_id, to_user_id)
+        plan = transfer_plan(from_user_id, to_user_id)
         changed = await self._change_membership(group_id, [from_user_id, to_user_id], plan)
         return changed[to_user_id], changed[from_user_id]
 
@@ -437,7 +264,7 @@ class GroupRepository(Repository[Group]):
         group = await self.get(group_id)
         member = await self._members.membership_or_none(group.id, by)
         if member is None or not member.is_active or member.role is not GroupRole.OWNER:
-            raise _forbidden(f"only an owner may delete group {group.id}", "by")
+            raise forbidden(f"only an owner may delete group {group.id}", "by")
         return await self.soft_delete(group.id, deleted_by=by)
 
     async def purge(self, document_or_id: Any) -> None:
@@ -449,7 +276,7 @@ class GroupRepository(Repository[Group]):
             await base_purge(group_id)
             await self._members.collection().delete_many({"group_id": group_id})
 
-        await self.layer.run_transaction(purge_all)
+        await transaction(self.layer, purge_all)
 
     async def _change_membership(
         self, group_id: Any, user_ids: Sequence[UserId], plan: Plan
@@ -458,9 +285,9 @@ class GroupRepository(Repository[Group]):
 
         Returns the memberships of `user_ids` afterwards (unchanged ones as they were).
         """
-        target = _group_id(group_id)
+        target = parse_id(group_id, "group_id", document_type=Group)
         members = self._members
-        key = (self.layer, self.collection().rules.tenant_id, target)
+        key = ("group", self.collection().rules.tenant_id, target)
 
         async def attempt() -> dict[UserId, GroupMember]:
             group = await self.get(target)
@@ -476,15 +303,15 @@ class GroupRepository(Repository[Group]):
             if not changes:
                 return {u: m for u, m in current.items() if m is not None}
             after = self._apply(target, current, changes, now)
-            count, owners = _counts(list(after.values()))
-            before_count, before_owners = _counts([current[u] for u in after])
+            count, owners = member_counts(list(after.values()))
+            before_count, before_owners = member_counts([current[u] for u in after])
             member_delta, owner_delta = count - before_count, owners - before_owners
             if member_delta > 0 and group.member_count + member_delta > group.max_members:
-                raise _refused(
+                raise refused(
                     f"group {group.id} is full ({group.max_members} members)", "max_members"
                 )
             if group.owner_count + owner_delta < 1:  # the plans refuse first; never trust one
-                raise _refused(f"group {group.id} would have no owner", "user_id")
+                raise refused(f"group {group.id} would have no owner", "user_id")
             # The group first: concurrent changes of this group conflict here (see module doc).
             counted = await self.collection().update_one(
                 {"_id": target, "__v": group.version},
@@ -496,8 +323,7 @@ class GroupRepository(Repository[Group]):
             await self._write_members(current, after, changes, now)
             return {**{u: m for u, m in current.items() if m is not None}, **after}
 
-        async with _group_locks.hold(key):
-            return await self.layer.run_transaction(attempt)
+        return await transaction(self.layer, attempt, hot_key=key)
 
     @staticmethod
     def _apply(

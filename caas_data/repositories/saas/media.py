@@ -17,7 +17,8 @@ from caas_data.documents.saas.media import (
     PostVisibility,
     ScanStatus,
 )
-from caas_data.errors import DocumentValidationError, DuplicateError, NotFoundError
+from caas_data.engine.transactions import transaction
+from caas_data.errors import DocumentValidationError, NotFoundError
 from caas_data.repositories.base import Page, Repository, check_int
 from caas_data.repositories.saas.settings import TenantSettingsRepository
 
@@ -137,7 +138,7 @@ class MediaFileRepository(Repository[MediaFile]):
             await base_purge(file_id)
             await metadata.collection().delete_many({"file_id": file_id})
 
-        await self.layer.run_transaction(purge_both)
+        await transaction(self.layer, purge_both)
 
 
 class PostRepository(Repository[Post]):
@@ -262,21 +263,11 @@ class MediaMetadataRepository(Repository[MediaMetadata]):
                     fields=(name,),
                     document_type=MediaMetadata,
                 )
-        probe = self._validate({"file_id": target, **fields})
+        self._validate({"file_id": target, **fields})  # every value, before any I/O
         files = self.layer.repo(MediaFileRepository)
         if not await files.exists({"_id": target}, include_deleted=True):
             raise NotFoundError(f"file {target} not found", document_type=MediaFile)
-        values = probe.model_dump(include=set(fields))
-        collection = self.collection()
-        update = {"$set": values, "$setOnInsert": {"schema_version": 1}}
-        try:
-            await collection.update_one({"file_id": target}, update, upsert=True)
-        except DuplicateError:
-            # Two first records raced on the upsert; the document now exists, so update it.
-            await collection.update_one({"file_id": target}, update)
-        raw = await collection.find_one({"file_id": target})
-        assert raw is not None
-        return self._load(raw)
+        return await self.upsert({"file_id": target}, fields)
 
     async def for_file(self, file_id: Any) -> MediaMetadata | None:
         """The metadata of one file, or None if none was recorded."""

@@ -17,13 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from caas_data.documents.base import utcnow
 from caas_data.documents.platform import RETIRED_CLIENT_STATUSES, SaasClient
+from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.cutoffs import retention_cutoff
-from caas_data.errors import (
-    CaasDataError,
-    TenantContextMissing,
-    TenantMismatch,
-    translate_driver_errors,
-)
+from caas_data.errors import CaasDataError, TenantContextMissing, TenantMismatch
 from caas_data.repositories.base import Repository
 from caas_data.repositories.saas.groups import GroupRepository
 from caas_data.repositories.saas.media import MediaFileRepository, PostRepository

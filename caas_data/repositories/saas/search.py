@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -23,13 +23,22 @@ from beanie import PydanticObjectId
 from pymongo.errors import OperationFailure
 
 from caas_data.documents.saas.messaging import Message
-from caas_data.errors import DocumentValidationError, translate_driver_errors
-from caas_data.repositories.base import Repository, _decode_cursor, _encode_cursor, check_int
+from caas_data.driver_errors import translate_driver_errors
+from caas_data.errors import DocumentValidationError
+from caas_data.repositories.base import Repository
+from caas_data.repositories.pages import (
+    Page,
+    decode_cursor,
+    encode_cursor,
+    keyset_after,
+    query_shape,
+)
+from caas_data.repositories.values import check_limit
 
 if TYPE_CHECKING:
     from caas_data.engine.layer import DataLayer
 
-__all__ = ["MessageSearchRepository", "SearchHit", "SearchPage", "search_terms"]
+__all__ = ["MessageSearchRepository", "SearchHit", "search_terms"]
 
 MAX_TERMS = 256
 MAX_TERM_LENGTH = 64
@@ -75,20 +84,6 @@ class SearchHit:
     score: float
 
 
-@dataclass(frozen=True, slots=True)
-class SearchPage:
-    """One page of hits, best first; pass `next_cursor` as `after=` for the next one."""
-
-    items: list[SearchHit]
-    next_cursor: str | None
-
-    def __iter__(self) -> Iterator[SearchHit]:
-        return iter(self.items)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-
 @dataclass(slots=True)
 class _TextSupport:
     supported: bool | None = None  # None: not found out yet
@@ -115,13 +110,13 @@ class MessageSearchRepository(Repository[Message]):
         conversation_id: PydanticObjectId | None = None,
         limit: int = 20,
         after: str | None = None,
-    ) -> SearchPage:
+    ) -> Page[SearchHit]:
         """Messages containing any word of `query`, best match first, then newest.
 
         Raises:
             DocumentValidationError: the query has no searchable word, or a bad limit/cursor.
         """
-        check_int("limit", limit, minimum=1, maximum=100)
+        check_limit(limit, maximum=100)
         terms = search_terms(query)
         if not terms:
             raise DocumentValidationError(
@@ -138,8 +133,11 @@ class MessageSearchRepository(Repository[Message]):
         if conversation_id is not None:
             match["conversation_id"] = conversation_id
         pipeline: list[Mapping[str, Any]] = [{"$match": match}, {"$addFields": {"_score": score}}]
+        shape = query_shape("search", _RANK, {"terms": terms, "in": conversation_id})
         if after is not None:
-            pipeline.append({"$match": self._after(_RANK, _decode_cursor(after, len(_RANK)))})
+            pipeline.append(
+                {"$match": keyset_after(_RANK, decode_cursor(after, shape, len(_RANK)))}
+            )
         pipeline += [{"$sort": dict(_RANK)}, {"$limit": limit + 1}]
         collection = self.collection()
         with self._errors(collection):
@@ -148,8 +146,8 @@ class MessageSearchRepository(Repository[Message]):
         next_cursor = None
         if len(raws) > limit:
             last = raws[limit - 1]
-            next_cursor = _encode_cursor([last[name] for name, _ in _RANK])
-        return SearchPage(hits, next_cursor)
+            next_cursor = encode_cursor([last[name] for name, _ in _RANK], shape)
+        return Page(hits, next_cursor)
 
     async def text_search_ready(self) -> bool:
         """Whether `$text` serves searches of the scope's messages collection.

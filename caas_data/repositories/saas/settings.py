@@ -15,43 +15,12 @@ from caas_data.documents.saas.settings import (
     SettingsSection,
     TenantSettings,
 )
-from caas_data.errors import DocumentValidationError, DuplicateError, NotFoundError, VersionConflict
+from caas_data.errors import DocumentValidationError, DuplicateError, VersionConflict
 from caas_data.repositories.base import Repository, check_int
 
-__all__ = ["TenantSettingsRepository", "UpsertRepository"]
+__all__ = ["TenantSettingsRepository"]
 
 D = TypeVar("D", bound=BaseDocument)
-
-
-class UpsertRepository(Repository[D]):
-    """A repository whose documents are written by an atomic upsert on a unique key.
-
-    Proposed for the base `Repository` (it is generic); it lives here until then because
-    every saas repository of this area can import this module.
-    """
-
-    async def _upsert(self, key: Mapping[str, Any], update: Mapping[str, Any]) -> D:
-        """Apply `update` to the document with `key` (unique), creating it if needed.
-
-        Two first writes can race on the insert; the loser's duplicate-key error means the
-        document now exists, so the update is applied to it. Returns the stored document.
-        """
-        on_insert = {"schema_version": 1, **dict(update.get("$setOnInsert", {}))}
-        full = {**update, "$setOnInsert": on_insert}
-        collection = self.collection()
-        try:
-            await collection.update_one(dict(key), full, upsert=True)
-        except DuplicateError:
-            await collection.update_one(
-                dict(key), {k: v for k, v in full.items() if k != "$setOnInsert"}
-            )
-        raw = await collection.find_one(dict(key))
-        if raw is None:  # deleted between the write and the read
-            raise NotFoundError(
-                f"{self.document_type.__name__} {dict(key)} was deleted meanwhile",
-                document_type=self.document_type,
-            )
-        return self._load(raw)
 
 
 _SECTION_TYPES: dict[SettingsSection, type[pydantic.BaseModel]] = {
@@ -61,7 +30,7 @@ _SECTION_TYPES: dict[SettingsSection, type[pydantic.BaseModel]] = {
 }
 
 
-class TenantSettingsRepository(UpsertRepository[TenantSettings]):
+class TenantSettingsRepository(Repository[TenantSettings]):
     """The scope's tenant settings document."""
 
     document_type = TenantSettings

@@ -20,7 +20,8 @@ from caas_data.documents.saas.users import (
     UserRelationship,
     UserSession,
 )
-from caas_data.errors import DocumentValidationError, NotFoundError, translate_driver_errors
+from caas_data.driver_errors import translate_driver_errors
+from caas_data.errors import DocumentValidationError, NotFoundError
 from caas_data.repositories.base import Repository, check_duration
 
 __all__ = [
@@ -97,18 +98,11 @@ class UserDeviceRepository(Repository[UserDevice]):
                 app_version=app_version,
                 last_active_at=utcnow(),
             )
-        fields = probe.model_dump(
-            include={"platform", "push_provider", "push_token", "app_version", "last_active_at"}
+        fields = ("platform", "push_provider", "push_token", "app_version", "last_active_at")
+        return await self.upsert(
+            {"user_id": probe.user_id, "device_id": probe.device_id},
+            {name: getattr(probe, name) for name in fields},
         )
-        collection = self.collection()
-        await collection.update_one(
-            {"user_id": user_id, "device_id": device_id},
-            {"$set": fields, "$setOnInsert": {"schema_version": 1}},
-            upsert=True,
-        )
-        raw = await collection.find_one({"user_id": user_id, "device_id": device_id})
-        assert raw is not None
-        return self._load(raw)
 
     async def for_user(self, user_id: PydanticObjectId) -> list[UserDevice]:
         """All devices of a user, most recently active first."""
