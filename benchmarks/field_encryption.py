@@ -8,7 +8,8 @@ import asyncio
 import os
 import time
 
-from caas_data import EncryptionOptions, Tier, User, UserRepository, tenant_scope
+from caas_data import EncryptionOptions, Tier, tenant_scope
+from caas_data.saas import User, UserRepository
 from caas_data.testing import start_test_server
 from caas_data.testing.helpers import connect_for_tests, drop_prefix_databases
 

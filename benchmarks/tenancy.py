@@ -15,16 +15,10 @@ from bson import ObjectId
 
 from benchmarks import models as m
 from benchmarks.timing import latencies, median, percentile, timed
-from caas_data import (
-    ConversationRepository,
-    DataLayer,
-    MessageRepository,
-    SaasClient,
-    Tier,
-    UserRepository,
-    tenant_scope,
-)
+from caas_data import DataLayer, Tier, tenant_scope
 from caas_data.documents.saas.messaging import direct_key
+from caas_data.platform import SaasClient
+from caas_data.saas import ConversationRepository, MessageRepository, UserRepository
 from caas_data.testing.helpers import new_tenant_id
 
 _WHY = "benchmark data set: rows cloned in bulk into the benchmark's own prefix"

@@ -42,22 +42,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 import caas_data
-from caas_data import (
-    Conversation,
-    ConversationRepository,
-    DataLayer,
-    DocumentValidationError,
-    GroupRepository,
-    Message,
-    MessageRepository,
-    ReactionRepository,
-    ReadReceipt,
-    ReadReceiptRepository,
-    Tier,
-    User,
-    UserRepository,
-    current_tenant_id,
-)
+from caas_data import DataLayer, DocumentValidationError, Tier, current_tenant_id
 from caas_data.fastapi import (
     Principal,
     attach_layer,
@@ -70,6 +55,18 @@ from caas_data.fastapi import (
 )
 from caas_data.repositories import INT64_MAX
 from caas_data.repositories.saas.messaging import ReactionCount
+from caas_data.saas import (
+    Conversation,
+    ConversationRepository,
+    GroupRepository,
+    Message,
+    MessageRepository,
+    ReactionRepository,
+    ReadReceipt,
+    ReadReceiptRepository,
+    User,
+    UserRepository,
+)
 
 TENANT_HEADER = "X-Tenant-ID"
 USER_HEADER = "X-User-ID"
@@ -424,7 +421,9 @@ def create_app(
         async def create() -> Conversation:
             # The group row and its conversation, linked both ways, in one transaction: an
             # unknown participant (404) leaves neither behind.
-            group = await groups.create_group(name=body.title, owner_id=my_id, member_ids=others)
+            group = await groups.create_with_members(
+                name=body.title, owner_id=my_id, member_ids=others
+            )
             conversation = await conversations.open_group(
                 _stored(group), title=body.title, participant_ids=members, created_by=my_id
             )

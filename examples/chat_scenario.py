@@ -12,13 +12,14 @@ import asyncio
 from beanie import PydanticObjectId
 
 import caas_data
-from caas_data import DataLayer, Tier, UserRepository, tenant_scope
+from caas_data import DataLayer, Tier, tenant_scope
 from caas_data.repositories.saas.messaging import (
     ConversationRepository,
     MessageRepository,
     ReactionRepository,
     ReadReceiptRepository,
 )
+from caas_data.saas import UserRepository
 from caas_data.testing import drop_prefix_databases, new_prefix, start_test_server
 
 TENANTS = {"acme-free": Tier.FREE, "globex-pro": Tier.PRO}
@@ -45,7 +46,7 @@ async def chat(layer: DataLayer, tenant_id: str) -> None:
         hello = await messages.send(team.id, ada.id, text="Hello team! Launch on Friday?")
         await messages.send(team.id, bo.id, text="Friday works", reply_to_id=hello.id)
         oops = await messages.send(team.id, bo.id, text="wrong chat, sorry")
-        await messages.soft_delete(oops.id, deleted_by=bo.id)
+        await messages.soft_delete(oops.id, actor=bo.id)
         await messages.send(direct.id, ada.id, text="Cy, can you review the notes?")
 
         reactions = layer.repo(ReactionRepository)

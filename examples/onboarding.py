@@ -91,9 +91,7 @@ async def onboard(uri: str) -> None:
             print("usage so far:", {str(k): v for k, v in totals.items()})
 
             invoices = layer.repo(InvoiceRepository)
-            draft = await invoices.create_draft(
-                [{"description": "Pro plan", "unit_amount_cents": 4900}]
-            )
+            draft = await invoices.draft([{"description": "Pro plan", "unit_amount_cents": 4900}])
             invoice = await invoices.issue(draft.id)
             amount = f"{invoice.total_cents / 100:.2f} {invoice.currency}"
             print(f"invoice {invoice.display_number}: {amount}")

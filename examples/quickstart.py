@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 
 import caas_data
-from caas_data import Tier, User, UserRepository, tenant_scope
+from caas_data import Tier, tenant_scope
+from caas_data.saas import User, UserRepository
 from caas_data.testing import drop_prefix_databases, new_prefix, start_test_server
 
 TENANTS = {"acme-free": Tier.FREE, "globex-pro": Tier.PRO, "initech-ent": Tier.ENTERPRISE}

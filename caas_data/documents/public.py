@@ -23,7 +23,7 @@ from typing import Annotated, Any, ClassVar, Self
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from caas_data.documents.base import BaseDocument
-from caas_data.errors import secret_fields
+from caas_data.driver_errors import secret_fields
 
 __all__ = ["INTERNAL_FIELDS", "PublicModel", "public_dump", "public_model"]
 

@@ -213,7 +213,7 @@ class EventRepository(Repository[Event]):
         await ensure_events_collection(self._layer)
         return await super().create_many(documents)
 
-    async def counts(self, start: datetime, end: datetime) -> dict[str, int]:
+    async def count_by_name(self, start: datetime, end: datetime) -> dict[str, int]:
         """Number of events per name in [start, end)."""
         cursor = await self.collection().aggregate(
             [

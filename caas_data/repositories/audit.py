@@ -263,7 +263,7 @@ class AuditLogRepository(AuditChainReader):
 
     # -- retention ------------------------------------------------------------------------
 
-    async def delete_older_than(
+    async def purge_older_than(
         self, cutoff: datetime, *, tenant_id: str | None = None, limit: int | None = None
     ) -> int:
         """Retention: delete the chain's oldest entries created before `cutoff`.

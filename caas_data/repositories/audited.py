@@ -152,9 +152,7 @@ class AuditedRepository(Repository[D]):
             actor=actor,
         )
 
-    async def delete(
-        self, document_or_id: Any, *, deleted_by: Any = None, actor: str | None = None
-    ) -> None:
+    async def delete(self, document_or_id: Any, *, actor: str | None = None) -> None:
         """Delete (`purge` for these documents), with a `<target>.deleted` entry."""
         await self.purge(document_or_id, actor=actor)
 

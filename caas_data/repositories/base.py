@@ -342,10 +342,10 @@ class Repository(ReadRepository[D]):
         )
         return int(result.modified_count)
 
-    async def delete(self, document_or_id: Any, *, deleted_by: Any = None) -> None:
+    async def delete(self, document_or_id: Any, *, actor: Any = None) -> None:
         """Soft-delete when the document type supports it, otherwise delete for good."""
         if self._soft_delete:
-            await self.soft_delete(document_or_id, deleted_by=deleted_by)
+            await self.soft_delete(document_or_id, actor=actor)
         else:
             await self.purge(document_or_id)
 
@@ -358,14 +358,14 @@ class Repository(ReadRepository[D]):
                 document_type=self.document_type,
             )
 
-    async def soft_delete(self, document_or_id: Any, *, deleted_by: Any = None) -> D:
+    async def soft_delete(self, document_or_id: Any, *, actor: Any = None) -> D:
         """Mark the document deleted; reads skip it from now on.
 
         Idempotent: deleting a deleted document returns it unchanged (with its original
         `deleted_at`).
         """
         self._require_soft_delete()
-        return await self._set_deleted(document_or_id, deleted=True, deleted_by=deleted_by)
+        return await self._set_deleted(document_or_id, deleted=True, deleted_by=actor)
 
     async def restore(self, document_or_id: Any) -> D:
         """Undo a soft delete. Idempotent: restoring a live document returns it unchanged."""

@@ -55,7 +55,7 @@ class PlanRepository(Repository[Plan]):
             raise NotFoundError(f"no {state}plan with code {code!r}", document_type=Plan)
         return plan
 
-    async def active_plans(self) -> list[Plan]:
+    async def list_active(self) -> list[Plan]:
         """Every plan open to new subscriptions, cheapest first."""
         return (await self.find({"active": True}, sort="price_cents", limit=1000)).items
 
@@ -71,7 +71,7 @@ class SubscriptionRepository(AuditedRepository[Subscription]):
     document_type = Subscription
     audit_target = "subscription"
 
-    async def current(self, *, tenant_id: str | None = None) -> Subscription | None:
+    async def get_current_or_none(self, *, tenant_id: str | None = None) -> Subscription | None:
         """The active subscription, or None."""
         async with owned_scope(self._layer, scope_tenant(tenant_id)):
             return await self.find_one({"status": SubscriptionStatus.ACTIVE.value})
@@ -216,7 +216,7 @@ class PaymentMethodRepository(Repository[PaymentMethod]):
 
     document_type = PaymentMethod
 
-    async def add(
+    async def attach(
         self,
         *,
         processor_token: str,
@@ -267,7 +267,7 @@ class PaymentMethodRepository(Repository[PaymentMethod]):
 
         return await transaction(self._layer, write, cluster=HOME_CLUSTER)
 
-    async def default(self) -> PaymentMethod | None:
+    async def get_default_or_none(self) -> PaymentMethod | None:
         """The default method, or None."""
         return await self.find_one({"is_default": True})
 

@@ -38,7 +38,7 @@ class InvoiceRepository(Repository[Invoice]):
 
     document_type = Invoice
 
-    async def create_draft(
+    async def draft(
         self,
         lines: Iterable[InvoiceLine | Mapping[str, Any]],
         *,

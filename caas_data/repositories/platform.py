@@ -229,7 +229,7 @@ class PlatformAdminRepository(AuditedRepository[PlatformAdmin]):
         except (VerificationError, InvalidHashError):
             return False
 
-    async def create_admin(
+    async def register(
         self,
         email: str,
         password: str,
@@ -258,7 +258,7 @@ class PlatformAdminRepository(AuditedRepository[PlatformAdmin]):
             raise NotFoundError(f"no admin with email {email!r}", document_type=PlatformAdmin)
         return found
 
-    async def verify_password(self, email: str, password: str) -> PlatformAdmin:
+    async def authenticate(self, email: str, password: str) -> PlatformAdmin:
         """The admin if `password` is right and the account active.
 
         Also upgrades the stored hash when the hashing parameters have changed.
@@ -301,7 +301,7 @@ class PlatformAdminRepository(AuditedRepository[PlatformAdmin]):
                 actor=actor,
             )
 
-    async def change_password(
+    async def set_password(
         self, admin_id: Any, password: str, *, actor: str | None = None
     ) -> PlatformAdmin:
         """Set a new password (audited as `admin.password_changed`, without the hash)."""

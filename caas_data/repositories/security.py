@@ -75,7 +75,7 @@ class _IpRuleRepository(AuditedRepository[R]):
         """Extra filter for entries still in force."""
         return {}
 
-    async def matching(self, ip: str, *, now: datetime | None = None) -> list[R]:
+    async def list_matching(self, ip: str, *, now: datetime | None = None) -> list[R]:
         """The scope's entries whose range contains `ip`."""
         address = _address(ip)
         key = address_key(address)
@@ -95,7 +95,7 @@ class _IpRuleRepository(AuditedRepository[R]):
             raise NotFoundError(f"no entry for {normalised}", document_type=self.document_type)
         return found
 
-    async def remove(self, cidr: str, *, actor: str | None = None) -> None:
+    async def delete_by_cidr(self, cidr: str, *, actor: str | None = None) -> None:
         """Delete the entry for this address or range (audited)."""
         await self.purge(await self.get_by_cidr(cidr), actor=actor)
 
@@ -192,15 +192,15 @@ class IpAccessControl:
         validate_tenant_id(tenant_id)
         _address(ip)  # a malformed address is the caller's error, before any I/O
         async with owned_scope(self._layer, tenant_id):
-            blocks = await self._layer.repo(BlockedIpRepository).matching(ip, now=now)
+            blocks = await self._layer.repo(BlockedIpRepository).list_matching(ip, now=now)
             if blocks:
                 return IpDecision(False, "blocked", blocks[0].cidr)
-            policy = await self._layer.repo(SecurityPolicyRepository).effective(PolicyKind.IP)
+            policy = await self._layer.repo(SecurityPolicyRepository).get_effective(PolicyKind.IP)
             assert isinstance(policy, IpPolicy)
             if not policy.enforce_whitelist:
                 return IpDecision(True, "allow list not enforced")
             allow_list = self._layer.repo(IpWhitelistRepository)
-            allowed = await allow_list.matching(ip)
+            allowed = await allow_list.list_matching(ip)
             if allowed:
                 return IpDecision(True, "allow-listed", allowed[0].cidr)
             if await allow_list.exists():
@@ -270,7 +270,9 @@ class SecurityPolicyRepository(AuditedRepository[SecurityPolicy]):
             await self.purge(existing, actor=actor)
             return True
 
-    async def effective(self, kind: PolicyKind, *, tenant_id: str | None = None) -> PolicySettings:
+    async def get_effective(
+        self, kind: PolicyKind, *, tenant_id: str | None = None
+    ) -> PolicySettings:
         """The tenant's policy of `kind`, else the platform default, else the built-in one."""
         kind = PolicyKind(kind)
         tenant = scope_tenant(tenant_id)

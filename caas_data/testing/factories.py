@@ -250,12 +250,12 @@ class Factories:
     ) -> Group:
         """A private group (`name="Group N"`) owned by `owner` (a new user if None).
 
-        Other keywords go to `GroupRepository.create_group` (`visibility`, `description`...).
+        Other keywords go to `GroupRepository.create_with_members` (`visibility`, `description`...).
         """
         head = owner or await self.user()
         fields: dict[str, Any] = {"name": self._next("Group").replace("-", " ")}
         fields.update(overrides)
-        return await self.layer.repo(GroupRepository).create_group(
+        return await self.layer.repo(GroupRepository).create_with_members(
             owner_id=_id_of(head), member_ids=[_id_of(m) for m in members], **fields
         )
 
@@ -266,10 +266,8 @@ class Factories:
         target = group or await self.group()
         member = user or await self.user()
         added_by = None if target.visibility is GroupVisibility.PUBLIC else target.created_by
-        await self.layer.repo(GroupRepository).join(
-            _id_of(target), _id_of(member), added_by=added_by
-        )
-        membership = await self.layer.repo(GroupMemberRepository).membership_or_none(
+        await self.layer.repo(GroupRepository).join(_id_of(target), _id_of(member), actor=added_by)
+        membership = await self.layer.repo(GroupMemberRepository).get_membership_or_none(
             _id_of(target), _id_of(member)
         )
         assert membership is not None, "join() stores the membership"
@@ -297,7 +295,9 @@ class Factories:
         """What processing learned about `file` (a new one if None): 640x480 by default."""
         target = file or await self.media_file()
         values: dict[str, Any] = {"width": 640, "height": 480, **fields}
-        return await self.layer.repo(MediaMetadataRepository).record(_id_of(target), **values)
+        return await self.layer.repo(MediaMetadataRepository).upsert_by_file(
+            _id_of(target), **values
+        )
 
     async def post(self, *, author: User | None = None, **overrides: Any) -> Post:
         """A public text post of `author` (a new user if None).
@@ -321,7 +321,7 @@ class Factories:
     ) -> UserKey:
         """A device's identity public key (random unless given)."""
         owner = user or await self.user()
-        return await self.layer.repo(UserKeyRepository).publish_identity(
+        return await self.layer.repo(UserKeyRepository).publish(
             _id_of(owner),
             device_id or self._next("device"),
             identity_key if identity_key is not None else public_key(),
@@ -344,7 +344,7 @@ class Factories:
         )
         if one_time_prekeys:
             batch = [{"key_id": i, "public_key": public_key()} for i in range(one_time_prekeys)]
-            await bundles.add_one_time_prekeys(_id_of(owner), device, batch)
+            await bundles.publish_one_time_prekeys(_id_of(owner), device, batch)
             return await bundles.get(_id_of(bundle))
         return bundle
 
@@ -437,13 +437,13 @@ class Factories:
     ) -> Invoice:
         """A draft invoice (no number yet) of one line unless `lines` are given.
 
-        Other keywords go to `InvoiceRepository.create_draft` (`currency`, `subscription_id`,
+        Other keywords go to `InvoiceRepository.draft` (`currency`, `subscription_id`,
         `period_start`, `period_end`).
         """
         chosen = (
             [{"description": "Pro plan", "unit_amount_cents": 4900}] if lines is None else lines
         )
-        return await self.layer.repo(InvoiceRepository).create_draft(chosen, **overrides)
+        return await self.layer.repo(InvoiceRepository).draft(chosen, **overrides)
 
     async def payment_method(self, **overrides: Any) -> PaymentMethod:
         """A card on file as a processor token (never a card number)."""
@@ -455,7 +455,7 @@ class Factories:
             "exp_year": 2099,
         }
         fields.update(overrides)
-        return await self.layer.repo(PaymentMethodRepository).add(**fields)
+        return await self.layer.repo(PaymentMethodRepository).attach(**fields)
 
     async def usage_record(
         self,

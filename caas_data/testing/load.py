@@ -209,7 +209,7 @@ async def mixed_tenants(
                         await _timed(
                             result,
                             "edit",
-                            messages.edit(current, f"edited {index}-{n}", editor_id=ack.sender_id),
+                            messages.edit(current, f"edited {index}-{n}", actor=ack.sender_id),
                         )
                     elif kind == "react":
                         ack = rng.choice(mine)
@@ -233,7 +233,7 @@ async def mixed_tenants(
                         await _timed(
                             result,
                             "unread",
-                            layer.repo(ConversationRepository).unread_count(conversation, user),
+                            layer.repo(ConversationRepository).count_unread(conversation, user),
                         )
                 except (RetryableError, VersionConflict):
                     continue  # counted as a failure of its operation; the run goes on

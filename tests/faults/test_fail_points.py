@@ -12,22 +12,19 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from caas_data import (
-    AuditLogRepository,
-    DataLayer,
+from caas_data import DataLayer, RetryableError, WriteOutcomeUnknown, tenant_scope
+from caas_data.analytics import AuditLogRepository
+from caas_data.billing import InvoiceRepository
+from caas_data.repositories.saas.messaging import MessageRepository
+from caas_data.repositories.saas.retention import RetentionService
+from caas_data.saas import (
     GroupMember,
     GroupMemberRepository,
     GroupRepository,
     GroupRole,
-    InvoiceRepository,
-    RetryableError,
     User,
     UserRepository,
-    WriteOutcomeUnknown,
-    tenant_scope,
 )
-from caas_data.repositories.saas.messaging import MessageRepository
-from caas_data.repositories.saas.retention import RetentionService
 from caas_data.testing import Factories
 from caas_data.testing.load_checks import check_gap_free
 from tests.faults.conftest import fail_point
@@ -47,7 +44,7 @@ async def _retry_once(call: Any) -> Any:
 async def _assert_consistent(layer: DataLayer, group_id: Any, conversation_id: Any) -> None:
     groups = layer.repo(GroupRepository)
     group = await groups.get(group_id)
-    members = (await layer.repo(GroupMemberRepository).members(group_id, limit=100)).items
+    members = (await layer.repo(GroupMemberRepository).list_by_group(group_id, limit=100)).items
     assert group.member_count == len(members), "member count differs from the members"
     assert group.owner_count == sum(1 for m in members if m.role == GroupRole.OWNER)
     invoices = await layer.repo(InvoiceRepository).find({"number": {"$type": "number"}}, limit=100)
@@ -67,7 +64,7 @@ async def test_transient_transaction_errors_are_retried(
         draft = await factories.invoice_draft()
         async with fail_point(raw, {"times": 2}, failCommands=["insert", "update"], **TRANSIENT):
             member = await bounded(
-                layer.repo(GroupRepository).join(group.id, newcomer.id, added_by=owner.id)
+                layer.repo(GroupRepository).join(group.id, newcomer.id, actor=owner.id)
             )
         assert member.role == GroupRole.MEMBER
         async with fail_point(raw, {"times": 2}, failCommands=["findAndModify"], **TRANSIENT):
@@ -90,8 +87,8 @@ async def test_closed_connections_leave_no_partial_state(
         groups = layer.repo(GroupRepository)
         messages = layer.repo(MessageRepository)
         steps = [
-            lambda: groups.join(group.id, b.id, added_by=owner.id),
-            lambda: groups.set_role(group.id, a.id, GroupRole.ADMIN, by=owner.id),
+            lambda: groups.join(group.id, b.id, actor=owner.id),
+            lambda: groups.set_role(group.id, a.id, GroupRole.ADMIN, actor=owner.id),
             lambda: groups.leave(group.id, b.id),
             lambda: layer.repo(InvoiceRepository).issue(drafts[0].id),
             lambda: audit.append("fault.test", actor="t", idempotency_key="k-1"),
@@ -142,7 +139,7 @@ async def test_reads_iterated_by_the_layer_translate_errors(
         calls = [
             lambda: GroupMember.find(GroupMember.group_id == group.id).to_list(),
             lambda: layer.repo(AuditLogRepository).verify_chain(),
-            lambda: groups.kick(group.id, b.id, by=owner.id),
+            lambda: groups.kick(group.id, b.id, actor=owner.id),
             lambda: groups.transfer_ownership(group.id, from_user_id=owner.id, to_user_id=a.id),
         ]
         for call in calls:
@@ -206,7 +203,7 @@ async def test_an_unanswered_commit_backs_off_within_the_budget(
         async with fail_point(raw, "alwaysOn", failCommands=["commitTransaction"], errorCode=91):
             with pytest.raises(WriteOutcomeUnknown):
                 await bounded(
-                    layer.repo(GroupRepository).join(group.id, newcomer.id, added_by=owner.id)
+                    layer.repo(GroupRepository).join(group.id, newcomer.id, actor=owner.id)
                 )
         monkeypatch.undo()
         print(f"commit attempts within the budget: {attempts}")

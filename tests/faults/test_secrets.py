@@ -12,18 +12,10 @@ import hashlib
 from datetime import timedelta
 from typing import Any
 
-from caas_data import (
-    AdminRole,
-    ApiKeyRepository,
-    CaasDataError,
-    DataLayer,
-    DevicePlatform,
-    PlatformAdminRepository,
-    UserDeviceRepository,
-    UserSessionRepository,
-    tenant_scope,
-)
+from caas_data import CaasDataError, DataLayer, tenant_scope
+from caas_data.platform import AdminRole, ApiKeyRepository, PlatformAdminRepository
 from caas_data.repositories.saas.users import hash_session_token
+from caas_data.saas import DevicePlatform, UserDeviceRepository, UserSessionRepository
 from caas_data.testing import Factories
 from tests.faults.conftest import EVIDENCE, fail_point, note_error
 
@@ -49,8 +41,8 @@ async def test_no_secret_in_any_log_record_repr_or_exception_text(
         keys = layer.repo(ApiKeyRepository)
         sessions = layer.repo(UserSessionRepository)
         devices = layer.repo(UserDeviceRepository)
-        session = await sessions.start(user.id, SESSION_TOKEN, lifetime=timedelta(hours=1))
-        await _attempt(sessions.start(user.id, SESSION_TOKEN, lifetime=timedelta(hours=1)))
+        session = await sessions.issue(user.id, SESSION_TOKEN, lifetime=timedelta(hours=1))
+        await _attempt(sessions.issue(user.id, SESSION_TOKEN, lifetime=timedelta(hours=1)))
         device = await devices.register(
             user.id, "phone-1", platform=DevicePlatform.IOS, push_token=PUSH_TOKEN
         )
@@ -74,10 +66,8 @@ async def test_no_secret_in_any_log_record_repr_or_exception_text(
         EVIDENCE.extend([repr(issued), repr(issued.key), repr(session), repr(device)])
     admins = layer.repo(PlatformAdminRepository)
     email = f"{pro_tenant}@example.com"
-    admin = await admins.create_admin(email, PASSWORD, display_name="Ops", roles=[AdminRole.ADMIN])
-    await _attempt(
-        admins.create_admin(email, PASSWORD, display_name="Ops", roles=[AdminRole.ADMIN])
-    )
+    admin = await admins.register(email, PASSWORD, display_name="Ops", roles=[AdminRole.ADMIN])
+    await _attempt(admins.register(email, PASSWORD, display_name="Ops", roles=[AdminRole.ADMIN]))
     EVIDENCE.append(repr(admin))
 
     secrets = {

@@ -138,7 +138,7 @@ async def test_events_are_append_only_and_per_tenant(
         assert stored["properties"] == {"size": 12} and stored["tenant_id"] == tenant
         assert not {"updated_at", "__v", "deleted_at"} & stored.keys()
         now = utcnow()
-        counts = await events.counts(now - timedelta(minutes=5), now + timedelta(minutes=5))
+        counts = await events.count_by_name(now - timedelta(minutes=5), now + timedelta(minutes=5))
         assert counts == {"message.sent": 2, "user.login": 1}
     other = next(t for t in tenants.all if t != tenant)
     async with tenant_scope(other):

@@ -205,7 +205,7 @@ async def test_retention_keeps_a_verifiable_chain(caas_layer: DataLayer, pro_ten
         await asyncio.sleep(0.01)
         for _ in range(2):
             await audit.append("x.new")
-        assert await audit.delete_older_than(cutoff) == 2
+        assert await audit.purge_older_than(cutoff) == 2
         # Retention moved the anchor's start: the chain now begins at seq 3, linked to it.
         report = await audit.verify_chain()
         assert report.ok and (report.first_seq, report.last_seq, report.checked) == (3, 4, 2)
@@ -240,6 +240,8 @@ async def test_reserved_ids_never_reach_tenant_owned_queries(
     # The platform's chain id is reserved: it must not turn a tenant query into a global one.
     async with system_scope():
         with pytest.raises(InvalidTenantId, match="reserved"):
-            await caas_layer.repo(SubscriptionRepository).current(tenant_id=PLATFORM_AUDIT_TENANT)
+            await caas_layer.repo(SubscriptionRepository).get_current_or_none(
+                tenant_id=PLATFORM_AUDIT_TENANT
+            )
     with pytest.raises(InvalidTenantId, match="reserved"):
         await IpAccessControl(caas_layer).is_allowed(PLATFORM_AUDIT_TENANT, "10.0.0.1")

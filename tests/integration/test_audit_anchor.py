@@ -13,13 +13,8 @@ from typing import Any
 
 import pytest
 
-from caas_data import (
-    AuditAnchor,
-    AuditChainBroken,
-    DataLayer,
-    DocumentValidationError,
-    tenant_scope,
-)
+from caas_data import AuditChainBroken, DataLayer, DocumentValidationError, tenant_scope
+from caas_data.analytics import AuditAnchor
 from caas_data.documents.analytics import AuditLog
 from caas_data.documents.base import utcnow
 from caas_data.repositories.analytics import EventRepository
@@ -80,7 +75,7 @@ async def test_a_future_or_naive_cutoff_deletes_nothing(
     async with tenant_scope(shared_tenant):
         audit = caas_layer.repo(AuditLogRepository)
         with pytest.raises(DocumentValidationError, match=message) as refused:
-            await audit.delete_older_than(cutoff())
+            await audit.purge_older_than(cutoff())
         assert refused.value.fields == ("cutoff",)
         events = caas_layer.repo(EventRepository)
         await events.record("x.y", at=utcnow() - timedelta(days=2))
@@ -102,14 +97,14 @@ async def test_a_bad_retention_limit_is_refused_before_any_io(
         await events.record_many([{"name": "x.old", "at": cutoff - timedelta(days=1)}] * 2)
         for limit in (0, -1, True, 2**63, 1.5):
             with pytest.raises(DocumentValidationError, match="limit"):
-                await audit.delete_older_than(cutoff, limit=limit)  # type: ignore[arg-type]
+                await audit.purge_older_than(cutoff, limit=limit)  # type: ignore[arg-type]
             with pytest.raises(DocumentValidationError, match="limit"):
                 await events.purge_older_than(cutoff, limit=limit)  # type: ignore[arg-type]
         assert await stored_seqs(caas_layer, shared_tenant) == [1, 2]
         assert await events.count() == 2
         # A past cutoff and a good limit pass the same check and delete.
         assert await events.purge_older_than(cutoff, limit=1) == 1
-        assert await audit.delete_older_than(cutoff, limit=1) == 1
+        assert await audit.purge_older_than(cutoff, limit=1) == 1
         assert await events.count() == 1
         assert await stored_seqs(caas_layer, shared_tenant) == [2]
 
@@ -123,7 +118,7 @@ async def test_retention_in_batches_keeps_the_chain_verifiable(
     cutoff = await build_chain(caas_layer, shared_tenant, old=5, new=2)
     async with tenant_scope(shared_tenant):
         audit = caas_layer.repo(AuditLogRepository)
-        assert await audit.delete_older_than(cutoff, limit=2) == 2
+        assert await audit.purge_older_than(cutoff, limit=2) == 2
         anchor = await audit.anchor()
         assert anchor is not None
         assert (anchor.start_seq, anchor.entry_count, anchor.removed) == (3, 5, 2)
@@ -134,8 +129,8 @@ async def test_retention_in_batches_keeps_the_chain_verifiable(
         assert removed == 0
         report = await audit.verify_chain()
         assert report.ok and (report.first_seq, report.last_seq, report.checked) == (3, 7, 5)
-        assert await audit.delete_older_than(cutoff) == 3
-        assert await audit.delete_older_than(cutoff) == 0
+        assert await audit.purge_older_than(cutoff) == 3
+        assert await audit.purge_older_than(cutoff) == 0
         report = await audit.verify_chain()
         assert report.ok and (report.first_seq, report.last_seq, report.checked) == (6, 7, 2)
         assert (await audit.append("x.after")).seq == 8
@@ -148,7 +143,7 @@ async def test_retention_of_every_entry_is_ok_and_says_so(
     cutoff = await build_chain(caas_layer, shared_tenant, old=3)
     async with tenant_scope(shared_tenant):
         audit = caas_layer.repo(AuditLogRepository)
-        assert await audit.delete_older_than(cutoff) == 3
+        assert await audit.purge_older_than(cutoff) == 3
         report = await audit.verify_chain()
         assert report.ok and report.checked == 0
         assert "retention removed all 3 entries" in (report.note or "")
@@ -169,7 +164,7 @@ async def test_retention_joins_a_transaction_and_an_abort_keeps_entries_and_anch
         before = await audit.anchor()
         with pytest.raises(RuntimeError, match="crash"):
             async with caas_layer.unit_of_work():
-                assert await audit.delete_older_than(cutoff) == 3
+                assert await audit.purge_older_than(cutoff) == 3
                 raise RuntimeError("crash after the delete, before the commit")
         assert await audit.anchor() == before
         assert await stored_seqs(caas_layer, shared_tenant) == [1, 2, 3, 4]
@@ -189,7 +184,7 @@ async def test_retention_refuses_to_erase_a_tampered_prefix(
     async with tenant_scope(shared_tenant):
         audit = caas_layer.repo(AuditLogRepository)
         with pytest.raises(AuditChainBroken, match=f"seq 2: .*{reason}") as refused:
-            await audit.delete_older_than(cutoff)
+            await audit.purge_older_than(cutoff)
         assert refused.value.broken_seq == 2
     # Entries are checked before any is deleted: entry 1, which checked out, stays too.
     assert await stored_seqs(caas_layer, shared_tenant) == [1, 2, 3, 4, 5]
@@ -233,7 +228,7 @@ async def test_after_retention_only_the_retained_start_is_trusted(
 ) -> None:
     cutoff = await build_chain(caas_layer, shared_tenant, old=2, new=3)
     async with tenant_scope(shared_tenant):
-        assert await caas_layer.repo(AuditLogRepository).delete_older_than(cutoff) == 2
+        assert await caas_layer.repo(AuditLogRepository).purge_older_than(cutoff) == 2
     await raw_entries(caas_layer).delete_one({"tenant_id": shared_tenant, "seq": 3})
     report = await verify(caas_layer, shared_tenant)
     assert not report.ok and report.broken_seq == 4

@@ -15,10 +15,9 @@ from caas_data import (
     TenantMismatch,
     TenantNotFound,
     Tier,
-    User,
-    UserRepository,
     tenant_scope,
 )
+from caas_data.saas import User, UserRepository
 
 from .conftest import Tenants, raw_collection
 

@@ -14,8 +14,6 @@ from caas_data import (
     DuplicateError,
     NotFoundError,
     Tier,
-    User,
-    UserRepository,
     system_scope,
     tenant_scope,
 )
@@ -28,6 +26,7 @@ from caas_data.repositories.billing import (
     UsageRecordRepository,
 )
 from caas_data.repositories.invoices import InvoiceRepository
+from caas_data.saas import User, UserRepository
 from caas_data.testing import ServerHandle
 from caas_data.testing.helpers import connect_for_tests
 
@@ -100,7 +99,7 @@ async def test_a_plan_change_keeps_history_and_records_a_pending_tier(
         assert [s.id for s in history] == [second.id, first.id]
         assert history[1].status is SubscriptionStatus.ENDED and history[1].ended_at is not None
         assert second.previous_id == first.id and second.tier is target
-        assert (await subscriptions.current()).id == second.id  # type: ignore[union-attr]
+        assert (await subscriptions.get_current_or_none()).id == second.id  # type: ignore[union-attr]
     after = await caas_layer.tenants.get(tenant)
     # Pending, visible, and nothing moved: same tier, same placement, data where it was.
     assert after.pending_tier is target
@@ -134,7 +133,7 @@ async def test_changing_back_to_the_current_tier_clears_the_pending_change(
         assert len(await subscriptions.history(tenant_id=pro_tenant)) == 3
         canceled = await subscriptions.cancel(tenant_id=pro_tenant)
         assert canceled.status is SubscriptionStatus.CANCELED
-        assert await subscriptions.current(tenant_id=pro_tenant) is None
+        assert await subscriptions.get_current_or_none(tenant_id=pro_tenant) is None
     async with tenant_scope(pro_tenant):
         actions = [e.action for e in (await caas_layer.repo(AuditLogRepository).trail()).items]
     assert actions == [
@@ -155,7 +154,7 @@ async def test_concurrent_issues_get_unique_gap_free_numbers(
 ) -> None:
     async with tenant_scope(shared_tenant):
         invoices = caas_layer.repo(InvoiceRepository)
-        drafts = [await invoices.create_draft([LINE]) for _ in range(20)]
+        drafts = [await invoices.draft([LINE]) for _ in range(20)]
     # Two layers stand for two processes: their transactions conflict on the counter.
     other = await connect_for_tests(caas_server.uri, database_prefix=caas_layer.prefix)
     try:
@@ -178,7 +177,7 @@ async def test_invoice_numbers_are_per_client(caas_layer: DataLayer, tenants: Te
     for tenant in (tenants.shared, tenants.pro, tenants.enterprise, tenants.pro):
         async with tenant_scope(tenant):
             invoices = caas_layer.repo(InvoiceRepository)
-            await invoices.issue((await invoices.create_draft([LINE])).id)
+            await invoices.issue((await invoices.draft([LINE])).id)
     async with system_scope():
         numbers = {
             (i.tenant_id, i.number) for i in (await caas_layer.repo(InvoiceRepository).find()).items
@@ -196,7 +195,7 @@ async def test_an_aborted_issue_gives_its_number_back(
 ) -> None:
     async with tenant_scope(pro_tenant):
         invoices = caas_layer.repo(InvoiceRepository)
-        first, second = await invoices.create_draft([LINE]), await invoices.create_draft([LINE])
+        first, second = await invoices.draft([LINE]), await invoices.draft([LINE])
         with pytest.raises(RuntimeError):
             async with caas_layer.unit_of_work():
                 assert (await invoices.issue(first.id)).number == 1
@@ -209,7 +208,7 @@ async def test_an_aborted_issue_gives_its_number_back(
 async def test_issued_invoices_are_immutable(caas_layer: DataLayer, enterprise_tenant: str) -> None:
     async with tenant_scope(enterprise_tenant):
         invoices = caas_layer.repo(InvoiceRepository)
-        draft = await invoices.create_draft([LINE])
+        draft = await invoices.draft([LINE])
         edited = await invoices.update(draft, lines=[LINE, LINE])
         assert edited.total_cents == 9800
         issued = await invoices.issue(draft.id)
@@ -235,7 +234,7 @@ async def test_issued_invoices_are_immutable(caas_layer: DataLayer, enterprise_t
         assert paid.status is InvoiceStatus.PAID and paid.lines == issued.lines
         with pytest.raises(DocumentValidationError, match="only an issued invoice"):
             await invoices.void(issued.id)
-        other = await invoices.create_draft([LINE])
+        other = await invoices.draft([LINE])
         await invoices.delete(other)  # drafts may go
         with pytest.raises(NotFoundError):
             await invoices.get(other.id)
@@ -285,11 +284,11 @@ async def test_card_data_is_refused_with_a_clear_error(
 async def test_one_default_payment_method(caas_layer: DataLayer, pro_tenant: str) -> None:
     async with tenant_scope(pro_tenant):
         methods = caas_layer.repo(PaymentMethodRepository)
-        first = await methods.add(**CARD, make_default=True)
-        second = await methods.add(**{**CARD, "processor_token": "pm_2", "last4": "0005"})
-        assert (await methods.default()).id == first.id  # type: ignore[union-attr]
+        first = await methods.attach(**CARD, make_default=True)
+        second = await methods.attach(**{**CARD, "processor_token": "pm_2", "last4": "0005"})
+        assert (await methods.get_default_or_none()).id == first.id  # type: ignore[union-attr]
         await methods.set_default(second.id)
-        assert (await methods.default()).id == second.id  # type: ignore[union-attr]
+        assert (await methods.get_default_or_none()).id == second.id  # type: ignore[union-attr]
         assert await methods.count({"is_default": True}) == 1
         with pytest.raises(DuplicateError):
             await methods.create({**CARD, "processor_token": "pm_3", "is_default": True})

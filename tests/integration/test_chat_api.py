@@ -22,8 +22,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from caas_data import DataLayer, MessageRepository, ReactionRepository, Tier, tenant_scope
+from caas_data import DataLayer, Tier, tenant_scope
 from caas_data.fastapi import get_layer
+from caas_data.saas import MessageRepository, ReactionRepository
 from caas_data.testing import ServerHandle, drop_prefix_databases, new_prefix, new_tenant_id
 
 TenantFactory = Callable[..., Awaitable[str]]

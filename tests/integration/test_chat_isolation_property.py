@@ -23,13 +23,14 @@ from hypothesis.stateful import (
     rule,
 )
 
-from caas_data import NotFoundError, UserRepository, tenant_scope
+from caas_data import NotFoundError, tenant_scope
 from caas_data.repositories.saas.messaging import (
     ConversationRepository,
     MessageRepository,
     ReactionRepository,
     ReadReceiptRepository,
 )
+from caas_data.saas import UserRepository
 from caas_data.testing import ServerHandle
 
 from .conftest import raw_collection
@@ -131,7 +132,7 @@ class ChatIsolationMachine(LayerMachine):
 
         async def go() -> None:
             messages = self.repo(MessageRepository)
-            await messages.edit(await messages.get(target), text, editor_id=chat.users[sent.sender])
+            await messages.edit(await messages.get(target), text, actor=chat.users[sent.sender])
 
         self.run(self.scoped(tenant, go))
         sent.text = text
@@ -146,7 +147,7 @@ class ChatIsolationMachine(LayerMachine):
         sender = chat.users[chat.messages[target].sender]
         self.run(
             self.scoped(
-                tenant, lambda: self.repo(MessageRepository).soft_delete(target, deleted_by=sender)
+                tenant, lambda: self.repo(MessageRepository).soft_delete(target, actor=sender)
             )
         )
         chat.messages[target].deleted = True
@@ -161,7 +162,7 @@ class ChatIsolationMachine(LayerMachine):
             return
         sender = chat.users[chat.messages[target].sender]
         self.run(
-            self.scoped(tenant, lambda: self.repo(MessageRepository).restore(target, by=sender))
+            self.scoped(tenant, lambda: self.repo(MessageRepository).restore(target, actor=sender))
         )
         chat.messages[target].deleted = False
 
@@ -209,7 +210,7 @@ class ChatIsolationMachine(LayerMachine):
             with pytest.raises(NotFoundError):  # another tenant's conversation is not here
                 await messages.history(other.conversation, limit=100)
             with pytest.raises(NotFoundError):
-                await self.repo(ConversationRepository).unread_count(
+                await self.repo(ConversationRepository).count_unread(
                     other.conversation, other.users[1]
                 )
             if foreign:
@@ -218,7 +219,7 @@ class ChatIsolationMachine(LayerMachine):
                 with pytest.raises(NotFoundError):
                     await self.repo(ReactionRepository).toggle(target, chat.users[0], "👍")
                 with pytest.raises(NotFoundError):
-                    await messages.soft_delete(target, deleted_by=other.users[0])
+                    await messages.soft_delete(target, actor=other.users[0])
 
         self.run(self.scoped(tenant, go))
 
@@ -244,7 +245,7 @@ class ChatIsolationMachine(LayerMachine):
                     key = (message_id, emoji)
                     expected[key] = expected.get(key, 0) + 1
                 assert counted == expected, tenant
-                unread = await self.repo(ConversationRepository).unread_count(
+                unread = await self.repo(ConversationRepository).count_unread(
                     chat.conversation, chat.users[1]
                 )
                 assert unread == len(chat.messages) - chat.read

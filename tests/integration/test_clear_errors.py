@@ -16,28 +16,30 @@ from pydantic import BaseModel, ValidationError, model_validator
 from pymongo.errors import DocumentTooLarge
 
 from caas_data import (
-    ApiKeyRepository,
-    BlockedIpRepository,
-    ConversationRepository,
-    CounterRepository,
     DataLayer,
     DocumentValidationError,
-    EventRepository,
-    InvoiceRepository,
+    NotFoundError,
+    TenantContextMissing,
+    tenant_scope,
+)
+from caas_data.analytics import EventRepository
+from caas_data.billing import InvoiceRepository
+from caas_data.driver_errors import translate_driver_errors
+from caas_data.platform import ApiKeyRepository
+from caas_data.repositories import INT64_MAX, check_int
+from caas_data.saas import (
+    ConversationRepository,
+    CounterRepository,
     MediaFileRepository,
     MessageRepository,
     MessageSearchRepository,
-    NotFoundError,
     ReadReceiptRepository,
-    TenantContextMissing,
     TenantSettingsRepository,
     User,
     UserRepository,
     UserSessionRepository,
-    tenant_scope,
 )
-from caas_data.driver_errors import translate_driver_errors
-from caas_data.repositories import INT64_MAX, check_int
+from caas_data.security import BlockedIpRepository
 from caas_data.testing.factories import Factories
 
 from .conftest import MODEL_TIERS, raw_collection
@@ -164,7 +166,7 @@ BOUNDED: dict[str, tuple[str, Call]] = {
     ),
     "purge_before.batch_size": (
         "batch_size",
-        lambda layer, v: layer.repo(MessageRepository).purge_before(NOW, batch_size=v),
+        lambda layer, v: layer.repo(MessageRepository).purge_older_than(NOW, batch_size=v),
     ),
     "mark_read.seq": (
         "seq",
@@ -190,7 +192,7 @@ BOUNDED: dict[str, tuple[str, Call]] = {
     ),
     "start.lifetime": (
         "lifetime",
-        lambda layer, v: layer.repo(UserSessionRepository).start(NOWHERE, "t", lifetime=v),
+        lambda layer, v: layer.repo(UserSessionRepository).issue(NOWHERE, "t", lifetime=v),
     ),
     "block.duration": (
         "duration",

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from caas_data import DataLayer, Tier, User
+from caas_data import DataLayer, Tier
+from caas_data.saas import User
 from caas_data.testing import ServerHandle
 from caas_data.testing.helpers import connect_for_tests, drop_prefix_databases, new_tenant_id
 from tests.integration.conftest import raw_collection

@@ -14,11 +14,11 @@ from caas_data import (
     TenantNotFound,
     Tier,
     UnsafeOperation,
-    UserRepository,
     tenant_scope,
 )
 from caas_data.documents.platform import SaasClient
 from caas_data.repositories.audit import AuditLogRepository
+from caas_data.saas import UserRepository
 
 from .conftest import raw_collection
 

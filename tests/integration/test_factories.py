@@ -8,37 +8,46 @@ from typing import Any
 import pytest
 
 from caas_data import (
-    ApiKey,
-    ApiKeyRepository,
-    Application,
-    ApplicationRepository,
     Area,
     BaseDocument,
+    DataLayer,
+    DuplicateError,
+    TenantContextMissing,
+    Tier,
+    tenant_scope,
+)
+from caas_data.analytics import Event, EventRepository
+from caas_data.billing import (
+    Invoice,
+    InvoiceRepository,
+    InvoiceStatus,
+    PaymentMethod,
+    PaymentMethodRepository,
+    Plan,
+    PlanRepository,
+    Subscription,
+    SubscriptionRepository,
+    UsageRecord,
+    UsageRecordRepository,
+)
+from caas_data.engine.registry import spec_of
+from caas_data.platform import ApiKey, ApiKeyRepository, Application, ApplicationRepository
+from caas_data.repositories.base import Repository
+from caas_data.saas import (
     Conversation,
     ConversationKind,
     ConversationRepository,
-    DataLayer,
-    DuplicateError,
-    Event,
-    EventRepository,
     Group,
     GroupMember,
     GroupMemberRepository,
     GroupRepository,
     GroupVisibility,
-    Invoice,
-    InvoiceRepository,
-    InvoiceStatus,
     MediaFile,
     MediaFileRepository,
     MediaMetadata,
     MediaMetadataRepository,
     Message,
     MessageRepository,
-    PaymentMethod,
-    PaymentMethodRepository,
-    Plan,
-    PlanRepository,
     Post,
     PostRepository,
     PrekeyBundle,
@@ -47,24 +56,15 @@ from caas_data import (
     ReactionRepository,
     ReadReceipt,
     ReadReceiptRepository,
-    Subscription,
-    SubscriptionRepository,
-    TenantContextMissing,
     TenantSettings,
     TenantSettingsRepository,
-    Tier,
-    UsageRecord,
-    UsageRecordRepository,
     User,
     UserDevice,
     UserDeviceRepository,
     UserKey,
     UserKeyRepository,
     UserRepository,
-    tenant_scope,
 )
-from caas_data.engine.registry import spec_of
-from caas_data.repositories.base import Repository
 from caas_data.testing import Factories
 
 from .conftest import raw_collection

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
-from caas_data import DataLayer, TenantKeyErased, Tier, UserRepository, current_tenant_id
+from caas_data import DataLayer, TenantKeyErased, Tier, current_tenant_id
 from caas_data.fastapi import (
     Principal,
     attach_layer,
@@ -24,6 +24,7 @@ from caas_data.fastapi import (
     tenant_from_api_key,
     tenant_from_trusted_header,
 )
+from caas_data.saas import UserRepository
 from caas_data.testing import ServerHandle, new_tenant_id
 
 Users = Depends(repository(UserRepository))
@@ -245,7 +246,8 @@ async def _tenant(layer: DataLayer) -> str:
 
 
 async def test_api_keys_from_the_repository_scope_requests(caas_layer: DataLayer) -> None:
-    from caas_data import ApiKeyRepository, tenant_scope
+    from caas_data import tenant_scope
+    from caas_data.platform import ApiKeyRepository
 
     app = build_app(tenant_from_api_key(required_scopes=frozenset({"users:read"})))
     attach_layer(app, caas_layer)

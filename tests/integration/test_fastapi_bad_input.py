@@ -12,7 +12,7 @@ import pytest
 from beanie import PydanticObjectId
 from fastapi import APIRouter, Depends, FastAPI, Response
 
-from caas_data import DataLayer, MessageRepository, UserRepository
+from caas_data import DataLayer
 from caas_data.fastapi import (
     attach_layer,
     if_match_version,
@@ -23,6 +23,7 @@ from caas_data.fastapi import (
     tenant_from_trusted_header,
 )
 from caas_data.repositories import INT64_MAX
+from caas_data.saas import MessageRepository, UserRepository
 
 from .test_chat_api import chat_api, send, set_up
 

@@ -11,7 +11,7 @@ import pytest
 from bson import ObjectId
 from fastapi import APIRouter, Depends, FastAPI, Query, Response
 
-from caas_data import ApiKey, ApiKeyRepository, DataLayer, Tier, User, UserRepository, tenant_scope
+from caas_data import DataLayer, Tier, tenant_scope
 from caas_data.fastapi import (
     ErrorBody,
     attach_layer,
@@ -26,6 +26,8 @@ from caas_data.fastapi import (
     tenant_from_api_key,
     tenant_from_trusted_header,
 )
+from caas_data.platform import ApiKey, ApiKeyRepository
+from caas_data.saas import User, UserRepository
 from caas_data.testing import new_tenant_id
 
 from .conftest import raw_collection

@@ -29,12 +29,10 @@ from caas_data import (
     TenantMismatch,
     Tier,
     UnsafeOperation,
-    User,
-    UserDeviceRepository,
-    UserRepository,
     tenant_scope,
 )
 from caas_data.engine.field_encryption import ciphertext_key_id
+from caas_data.saas import User, UserDeviceRepository, UserRepository
 from caas_data.testing import ServerHandle
 from caas_data.testing.helpers import connect_for_tests, drop_prefix_databases, new_tenant_id
 from tests.integration.conftest import MODEL_TIERS, raw_collection
@@ -195,7 +193,7 @@ async def test_personal_fields_of_shipped_documents_when_the_layer_asks(
         devices = enc_layer.repo(UserDeviceRepository)
         await devices.register(ada.id, "d-1", platform="ios", push_token="tok-secret")
         assert [u.id for u in await User.find(User.email == "a@x.io").to_list()] == [ada.id]
-        targets = await devices.push_targets([ada.id])
+        targets = await devices.list_push_targets([ada.id])
         assert [d.push_token for d in targets] == ["tok-secret"]
     raw_user = await _raw(enc_layer, tenant, "pro", "users").find_one({"_id": ada.id})
     raw_device = await _raw(enc_layer, tenant, "pro", "user_devices").find_one({})

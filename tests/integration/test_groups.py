@@ -38,15 +38,15 @@ async def test_a_new_group_has_its_owner_and_first_members(
     owner, a, b = ids(3)
     async with tenant_scope(tenant):
         groups = caas_layer.repo(GroupRepository)
-        group = await groups.create_group(
+        group = await groups.create_with_members(
             name="Climbers", owner_id=owner, member_ids=[a, b, a, owner], visibility="public"
         )
         assert (group.member_count, group.owner_count, group.max_members) == (3, 1, 1024)
         members = caas_layer.repo(GroupMemberRepository)
-        page = await members.members(group.id)
+        page = await members.list_by_group(group.id)
         roles = {m.user_id: m.role for m in page.items}
         assert roles == {owner: GroupRole.OWNER, a: GroupRole.MEMBER, b: GroupRole.MEMBER}
-        assert [m.group_id for m in (await members.groups_of(a)).items] == [group.id]
+        assert [m.group_id for m in (await members.list_by_user(a)).items] == [group.id]
         await assert_counts_match(caas_layer, group)
     stored = raw_collection(caas_layer, tenant, TIERS[model], "group_members")
     assert await stored.count_documents({"tenant_id": tenant, "group_id": group.id}) == 3
@@ -64,7 +64,7 @@ async def test_join_is_idempotent_and_rejoin_reuses_the_membership(
     async with tenant_scope(model_tenant):
         groups = caas_layer.repo(GroupRepository)
         members = caas_layer.repo(GroupMemberRepository)
-        group = await groups.create_group(name="g", owner_id=owner, visibility="public")
+        group = await groups.create_with_members(name="g", owner_id=owner, visibility="public")
         joined = await groups.join(group.id, user)
         again = await groups.join(str(group.id), user)
         assert again.id == joined.id and again.version == joined.version
@@ -85,29 +85,29 @@ async def test_kick_rules(caas_layer: DataLayer, pro_tenant: str) -> None:
     owner, admin, alice, bob = ids(4)
     async with tenant_scope(pro_tenant):
         groups = caas_layer.repo(GroupRepository)
-        group = await groups.create_group(
+        group = await groups.create_with_members(
             name="g", owner_id=owner, member_ids=[admin, alice, bob], visibility="public"
         )
-        await groups.set_role(group.id, admin, "admin", by=owner)
+        await groups.set_role(group.id, admin, "admin", actor=owner)
         with pytest.raises(DocumentValidationError, match="only its owners and admins") as caught:
-            await groups.kick(group.id, bob, by=alice)
+            await groups.kick(group.id, bob, actor=alice)
         assert caught.value.fields == ("by",)
         with pytest.raises(DocumentValidationError, match="admins cannot remove an owner"):
-            await groups.kick(group.id, owner, by=admin)
+            await groups.kick(group.id, owner, actor=admin)
         with pytest.raises(DocumentValidationError, match="use leave"):
-            await groups.kick(group.id, admin, by=admin)
-        kicked = await groups.kick(group.id, bob, by=admin)
+            await groups.kick(group.id, admin, actor=admin)
+        kicked = await groups.kick(group.id, bob, actor=admin)
         assert (kicked.status, kicked.removed_by) == (MembershipStatus.REMOVED, admin)
         with pytest.raises(NotFoundError):
-            await groups.kick(group.id, bob, by=admin)
+            await groups.kick(group.id, bob, actor=admin)
         with pytest.raises(DocumentValidationError, match="was removed") as caught:
             await groups.join(group.id, bob)  # a public group, but bob was removed
         assert caught.value.fields == ("added_by",)
         with pytest.raises(DocumentValidationError, match="only its owners and admins"):
-            await groups.kick(group.id, alice, by=bob)  # no longer a member
-        readded = await groups.join(group.id, bob, added_by=admin)
+            await groups.kick(group.id, alice, actor=bob)  # no longer a member
+        readded = await groups.join(group.id, bob, actor=admin)
         assert readded.is_active and readded.removed_by is None and readded.added_by == admin
-        await groups.kick(group.id, admin, by=owner)
+        await groups.kick(group.id, admin, actor=owner)
         assert (await assert_counts_match(caas_layer, group)).member_count == 3
 
 
@@ -117,15 +117,15 @@ async def test_private_groups_are_joined_by_being_added(
     owner, member, newcomer = ids(3)
     async with tenant_scope(enterprise_tenant):
         groups = caas_layer.repo(GroupRepository)
-        group = await groups.create_group(name="secret", owner_id=owner, member_ids=[member])
+        group = await groups.create_with_members(name="secret", owner_id=owner, member_ids=[member])
         with pytest.raises(DocumentValidationError, match="private") as caught:
             await groups.join(group.id, newcomer)
         assert caught.value.fields == ("added_by",)
         with pytest.raises(DocumentValidationError, match="only owners and admins add"):
-            await groups.join(group.id, newcomer, added_by=member)
+            await groups.join(group.id, newcomer, actor=member)
         with pytest.raises(DocumentValidationError, match="is not a member"):
-            await groups.join(group.id, newcomer, added_by=PydanticObjectId())
-        added = await groups.join(group.id, newcomer, added_by=owner)
+            await groups.join(group.id, newcomer, actor=PydanticObjectId())
+        added = await groups.join(group.id, newcomer, actor=owner)
         assert added.added_by == owner
         assert (await assert_counts_match(caas_layer, group)).member_count == 3
 
@@ -137,12 +137,12 @@ async def test_the_last_owner_stays_until_ownership_is_transferred(
     owner, heir = ids(2)
     async with tenant_scope(model_tenant):
         groups = caas_layer.repo(GroupRepository)
-        group = await groups.create_group(name="g", owner_id=owner, member_ids=[heir])
+        group = await groups.create_with_members(name="g", owner_id=owner, member_ids=[heir])
         with pytest.raises(DocumentValidationError, match="last owner") as caught:
             await groups.leave(group.id, owner)
         assert caught.value.fields == ("user_id",)
         with pytest.raises(DocumentValidationError, match="last owner"):
-            await groups.set_role(group.id, owner, GroupRole.ADMIN, by=owner)
+            await groups.set_role(group.id, owner, GroupRole.ADMIN, actor=owner)
         with pytest.raises(DocumentValidationError, match="another member"):
             await groups.transfer_ownership(group.id, from_user_id=owner, to_user_id=owner)
         with pytest.raises(DocumentValidationError, match="not an owner") as caught:
@@ -168,25 +168,27 @@ async def test_roles_owners_grant_ownership_admins_manage_members(
     owner, admin, alice = ids(3)
     async with tenant_scope(shared_tenant):
         groups = caas_layer.repo(GroupRepository)
-        group = await groups.create_group(name="g", owner_id=owner, member_ids=[admin, alice])
-        await groups.set_role(group.id, admin, GroupRole.ADMIN, by=owner)
+        group = await groups.create_with_members(
+            name="g", owner_id=owner, member_ids=[admin, alice]
+        )
+        await groups.set_role(group.id, admin, GroupRole.ADMIN, actor=owner)
         with pytest.raises(DocumentValidationError, match="only owners grant"):
-            await groups.set_role(group.id, alice, GroupRole.OWNER, by=admin)
+            await groups.set_role(group.id, alice, GroupRole.OWNER, actor=admin)
         with pytest.raises(DocumentValidationError, match="only its owners and admins"):
-            await groups.set_role(group.id, admin, GroupRole.MEMBER, by=alice)
+            await groups.set_role(group.id, admin, GroupRole.MEMBER, actor=alice)
         with pytest.raises(DocumentValidationError) as caught:
-            await groups.set_role(group.id, alice, "superuser", by=owner)
+            await groups.set_role(group.id, alice, "superuser", actor=owner)
         assert caught.value.fields == ("role",)
-        promoted = await groups.set_role(group.id, alice, GroupRole.ADMIN, by=admin)
+        promoted = await groups.set_role(group.id, alice, GroupRole.ADMIN, actor=admin)
         assert promoted.role is GroupRole.ADMIN
-        unchanged = await groups.set_role(group.id, alice, GroupRole.ADMIN, by=admin)
+        unchanged = await groups.set_role(group.id, alice, GroupRole.ADMIN, actor=admin)
         assert unchanged.version == promoted.version
-        co_owner = await groups.set_role(group.id, alice, GroupRole.OWNER, by=owner)
+        co_owner = await groups.set_role(group.id, alice, GroupRole.OWNER, actor=owner)
         assert co_owner.role is GroupRole.OWNER
         assert (await assert_counts_match(caas_layer, group)).owner_count == 2
         await groups.leave(group.id, owner)  # another owner remains
         with pytest.raises(DocumentValidationError, match="admins cannot remove an owner"):
-            await groups.kick(group.id, alice, by=admin)
+            await groups.kick(group.id, alice, actor=admin)
         fresh = await assert_counts_match(caas_layer, group)
         assert (fresh.member_count, fresh.owner_count) == (2, 1)
 
@@ -197,7 +199,7 @@ async def test_member_limits_come_from_the_group_and_the_tenant(
     owner, a, b = ids(3)
     async with tenant_scope(pro_tenant):
         groups = caas_layer.repo(GroupRepository)
-        group = await groups.create_group(
+        group = await groups.create_with_members(
             name="small", owner_id=owner, visibility="public", max_members=2
         )
         await groups.join(group.id, a)
@@ -209,14 +211,14 @@ async def test_member_limits_come_from_the_group_and_the_tenant(
             "limits", {"max_group_members": 5}
         )
         with pytest.raises(DocumentValidationError, match="tenant's limit of 5") as caught:
-            await groups.create_group(name="big", owner_id=owner, max_members=6)
+            await groups.create_with_members(name="big", owner_id=owner, max_members=6)
         assert caught.value.fields == ("max_members",)
         with pytest.raises(DocumentValidationError, match="exceed max_members") as caught:
-            await groups.create_group(name="big", owner_id=owner, member_ids=ids(5))
+            await groups.create_with_members(name="big", owner_id=owner, member_ids=ids(5))
         assert caught.value.fields == ("member_ids",)
-        assert (await groups.create_group(name="ok", owner_id=owner)).max_members == 5
+        assert (await groups.create_with_members(name="ok", owner_id=owner)).max_members == 5
         with pytest.raises(DocumentValidationError) as caught:
-            await groups.create_group(name="", owner_id=owner)
+            await groups.create_with_members(name="", owner_id=owner)
         assert caught.value.fields == ("name",)
 
 
@@ -228,12 +230,12 @@ async def test_deleted_groups_can_be_restored_by_their_owner(
     owner, member = ids(2)
     async with tenant_scope(tenant):
         groups = caas_layer.repo(GroupRepository)
-        group = await groups.create_group(
+        group = await groups.create_with_members(
             name="g", owner_id=owner, member_ids=[member], visibility="public"
         )
         with pytest.raises(DocumentValidationError, match="only an owner may delete"):
-            await groups.delete_group(group.id, by=member)
-        deleted = await groups.delete_group(group.id, by=owner)
+            await groups.soft_delete(group.id, actor=member)
+        deleted = await groups.soft_delete(group.id, actor=owner)
         assert deleted.deleted_by == owner
         assert await groups.get_or_none(group.id) is None
         with pytest.raises(NotFoundError):
@@ -255,7 +257,7 @@ async def test_groups_and_memberships_stay_within_their_tenant(
 ) -> None:
     owner = PydanticObjectId()
     async with tenant_scope(tenants.shared):
-        group = await caas_layer.repo(GroupRepository).create_group(
+        group = await caas_layer.repo(GroupRepository).create_with_members(
             name="mine", owner_id=owner, visibility="public"
         )
     async with tenant_scope(tenants.pro):

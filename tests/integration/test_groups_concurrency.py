@@ -71,7 +71,7 @@ async def test_concurrent_joins_and_leaves_keep_member_count_exact(
     owner = PydanticObjectId()
     leaving, staying, newcomers = ids(20), ids(5), ids(20)
     async with tenant_scope(tenant):
-        group = await caas_layer.repo(GroupRepository).create_group(
+        group = await caas_layer.repo(GroupRepository).create_with_members(
             name="busy", owner_id=owner, member_ids=leaving + staying, visibility="public"
         )
     gid = group.id
@@ -97,7 +97,7 @@ async def test_concurrent_joins_never_overfill_a_group(
 ) -> None:
     tenant = await caas_tenant(tier=TIERS[model])
     async with tenant_scope(tenant):
-        group = await caas_layer.repo(GroupRepository).create_group(
+        group = await caas_layer.repo(GroupRepository).create_with_members(
             name="ten", owner_id=PydanticObjectId(), visibility="public", max_members=10
         )
     results = await asyncio.gather(
@@ -118,7 +118,7 @@ async def test_two_processes_racing_on_the_same_members_keep_counts_exact(
     tenant = await caas_tenant(tier=Tier.FREE)
     leaving, newcomers = ids(12), ids(12)
     async with caas_layer.tenant_scope(tenant):  # two layers: say which
-        group = await caas_layer.repo(GroupRepository).create_group(
+        group = await caas_layer.repo(GroupRepository).create_with_members(
             name="shared", owner_id=PydanticObjectId(), member_ids=leaving, visibility="public"
         )
     gid = group.id
@@ -149,8 +149,8 @@ async def test_two_owners_leaving_at_once_leave_one_owner(
     first, second = ids(2)
     async with caas_layer.tenant_scope(tenant):  # two layers: say which
         groups = caas_layer.repo(GroupRepository)
-        group = await groups.create_group(name="duo", owner_id=first, member_ids=[second])
-        await groups.set_role(group.id, second, "owner", by=first)
+        group = await groups.create_with_members(name="duo", owner_id=first, member_ids=[second])
+        await groups.set_role(group.id, second, "owner", actor=first)
     results = await asyncio.gather(
         on(caas_layer, tenant, lambda g: g.leave(group.id, first)),
         on(second_layer, tenant, lambda g: g.leave(group.id, second)),

@@ -26,7 +26,6 @@ from caas_data import (
     TenantMismatch,
     Tier,
     UnsafeOperation,
-    User,
     system_scope,
     tenant_scope,
 )
@@ -42,6 +41,7 @@ from caas_data.documents.platform import ApiKey, PlatformAdmin, SaasClient
 from caas_data.repositories.api_keys import ApiKeyRepository
 from caas_data.repositories.invoices import InvoiceRepository
 from caas_data.repositories.saas.users import UserRepository
+from caas_data.saas import User
 from caas_data.testing import Factories, ServerHandle
 from caas_data.testing.helpers import connect_for_tests, drop_prefix_databases, new_tenant_id
 
@@ -392,7 +392,7 @@ async def test_invoice_numbers_only_come_from_issue(
     a, _ = pair
     async with tenant_scope(a):
         repo = caas_layer.repo(InvoiceRepository)
-        draft = await repo.create_draft(lines=[InvoiceLine(description="x", unit_amount_cents=5)])
+        draft = await repo.draft(lines=[InvoiceLine(description="x", unit_amount_cents=5)])
         with pytest.raises(CaasDataError):
             await repo.update_many({}, {"status": "issued", "number": 7})
         with pytest.raises(UnsafeOperation):

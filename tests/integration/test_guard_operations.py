@@ -14,15 +14,8 @@ from typing import Any
 import pytest
 from pymongo import DeleteMany, InsertOne, ReplaceOne, ReturnDocument, UpdateMany, UpdateOne
 
-from caas_data import (
-    DataLayer,
-    TenantMismatch,
-    Tier,
-    UnsafeOperation,
-    User,
-    UserDevice,
-    tenant_scope,
-)
+from caas_data import DataLayer, TenantMismatch, Tier, UnsafeOperation, tenant_scope
+from caas_data.saas import User, UserDevice
 from caas_data.testing.helpers import new_tenant_id
 
 

@@ -24,14 +24,8 @@ from hypothesis.stateful import (
 )
 from pymongo import DeleteOne, InsertOne, UpdateMany, UpdateOne
 
-from caas_data import (
-    NotFoundError,
-    TenantMismatch,
-    User,
-    UserRepository,
-    VersionConflict,
-    tenant_scope,
-)
+from caas_data import NotFoundError, TenantMismatch, VersionConflict, tenant_scope
+from caas_data.saas import User, UserRepository
 from caas_data.testing import ServerHandle
 
 from .conftest import raw_collection
@@ -123,7 +117,7 @@ class IsolationMachine(LayerMachine):
         target = self.pick(data, tenant, deleted=False)
         if target is None:
             return
-        self.run(self.in_scope(tenant, lambda repo: repo.soft_delete(target, deleted_by="hyp")))
+        self.run(self.in_scope(tenant, lambda repo: repo.soft_delete(target, actor="hyp")))
         row = self.world.rows[tenant][target]
         row.deleted, row.version = True, row.version + 1
 

@@ -12,26 +12,28 @@ import pytest
 from fastapi import Depends, FastAPI
 
 from caas_data import (
-    ApiKeyRepository,
-    ApplicationRepository,
-    ClientStatus,
     DataLayer,
     DocumentValidationError,
     NotFoundError,
-    SaasClientRepository,
     TenantAlreadyProvisioned,
     TenantIdRetained,
     TenantMismatch,
     TenantNotFound,
     Tier,
     UnsafeOperation,
-    UserRepository,
     system_scope,
     tenant_scope,
 )
 from caas_data.documents.analytics import PLATFORM_AUDIT_TENANT
 from caas_data.fastapi import attach_layer, install_error_handlers, tenant_from_api_key
+from caas_data.platform import (
+    ApiKeyRepository,
+    ApplicationRepository,
+    ClientStatus,
+    SaasClientRepository,
+)
 from caas_data.repositories.audit import AuditLogRepository
+from caas_data.saas import UserRepository
 from caas_data.testing import new_tenant_id
 
 from .conftest import MODEL_TIERS, raw_collection

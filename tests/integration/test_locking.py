@@ -6,14 +6,8 @@ import asyncio
 
 import pytest
 
-from caas_data import (
-    DataLayer,
-    NotFoundError,
-    User,
-    UserRepository,
-    VersionConflict,
-    tenant_scope,
-)
+from caas_data import DataLayer, NotFoundError, VersionConflict, tenant_scope
+from caas_data.saas import User, UserRepository
 
 
 @pytest.mark.parametrize("model", ["shared", "pro", "enterprise"])

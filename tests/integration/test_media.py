@@ -57,7 +57,7 @@ async def test_files_are_registered_pending_and_stored_in_the_tenants_place(
         stored = await upload(caas_layer, user, "Image/PNG; charset=binary", sha256="AB" * 32)
         files = caas_layer.repo(MediaFileRepository)
         assert (await files.get(stored.id)).scan_status is ScanStatus.PENDING
-        assert [f.id for f in await files.scan_queue()] == [stored.id]
+        assert [f.id for f in await files.list_pending_scan()] == [stored.id]
     raw = await raw_collection(caas_layer, tenant, TIERS[model], "files").find_one(
         {"tenant_id": tenant}
     )
@@ -131,7 +131,7 @@ async def test_scan_results_are_recorded(
         assert clean.version == first.version + 1
         infected = await files.set_scan_result(str(second.id), "infected", detail="EICAR")
         assert (infected.scan_status, infected.scan_detail) == (ScanStatus.INFECTED, "EICAR")
-        assert await files.scan_queue() == []
+        assert await files.list_pending_scan() == []
         with pytest.raises(DocumentValidationError) as caught:
             await files.set_scan_result(first.id, "pending")
         assert caught.value.fields == ("status",)
@@ -152,18 +152,18 @@ async def test_files_and_posts_are_soft_deleted_and_restored(
         posts = caas_layer.repo(PostRepository)
         stored = await upload(caas_layer, user)
         post = await posts.publish(author_id=user, caption="hi", file_ids=[stored.id])
-        await files.delete(stored.id, deleted_by=user)
-        await posts.delete(post.id, deleted_by=user)
+        await files.delete(stored.id, actor=user)
+        await posts.delete(post.id, actor=user)
         assert await files.get_or_none(stored.id) is None
-        assert (await posts.by_author(user)).items == []
-        assert (await files.by_uploader(user)).items == []
+        assert (await posts.list_by_author(user)).items == []
+        assert (await files.list_by_uploader(user)).items == []
         raw = await raw_collection(caas_layer, tenant, TIERS[model], "posts").find_one(
             {"tenant_id": tenant}
         )
         assert raw is not None and raw["deleted_by"] == user  # kept, marked
         await files.restore(stored.id)
         await posts.restore(post.id)
-        assert [p.id for p in (await posts.by_author(user)).items] == [post.id]
+        assert [p.id for p in (await posts.list_by_author(user)).items] == [post.id]
         assert (await files.get(stored.id)).deleted_at is None
 
 
@@ -190,8 +190,8 @@ async def test_posts_only_show_the_authors_live_clean_files(
         assert str(mine.id) not in message
         assert await posts.count() == 0
         post = await posts.publish(author_id=author, file_ids=[mine.id], visibility="contacts")
-        assert [p.id for p in await posts.using_file(mine.id)] == [post.id]
-        assert (await posts.public_feed()).items == []
+        assert [p.id for p in await posts.list_by_file(mine.id)] == [post.id]
+        assert (await posts.list_public()).items == []
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -211,8 +211,8 @@ async def test_a_reel_is_exactly_one_video(
         assert caught.value.fields == ("file_ids",)
         reel = await posts.publish(author_id=user, kind="reel", file_ids=[video.id], caption="!")
         post = await posts.publish(author_id=user, caption="text only")
-        assert [p.id for p in (await posts.public_feed(kind=PostKind.REEL)).items] == [reel.id]
-        assert [p.id for p in (await posts.by_author(user)).items] == [post.id, reel.id]
+        assert [p.id for p in (await posts.list_public(kind=PostKind.REEL)).items] == [reel.id]
+        assert [p.id for p in (await posts.list_by_author(user)).items] == [post.id, reel.id]
         edited = await posts.edit(reel, caption="new caption")
         assert (edited.caption, edited.version) == ("new caption", 1)
         assert edited.edited_at is not None
@@ -230,23 +230,25 @@ async def test_media_metadata_is_merged_per_file_and_purged_with_it(
         metadata = caas_layer.repo(MediaMetadataRepository)
         video = await upload(caas_layer, PydanticObjectId(), "video/webm")
         other = await upload(caas_layer, PydanticObjectId(), "image/gif")
-        await metadata.record(video.id, width=1080, height=1920, codec="vp9")
-        merged = await metadata.record(video.id, duration_ms=15_000, thumbnail_key="thumbs/1")
+        await metadata.upsert_by_file(video.id, width=1080, height=1920, codec="vp9")
+        merged = await metadata.upsert_by_file(
+            video.id, duration_ms=15_000, thumbnail_key="thumbs/1"
+        )
         assert (merged.width, merged.height, merged.duration_ms) == (1080, 1920, 15_000)
         assert (merged.codec, merged.thumbnail_key) == ("vp9", "thumbs/1")
-        await metadata.record(other.id, width=10, height=10)
-        assert set(await metadata.for_files([video.id, other.id])) == {video.id, other.id}
+        await metadata.upsert_by_file(other.id, width=10, height=10)
+        assert set(await metadata.get_many_by_files([video.id, other.id])) == {video.id, other.id}
         with pytest.raises(DocumentValidationError) as caught:
-            await metadata.record(video.id, width=0)
+            await metadata.upsert_by_file(video.id, width=0)
         assert caught.value.fields == ("width",)
         with pytest.raises(DocumentValidationError) as caught:
-            await metadata.record(video.id, colour="blue")
+            await metadata.upsert_by_file(video.id, colour="blue")
         assert caught.value.fields == ("colour",)
         with pytest.raises(NotFoundError):
-            await metadata.record(PydanticObjectId(), width=1)
+            await metadata.upsert_by_file(PydanticObjectId(), width=1)
         await files.purge(video.id)
-        assert await metadata.for_file(video.id) is None
-        assert await metadata.for_file(other.id) is not None
+        assert await metadata.get_by_file_or_none(video.id) is None
+        assert await metadata.get_by_file_or_none(other.id) is not None
         assert await files.get_or_none(video.id, include_deleted=True) is None
     raw = raw_collection(caas_layer, tenant, TIERS[model], "media_metadata")
     assert await raw.count_documents({"tenant_id": tenant}) == 1

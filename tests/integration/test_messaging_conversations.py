@@ -14,7 +14,6 @@ from caas_data import (
     DuplicateError,
     NotFoundError,
     Tier,
-    UserRepository,
     tenant_scope,
 )
 from caas_data.documents.saas.messaging import Conversation, ConversationKind, direct_key
@@ -24,6 +23,7 @@ from caas_data.repositories.saas.messaging import (
     MessageRepository,
     ReadReceiptRepository,
 )
+from caas_data.saas import UserRepository
 
 from .conftest import raw_collection
 
@@ -154,8 +154,8 @@ async def test_inbox_sorted_by_activity_with_previews_and_unread_counts(
         assert preview is not None and preview.seq == 2 and preview.sender_id == carol
         assert preview.text is not None and len(preview.text) == 140 and preview.text[-1] == "…"
         assert listed[1].conversation.last_message.text == "b3 from me"  # type: ignore[union-attr]
-        assert await conversations.unread_count(with_carol.id, me) == 1
-        assert await conversations.unread_count(with_carol.id, carol) == 0
+        assert await conversations.count_unread(with_carol.id, me) == 1
+        assert await conversations.count_unread(with_carol.id, carol) == 0
         assert [s.conversation.id for s in await conversations.inbox(dave)] == [
             not_mine.id,
             group.id,

@@ -15,7 +15,6 @@ from caas_data import (
     DocumentValidationError,
     NotFoundError,
     Tier,
-    UserRepository,
     VersionConflict,
     tenant_scope,
 )
@@ -27,6 +26,7 @@ from caas_data.repositories.saas.messaging import (
     MessageRepository,
     ReactionRepository,
 )
+from caas_data.saas import UserRepository
 from caas_data.testing import ServerHandle
 from caas_data.testing.helpers import connect_for_tests
 
@@ -360,7 +360,7 @@ async def test_edit_is_versioned_and_keeps_a_bounded_history(
         conv = await caas_layer.repo(ConversationRepository).open_direct(alice, bob)
         messages = caas_layer.repo(MessageRepository)
         sent = await messages.send(conv.id, alice, text="helo wrld")
-        edited = await messages.edit(sent, "hello world", editor_id=alice)
+        edited = await messages.edit(sent, "hello world", actor=alice)
         assert edited.version == sent.version + 1 and edited.edit_count == 1
         stored = await messages.get(sent.id)
         assert stored.text == "hello world" and stored.terms == ["hello", "world"]
@@ -370,12 +370,12 @@ async def test_edit_is_versioned_and_keeps_a_bounded_history(
         assert conv_after.last_message is not None
         assert conv_after.last_message.text == "hello world"  # the preview follows the edit
         with pytest.raises(VersionConflict):
-            await messages.edit(sent, "stale", editor_id=alice)
+            await messages.edit(sent, "stale", actor=alice)
         with pytest.raises(DocumentValidationError, match="only the sender"):
-            await messages.edit(stored, "not mine", editor_id=bob)
+            await messages.edit(stored, "not mine", actor=bob)
         current = stored
         for i in range(MAX_EDITS_KEPT + 3):
-            current = await messages.edit(current, f"v{i}", editor_id=alice)
+            current = await messages.edit(current, f"v{i}", actor=alice)
         stored = await messages.get(sent.id)
         assert stored.edit_count == MAX_EDITS_KEPT + 4
         assert len(stored.edits) == MAX_EDITS_KEPT
@@ -392,7 +392,7 @@ async def test_concurrent_edits_of_one_version_one_wins(
         messages = caas_layer.repo(MessageRepository)
         sent = await messages.send(conv.id, alice, text="v0")
         results = await asyncio.gather(
-            *(messages.edit(sent, f"v{i}", editor_id=alice) for i in range(1, 6)),
+            *(messages.edit(sent, f"v{i}", actor=alice) for i in range(1, 6)),
             return_exceptions=True,
         )
         winners = [r for r in results if isinstance(r, Message)]
@@ -412,7 +412,7 @@ async def test_deleted_messages_read_as_tombstones_and_only_the_sender_restores(
         messages = caas_layer.repo(MessageRepository)
         await messages.send(conv.id, bob, text="first")
         sent = await messages.send(conv.id, alice, text="oops secret")
-        deleted = await messages.soft_delete(sent.id, deleted_by=alice)
+        deleted = await messages.soft_delete(sent.id, actor=alice)
         assert deleted.is_deleted and deleted.deleted_by == alice
         for_bob = await messages.history(conv.id, viewer_id=bob)
         assert [m.seq for m in for_bob] == [1, 2]  # the seq stays, as a tombstone
@@ -425,16 +425,16 @@ async def test_deleted_messages_read_as_tombstones_and_only_the_sender_restores(
         assert preview is not None and preview.deleted and preview.text is None
         assert await messages.get_or_none(sent.id) is None  # plain reads skip deleted ones
         with pytest.raises(DocumentValidationError, match="only the sender"):
-            await messages.restore(sent.id, by=bob)
+            await messages.restore(sent.id, actor=bob)
         with pytest.raises(DocumentValidationError, match="by="):
             await messages.restore(sent.id)
         assert (await messages.get(sent.id, include_deleted=True)).is_deleted
-        restored = await messages.restore(sent.id, by=alice)
+        restored = await messages.restore(sent.id, actor=alice)
         assert not restored.is_deleted and restored.text == "oops secret"
         preview = (await conversations.get(conv.id)).last_message
         assert preview is not None and not preview.deleted and preview.text == "oops secret"
         with pytest.raises(NotFoundError):
-            await messages.restore(PydanticObjectId(), by=alice)
+            await messages.restore(PydanticObjectId(), actor=alice)
 
 
 async def test_purge_before_deletes_old_messages_in_batches(
@@ -451,20 +451,20 @@ async def test_purge_before_deletes_old_messages_in_batches(
         cutoff = utcnow()
         await asyncio.sleep(0.01)
         kept = await messages.send(conv.id, bob, text="new")
-        assert await messages.purge_before(cutoff, batch_size=3) == 7  # three batches
+        assert await messages.purge_older_than(cutoff, batch_size=3) == 7  # three batches
         assert await messages.count(include_deleted=True) == 1
         assert (await messages.get(kept.id)).text == "new"
         assert await caas_layer.repo(ReactionRepository).count() == 0
-        assert await messages.purge_before(cutoff, batch_size=3) == 0
+        assert await messages.purge_older_than(cutoff, batch_size=3) == 0
         with pytest.raises(DocumentValidationError):
-            await messages.purge_before(cutoff.replace(tzinfo=None), batch_size=3)
+            await messages.purge_older_than(cutoff.replace(tzinfo=None), batch_size=3)
         with pytest.raises(DocumentValidationError) as bad_batch:
-            await messages.purge_before(cutoff, batch_size=0)
+            await messages.purge_older_than(cutoff, batch_size=0)
         assert bad_batch.value.fields == ("batch_size",)
         with pytest.raises(DocumentValidationError, match="in the future"):
-            await messages.purge_before(utcnow() + timedelta(days=1), batch_size=5)
+            await messages.purge_older_than(utcnow() + timedelta(days=1), batch_size=5)
         assert (await messages.get(kept.id)).text == "new"  # the refusal deleted nothing
-        assert await messages.purge_before(utcnow(), batch_size=5) == 1
+        assert await messages.purge_older_than(utcnow(), batch_size=5) == 1
 
 
 async def test_messages_stay_within_their_tenant(

@@ -8,20 +8,14 @@ from collections.abc import Awaitable, Callable
 import pytest
 from beanie import PydanticObjectId
 
-from caas_data import (
-    DataLayer,
-    DocumentValidationError,
-    NotFoundError,
-    Tier,
-    UserRepository,
-    tenant_scope,
-)
+from caas_data import DataLayer, DocumentValidationError, NotFoundError, Tier, tenant_scope
 from caas_data.repositories.saas.messaging import (
     ConversationRepository,
     MessageRepository,
     ReactionCount,
     ReactionRepository,
 )
+from caas_data.saas import UserRepository
 
 TenantFactory = Callable[..., Awaitable[str]]
 
@@ -100,7 +94,7 @@ async def test_reactions_refuse_bad_input(
             await reactions.toggle(message.id, carol, "👍")
         with pytest.raises(NotFoundError):
             await reactions.toggle(PydanticObjectId(), bob, "👍")
-        await messages.soft_delete(message.id, deleted_by=alice)
+        await messages.soft_delete(message.id, actor=alice)
         with pytest.raises(NotFoundError):
             await reactions.toggle(message.id, bob, "👍")
         assert await reactions.count() == 0

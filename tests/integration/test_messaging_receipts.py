@@ -9,19 +9,13 @@ from collections.abc import Awaitable, Callable
 import pytest
 from beanie import PydanticObjectId
 
-from caas_data import (
-    DataLayer,
-    DocumentValidationError,
-    NotFoundError,
-    Tier,
-    UserRepository,
-    tenant_scope,
-)
+from caas_data import DataLayer, DocumentValidationError, NotFoundError, Tier, tenant_scope
 from caas_data.repositories.saas.messaging import (
     ConversationRepository,
     MessageRepository,
     ReadReceiptRepository,
 )
+from caas_data.saas import UserRepository
 
 TenantFactory = Callable[..., Awaitable[str]]
 
@@ -68,9 +62,9 @@ async def test_out_of_order_concurrent_receipts_end_at_the_highest(
         assert all(r.last_read_seq >= s for r, s in zip(stored, seqs, strict=True))
         assert await receipts.watermark(conv.id, bob) == 12
         assert await receipts.count({"user_id": bob}) == 1
-        assert await conversations.unread_count(conv.id, bob) == 0
+        assert await conversations.count_unread(conv.id, bob) == 0
         await messages.send(conv.id, alice, text="one more")
-        assert await conversations.unread_count(conv.id, bob) == 1
+        assert await conversations.count_unread(conv.id, bob) == 1
 
 
 async def test_unread_count_reads_no_message(
@@ -86,7 +80,7 @@ async def test_unread_count_reads_no_message(
             await messages.send(conv.id, alice, text=f"m{i}")
         await caas_layer.repo(ReadReceiptRepository).mark_read(conv.id, bob, 2)
         await messages.collection(include_deleted=True).delete_many({})
-        assert await conversations.unread_count(conv.id, bob) == 3
+        assert await conversations.count_unread(conv.id, bob) == 3
 
 
 async def test_bad_receipts_are_refused(caas_layer: DataLayer, caas_tenant: TenantFactory) -> None:

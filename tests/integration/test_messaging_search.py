@@ -8,9 +8,10 @@ import pytest
 from beanie import PydanticObjectId
 from pymongo.errors import OperationFailure
 
-from caas_data import DataLayer, DocumentValidationError, Tier, UserRepository, tenant_scope
+from caas_data import DataLayer, DocumentValidationError, Tier, tenant_scope
 from caas_data.repositories.saas.messaging import ConversationRepository, MessageRepository
 from caas_data.repositories.saas.search import MessageSearchRepository
+from caas_data.saas import UserRepository
 
 TenantFactory = Callable[..., Awaitable[str]]
 
@@ -63,7 +64,7 @@ async def test_portable_search_ranks_by_matched_terms_then_recency(
         assert [h.message.id for h in [*page1, *page2]] == [two.id, one.id, three.id]
         assert page2.next_cursor is None
         assert len(await search.search("submarine")) == 0
-        edited = await messages.edit(three, "submarine sandwich", editor_id=bob)
+        edited = await messages.edit(three, "submarine sandwich", actor=bob)
         assert [h.message.id for h in await search.search("submarine")] == [edited.id]
         assert [h.message.id for h in await search.search("cafe lunch")] == [two.id, one.id]
     async with tenant_scope(await caas_tenant(Tier.FREE)):  # may share the collection

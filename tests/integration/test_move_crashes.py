@@ -15,9 +15,10 @@ import sys
 
 import pytest
 
-from caas_data import DataLayer, UserRepository, tenant_scope
+from caas_data import DataLayer, tenant_scope
 from caas_data.documents.moves import TenantMove
 from caas_data.errors import TenantMoving
+from caas_data.saas import UserRepository
 from caas_data.testing._server import ServerHandle
 from caas_data.testing.helpers import new_tenant_id
 from tests.integration.moving import (

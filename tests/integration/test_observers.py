@@ -17,8 +17,9 @@ from pymongo import monitoring
 from pymongo.errors import OperationFailure
 
 import caas_data
-from caas_data import ConfigurationError, DataLayer, Tier, UserRepository, tenant_scope
+from caas_data import ConfigurationError, DataLayer, Tier, tenant_scope
 from caas_data.observers import CommandEvent, opentelemetry_observer
+from caas_data.saas import UserRepository
 from caas_data.testing import ServerHandle, new_tenant_id
 
 Observed = Callable[..., Any]

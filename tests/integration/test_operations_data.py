@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from bson import json_util
 
-from caas_data import DataLayer, Group, GroupMember, Message, Reaction, Tier
+from caas_data import DataLayer, Tier
 from caas_data.documents.analytics import PLATFORM_AUDIT_TENANT
 from caas_data.errors import NotFoundError, OperationRefused, TenantMismatch, TenantNotFound
 from caas_data.operations import (
@@ -25,6 +25,7 @@ from caas_data.operations import (
     migrate,
     sync_indexes,
 )
+from caas_data.saas import Group, GroupMember, Message, Reaction
 from caas_data.testing import Factories, ServerHandle
 from caas_data.testing.helpers import connect_for_tests, drop_prefix_databases, new_tenant_id
 from tests.integration.conftest import MODEL_TIERS

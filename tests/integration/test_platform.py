@@ -10,7 +10,6 @@ import pytest
 from argon2 import PasswordHasher
 
 from caas_data import (
-    ClientStatus,
     DataLayer,
     DocumentValidationError,
     DuplicateError,
@@ -23,6 +22,7 @@ from caas_data import (
 )
 from caas_data.documents.analytics import PLATFORM_AUDIT_TENANT
 from caas_data.documents.platform import AdminRole, AdminStatus, ApplicationStatus
+from caas_data.platform import ClientStatus
 from caas_data.repositories.audit import AuditLogRepository
 from caas_data.repositories.platform import (
     ApplicationRepository,
@@ -119,7 +119,7 @@ async def test_applications_belong_to_one_client(
 @pytest.mark.caas_isolated  # reads platform-wide state
 async def test_admin_passwords_are_stored_as_argon2_hashes(caas_layer: DataLayer) -> None:
     admins = caas_layer.repo(PlatformAdminRepository)
-    admin = await admins.create_admin(
+    admin = await admins.register(
         "Ops@CAAS.test", PASSWORD, display_name="Ops", roles=[AdminRole.ADMIN], actor="bootstrap"
     )
     raw = await caas_layer.client[f"{caas_layer.prefix}_platform"]["platform_admins"].find_one(
@@ -129,12 +129,12 @@ async def test_admin_passwords_are_stored_as_argon2_hashes(caas_layer: DataLayer
     assert raw["password_hash"].startswith("$argon2id$")
     assert PASSWORD not in str(raw) and "password" not in {k for k in raw if k != "password_hash"}
     assert PASSWORD not in repr(admin) and "password_hash" not in repr(admin)
-    signed_in = await admins.verify_password("OPS@caas.test", PASSWORD)
+    signed_in = await admins.authenticate("OPS@caas.test", PASSWORD)
     assert signed_in.id == admin.id and signed_in.last_login_at is not None
     with pytest.raises(DuplicateError):
-        await admins.create_admin("ops@caas.test", PASSWORD, display_name="x", roles=["admin"])
+        await admins.register("ops@caas.test", PASSWORD, display_name="x", roles=["admin"])
     with pytest.raises(DocumentValidationError, match="at least 12 characters"):
-        await admins.create_admin("b@caas.test", "short", display_name="B", roles=["admin"])
+        await admins.register("b@caas.test", "short", display_name="B", roles=["admin"])
     with pytest.raises(DocumentValidationError, match="argon2, bcrypt or scrypt hash"):
         await admins.create({"email": "c@caas.test", "display_name": "C", "roles": ["admin"],
                              "password_hash": "a-plain-text-password-by-mistake"})  # fmt: skip
@@ -143,30 +143,26 @@ async def test_admin_passwords_are_stored_as_argon2_hashes(caas_layer: DataLayer
 @pytest.mark.caas_isolated  # reads platform-wide state
 async def test_wrong_unknown_and_disabled_sign_ins_look_the_same(caas_layer: DataLayer) -> None:
     admins = caas_layer.repo(PlatformAdminRepository)
-    admin = await admins.create_admin(
-        "ops@caas.test", PASSWORD, display_name="Ops", roles=["admin"]
-    )
+    admin = await admins.register("ops@caas.test", PASSWORD, display_name="Ops", roles=["admin"])
     for email, password in (("ops@caas.test", "wrong password!"), ("nobody@caas.test", PASSWORD)):
         with pytest.raises(NotFoundError, match=r"^invalid email or password"):
-            await admins.verify_password(email, password)
+            await admins.authenticate(email, password)
     await admins.set_status(admin.id, AdminStatus.DISABLED, actor="admin:root")
     with pytest.raises(NotFoundError, match=r"^invalid email or password"):
-        await admins.verify_password("ops@caas.test", PASSWORD)
+        await admins.authenticate("ops@caas.test", PASSWORD)
 
 
 @pytest.mark.caas_isolated  # reads platform-wide state
 async def test_sign_in_upgrades_an_outdated_hash(caas_layer: DataLayer) -> None:
     admins = caas_layer.repo(PlatformAdminRepository)
-    admin = await admins.create_admin(
-        "ops@caas.test", PASSWORD, display_name="Ops", roles=["admin"]
-    )
+    admin = await admins.register("ops@caas.test", PASSWORD, display_name="Ops", roles=["admin"])
     assert "t=1," in admin.password_hash
     PlatformAdminRepository.password_hasher = PasswordHasher(
         time_cost=2, memory_cost=1024, parallelism=1
     )
-    upgraded = await admins.verify_password("ops@caas.test", PASSWORD)
+    upgraded = await admins.authenticate("ops@caas.test", PASSWORD)
     assert "t=2," in upgraded.password_hash
-    assert (await admins.verify_password("ops@caas.test", PASSWORD)).id == admin.id
+    assert (await admins.authenticate("ops@caas.test", PASSWORD)).id == admin.id
 
 
 def test_the_default_hasher_uses_the_recommended_parameters() -> None:
@@ -180,13 +176,11 @@ def test_the_default_hasher_uses_the_recommended_parameters() -> None:
 @pytest.mark.caas_isolated  # reads platform-wide state
 async def test_admin_changes_are_audited_in_the_platform_chain(caas_layer: DataLayer) -> None:
     admins = caas_layer.repo(PlatformAdminRepository)
-    admin = await admins.create_admin(
-        "ops@caas.test", PASSWORD, display_name="Ops", roles=["support"]
-    )
+    admin = await admins.register("ops@caas.test", PASSWORD, display_name="Ops", roles=["support"])
     promoted = await admins.set_roles(admin.id, [AdminRole.ADMIN, AdminRole.BILLING], actor="root")
     assert promoted.roles == [AdminRole.ADMIN, AdminRole.BILLING]
-    await admins.change_password(admin.id, PASSWORD + "!", actor="root")
-    assert (await admins.verify_password("ops@caas.test", PASSWORD + "!")).id == admin.id
+    await admins.set_password(admin.id, PASSWORD + "!", actor="root")
+    assert (await admins.authenticate("ops@caas.test", PASSWORD + "!")).id == admin.id
     current = await admins.get(admin.id)
     await admins.update(current, display_name="Operations", actor="root")
     async with system_scope():

@@ -13,8 +13,6 @@ from caas_data import (
     DocumentValidationError,
     NotFoundError,
     TenantMismatch,
-    User,
-    UserRepository,
     VersionConflict,
     tenant_scope,
 )
@@ -24,6 +22,7 @@ from caas_data.repositories.audit import AuditLogRepository
 from caas_data.repositories.audited import AuditedRepository
 from caas_data.repositories.saas.settings import TenantSettingsRepository
 from caas_data.repositories.saas.users import UserDeviceRepository
+from caas_data.saas import User, UserRepository
 
 
 class UserName(BaseModel):

@@ -15,7 +15,6 @@ from caas_data import (
     TenantContextMissing,
     TenantMismatch,
     Tier,
-    UserRepository,
     tenant_scope,
 )
 from caas_data.documents.base import BaseDocument, utcnow
@@ -31,6 +30,7 @@ from caas_data.repositories.saas.messaging import (
 )
 from caas_data.repositories.saas.retention import RetentionService
 from caas_data.repositories.saas.settings import TenantSettingsRepository
+from caas_data.saas import UserRepository
 
 TenantFactory = Callable[..., Awaitable[str]]
 SHA = "ab" * 32
@@ -39,8 +39,10 @@ SHA = "ab" * 32
 async def backdate(layer: DataLayer, document: type[BaseDocument], ids: list[Any], **fields: Any):  # type: ignore[no-untyped-def]
     """Move stored timestamps into the past (what time would have done)."""
     # Time travel is a privileged write: the guard refuses timestamps set by hand.
-    await layer.collection(document, include_deleted=True)._privileged().update_many(
-        {"_id": {"$in": ids}}, {"$set": fields}
+    await (
+        layer.collection(document, include_deleted=True)
+        ._privileged()
+        .update_many({"_id": {"$in": ids}}, {"$set": fields})
     )
 
 
@@ -105,11 +107,11 @@ async def test_soft_deleted_content_is_purged_after_its_grace_period(
             for n in ("kept", "expired", "live")
         ]
         for f in (kept, expired):
-            await files.soft_delete(f.id, deleted_by=owner)
+            await files.soft_delete(f.id, actor=owner)
         await backdate(caas_layer, MediaFile, [expired.id], deleted_at=now - timedelta(days=31))
         groups = caas_layer.repo(GroupRepository)
-        group = await groups.create_group(name="old team", owner_id=owner)
-        await groups.delete_group(group.id, by=owner)
+        group = await groups.create_with_members(name="old team", owner_id=owner)
+        await groups.soft_delete(group.id, actor=owner)
 
         report = await RetentionService(caas_layer).apply(now=now)
         assert (report.files, report.groups, report.posts) == (1, 0, 0)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from caas_data import DataLayer, TenantMismatch, User, system_scope, tenant_scope
+from caas_data import DataLayer, TenantMismatch, system_scope, tenant_scope
+from caas_data.saas import User
 
 from .conftest import Tenants
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 
-from caas_data import DataLayer, Tier, User, UserRepository, current_tenant_id, tenant_scope
+from caas_data import DataLayer, Tier, current_tenant_id, tenant_scope
+from caas_data.saas import User, UserRepository
 from caas_data.testing.helpers import new_tenant_id
 
 STEPS = 3  # per task: write, then read through the repository and through Beanie

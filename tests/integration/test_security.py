@@ -95,9 +95,9 @@ async def test_blocks_win_and_can_expire(caas_layer: DataLayer, pro_tenant: str)
             "10.6.0.0/16", reason="abuse, confirmed", duration=timedelta(hours=1)
         )
         assert again.id == (await blocks.get_by_cidr("10.6.0.0/16")).id and again.expires_at
-        await blocks.remove("10.6.0.0/16", actor="admin:2")
+        await blocks.delete_by_cidr("10.6.0.0/16", actor="admin:2")
         with pytest.raises(NotFoundError):
-            await blocks.remove("10.6.0.0/16")
+            await blocks.delete_by_cidr("10.6.0.0/16")
     assert await access.is_allowed(pro_tenant, "10.6.1.1")
 
 
@@ -147,25 +147,25 @@ async def test_policies_fall_back_to_platform_defaults_then_built_ins(
 ) -> None:
     policies = caas_layer.repo(SecurityPolicyRepository)
     async with tenant_scope(tenants.shared):
-        assert await policies.effective(PolicyKind.PASSWORD) == PasswordPolicy()
+        assert await policies.get_effective(PolicyKind.PASSWORD) == PasswordPolicy()
     await policies.set_platform_default(PasswordPolicy(min_length=14), actor="admin:1")
     async with tenant_scope(tenants.shared):
-        assert (await policies.effective(PolicyKind.PASSWORD)).min_length == 14  # type: ignore[union-attr]
+        assert (await policies.get_effective(PolicyKind.PASSWORD)).min_length == 14  # type: ignore[union-attr]
         own = await policies.set(PasswordPolicy(min_length=20, require_symbol=True), actor="owner")
         assert own.kind is PolicyKind.PASSWORD and own.updated_by == "owner"
-        effective = await policies.effective(PolicyKind.PASSWORD)
+        effective = await policies.get_effective(PolicyKind.PASSWORD)
         assert isinstance(effective, PasswordPolicy) and effective.min_length == 20
         updated = await policies.set(PasswordPolicy(min_length=16))
         assert updated.id == own.id and updated.version == 1
-        assert isinstance(await policies.effective(PolicyKind.SESSION), SessionPolicy)
+        assert isinstance(await policies.get_effective(PolicyKind.SESSION), SessionPolicy)
         await policies.set(RateLimitPolicy(requests_per_minute=120))
         assert await policies.count() == 2
     async with tenant_scope(tenants.pro):  # other tenants still get the platform default
-        assert (await policies.effective(PolicyKind.PASSWORD)).min_length == 14  # type: ignore[union-attr]
+        assert (await policies.get_effective(PolicyKind.PASSWORD)).min_length == 14  # type: ignore[union-attr]
     async with tenant_scope(tenants.shared):
         assert await policies.reset(PolicyKind.PASSWORD, actor="owner")
         assert not await policies.reset(PolicyKind.PASSWORD)
-        assert (await policies.effective(PolicyKind.PASSWORD)).min_length == 14  # type: ignore[union-attr]
+        assert (await policies.get_effective(PolicyKind.PASSWORD)).min_length == 14  # type: ignore[union-attr]
         trail = (await caas_layer.repo(AuditLogRepository).trail()).items
     assert [e.action for e in trail] == [
         "security_policy.updated",

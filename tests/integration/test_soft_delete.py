@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from caas_data import (
-    DataLayer,
-    DuplicateError,
-    NotFoundError,
-    User,
-    UserRepository,
-    tenant_scope,
-)
+from caas_data import DataLayer, DuplicateError, NotFoundError, tenant_scope
+from caas_data.saas import User, UserRepository
 
 ADMIN = "admin-7"
 
@@ -23,7 +17,7 @@ async def test_soft_deleted_users_are_hidden_then_restored(
         repo = caas_layer.repo(UserRepository)
         user = await repo.create({"external_id": "d", "display_name": "d"})
         await repo.create({"external_id": "live", "display_name": "live"})
-        deleted = await repo.soft_delete(user, deleted_by=ADMIN)
+        deleted = await repo.soft_delete(user, actor=ADMIN)
         assert deleted.deleted_at is not None and deleted.deleted_by == ADMIN
         assert await repo.get_or_none(user.id) is None
         assert await repo.count() == 1
@@ -32,7 +26,7 @@ async def test_soft_deleted_users_are_hidden_then_restored(
         assert await User.get(user.id) is None
         assert (await repo.get(user.id, include_deleted=True)).is_deleted
         assert await repo.count(include_deleted=True) == 2
-        again = await repo.soft_delete(user, deleted_by="someone-else")  # idempotent
+        again = await repo.soft_delete(user, actor="someone-else")  # idempotent
         assert again.deleted_by == ADMIN
         restored = await repo.restore(user)
         assert restored.deleted_at is None and restored.deleted_by is None

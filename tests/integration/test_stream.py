@@ -6,14 +6,8 @@ import pytest
 from beanie import PydanticObjectId
 from pydantic import BaseModel, Field
 
-from caas_data import (
-    DataLayer,
-    DocumentValidationError,
-    TenantMismatch,
-    User,
-    UserRepository,
-    tenant_scope,
-)
+from caas_data import DataLayer, DocumentValidationError, TenantMismatch, tenant_scope
+from caas_data.saas import User, UserRepository
 
 from .conftest import Tenants
 

@@ -90,7 +90,7 @@ async def test_system_scope_cannot_nest_in_a_tenant_scope(layer: DataLayer) -> N
 
 
 async def test_tenant_data_is_not_reachable_from_a_system_scope(layer: DataLayer) -> None:
-    from caas_data import UserRepository
+    from caas_data.saas import UserRepository
 
     async with system_scope():
         with pytest.raises(TenantContextMissing):

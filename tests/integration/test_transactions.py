@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from pymongo.errors import OperationFailure
 
-from caas_data import DataLayer, User, UserRepository, current_tenant_id, tenant_scope
+from caas_data import DataLayer, current_tenant_id, tenant_scope
 from caas_data.engine.sessions import current_session
 from caas_data.engine.transactions import transaction
 from caas_data.errors import RetryableError
 from caas_data.repositories.saas.groups import GroupRepository
+from caas_data.saas import User, UserRepository
 
 
 async def test_commit_makes_all_writes_visible(
@@ -137,7 +138,7 @@ async def test_a_domain_write_joins_the_callers_transaction(
         groups = caas_layer.repo(GroupRepository)
         with pytest.raises(RuntimeError, match="abort"):
             async with caas_layer.unit_of_work():
-                await groups.create_group(name="joined", owner_id=owner.id)
+                await groups.create_with_members(name="joined", owner_id=owner.id)
                 raise RuntimeError("abort")
         assert await groups.count() == 0
         opened = 0
@@ -151,7 +152,7 @@ async def test_a_domain_write_joins_the_callers_transaction(
         caas_layer.unit_of_work = counted  # type: ignore[method-assign]
         try:
             async with caas_layer.unit_of_work():
-                await groups.create_group(name="joined", owner_id=owner.id)
+                await groups.create_with_members(name="joined", owner_id=owner.id)
         finally:
             del caas_layer.unit_of_work
         assert opened == 1  # the group's own transaction joined the caller's

@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 from beanie import PydanticObjectId
 
-from caas_data import (
-    ConversationRepository,
-    DataLayer,
-    DocumentValidationError,
-    UserRepository,
-    tenant_scope,
-)
+from caas_data import DataLayer, DocumentValidationError, tenant_scope
+from caas_data.saas import ConversationRepository, UserRepository
 
 
 async def test_update_checks_changed_fields_and_leaves_the_original(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from caas_data import DataLayer, Tier, User, UserRepository, tenant_scope
+from caas_data import DataLayer, Tier, tenant_scope
+from caas_data.saas import User, UserRepository
 
 from .conftest import MODEL_TIERS as TIERS
 from .conftest import Tenants, raw_collection

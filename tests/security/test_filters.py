@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from caas_data import DataLayer, User, UserRepository
+from caas_data import DataLayer
+from caas_data.saas import User, UserRepository
 
 from .attacks import FILTERS
 from .conftest import OwnCount, Seeded, World, attack_each

@@ -19,7 +19,7 @@ import pytest
 import pytest_asyncio
 from fastapi import Depends, FastAPI
 
-from caas_data import DataLayer, UserRepository
+from caas_data import DataLayer
 from caas_data.fastapi import (
     attach_layer,
     if_match_version,
@@ -29,6 +29,7 @@ from caas_data.fastapi import (
     tenant_from_api_key,
     tenant_from_trusted_header,
 )
+from caas_data.saas import UserRepository
 
 from .conftest import Seeded, World, attack
 

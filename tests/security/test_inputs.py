@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from caas_data import DataLayer, InvalidTenantId, User, UserRepository, tenant_scope
+from caas_data import DataLayer, InvalidTenantId, tenant_scope
 from caas_data.errors import CaasDataError
+from caas_data.saas import User, UserRepository
 
 from .conftest import (
     MODEL_TIERS,

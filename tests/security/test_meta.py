@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 import caas_data.engine.rules
-from caas_data import DataLayer, User, tenant_scope
+from caas_data import DataLayer, tenant_scope
+from caas_data.saas import User
 
 from .attacks import FILTERS
 from .conftest import World, attack, build_world

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from caas_data import Message, User
+from caas_data.saas import Message, User
 
 from .conftest import Seeded, World, attack
 

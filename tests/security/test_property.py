@@ -16,7 +16,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from caas_data import DataLayer, User
+from caas_data import DataLayer
+from caas_data.saas import User
 from caas_data.testing import ServerHandle
 from caas_data.testing.helpers import connect_for_tests, drop_prefix_databases
 

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.collection import AsyncCollection
 
-from caas_data import DataLayer, User, UserRepository, system_scope, tenant_scope
+from caas_data import DataLayer, system_scope, tenant_scope
+from caas_data.saas import User, UserRepository
 
 from .conftest import (
     MODELS,

@@ -15,8 +15,9 @@ import pytest
 from beanie import PydanticObjectId
 from pymongo import UpdateOne
 
-from caas_data import DataLayer, User, UserRepository, tenant_scope
+from caas_data import DataLayer, tenant_scope
 from caas_data.errors import CaasDataError
+from caas_data.saas import User, UserRepository
 
 from .attacks import OWNED_FIELDS, OWNED_OPERATORS, TENANT_UPDATES
 from .conftest import Seeded, World, attack, attack_each, raw_users

@@ -14,7 +14,8 @@ import pytest
 from beanie import BulkWriter
 from pymongo import DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany, UpdateOne
 
-from caas_data import DataLayer, User, UserRepository
+from caas_data import DataLayer
+from caas_data.saas import User, UserRepository
 
 from .attacks import LookAlike, Shifty
 from .conftest import Seeded, World, attack, raw_users

@@ -7,8 +7,9 @@ from typing import Any
 from bson import ObjectId
 from pydantic import PrivateAttr
 
-from caas_data import TenantDocument, User
+from caas_data import TenantDocument
 from caas_data.documents.base import utcnow
+from caas_data.saas import User
 
 
 def _stored_user() -> dict[str, Any]:

@@ -16,11 +16,10 @@ from caas_data import (
     PlatformDocument,
     TenantDocument,
     TenantKeyErased,
-    User,
-    UserDevice,
 )
 from caas_data.engine.field_encryption import ciphertext_key_id
 from caas_data.engine.registry import spec_of
+from caas_data.saas import User, UserDevice
 
 
 def _tenant_class(fields: dict[str, Any], name: str) -> type[TenantDocument]:

@@ -186,7 +186,7 @@ class ConversationRepository(ConversationParticipants):
         ]
         return Page(items, page.next_cursor)
 
-    async def unread_count(
+    async def count_unread(
         self, conversation_id: PydanticObjectId, user_id: PydanticObjectId
     ) -> int:
         """Messages after the user's read watermark (no message is scanned)."""

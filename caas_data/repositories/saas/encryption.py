@@ -90,7 +90,7 @@ class UserKeyRepository(_KeyRepository[UserKey]):
 
     document_type = UserKey
 
-    async def publish_identity(
+    async def publish(
         self,
         user_id: PydanticObjectId,
         device_id: str,
@@ -129,7 +129,7 @@ class UserKeyRepository(_KeyRepository[UserKey]):
 
         return await transaction(self.layer, publish)
 
-    async def identity_of(self, user_id: PydanticObjectId, device_id: str) -> UserKey:
+    async def get_by_device(self, user_id: PydanticObjectId, device_id: str) -> UserKey:
         """The identity key of one device; `NotFoundError` if it published none."""
         found = await self.find_one(_device_key(user_id, device_id))
         if found is None:
@@ -139,12 +139,12 @@ class UserKeyRepository(_KeyRepository[UserKey]):
             )
         return found
 
-    async def devices_of(self, user_id: PydanticObjectId) -> list[UserKey]:
+    async def list_by_user(self, user_id: PydanticObjectId) -> list[UserKey]:
         """The identity keys of all devices of a user (a message is encrypted for each)."""
         page = await self.find({"user_id": user_id}, sort="device_id", limit=1000)
         return page.items
 
-    async def remove_device(self, user_id: PydanticObjectId, device_id: str) -> bool:
+    async def delete_by_device(self, user_id: PydanticObjectId, device_id: str) -> bool:
         """Drop a device's identity key and prekeys together; False if it had none."""
         bundles = self.layer.repo(PrekeyBundleRepository)
 
@@ -209,7 +209,7 @@ class PrekeyBundleRepository(_KeyRepository[PrekeyBundle]):
             {"$set": {"signed_prekey": probe.signed_prekey.model_dump()}},
         )
 
-    async def add_one_time_prekeys(
+    async def publish_one_time_prekeys(
         self,
         user_id: PydanticObjectId,
         device_id: str,
@@ -267,7 +267,7 @@ class PrekeyBundleRepository(_KeyRepository[PrekeyBundle]):
             # The bundle exists but the condition failed (an upsert of a second bundle was
             # refused by the unique index): say which rule the batch broke.
             raise await self._explain_refused_batch(key, ids, count) from exc
-        return await self.remaining_one_time_prekeys(user_id, device_id)
+        return await self.count_one_time_prekeys(user_id, device_id)
 
     def _bad_batch(self, message: str) -> DocumentValidationError:
         return DocumentValidationError(
@@ -299,7 +299,7 @@ class PrekeyBundleRepository(_KeyRepository[PrekeyBundle]):
         user_id: PydanticObjectId,
         device_id: str,
         *,
-        requester_id: PydanticObjectId | None = None,
+        actor: PydanticObjectId | None = None,
         low_supply_threshold: int = DEFAULT_LOW_SUPPLY_THRESHOLD,
     ) -> PrekeyClaim:
         """Hand out the device's bundle with one one-time prekey nobody got before.
@@ -308,7 +308,7 @@ class PrekeyBundleRepository(_KeyRepository[PrekeyBundle]):
             NotFoundError: the device has no identity key or no signed prekey (nothing is
                 claimed then).
         """
-        identity = await self.layer.repo(UserKeyRepository).identity_of(user_id, device_id)
+        identity = await self.layer.repo(UserKeyRepository).get_by_device(user_id, device_id)
         key = _device_key(user_id, device_id)
         token = uuid.uuid4().hex
         now = utcnow()
@@ -322,7 +322,7 @@ class PrekeyBundleRepository(_KeyRepository[PrekeyBundle]):
             {
                 "$set": {
                     "one_time_prekeys.$.claimed_at": now,
-                    "one_time_prekeys.$.claimed_by": requester_id,
+                    "one_time_prekeys.$.claimed_by": actor,
                     "one_time_prekeys.$.claim_token": token,
                     "last_claimed_at": now,
                 }
@@ -358,7 +358,7 @@ class PrekeyBundleRepository(_KeyRepository[PrekeyBundle]):
         self,
         user_id: PydanticObjectId,
         *,
-        requester_id: PydanticObjectId | None = None,
+        actor: PydanticObjectId | None = None,
         low_supply_threshold: int = DEFAULT_LOW_SUPPLY_THRESHOLD,
     ) -> list[PrekeyClaim]:
         """Claim a bundle for every device of a user that published a signed prekey.
@@ -367,13 +367,13 @@ class PrekeyBundleRepository(_KeyRepository[PrekeyBundle]):
             NotFoundError: no device of the user can be reached.
         """
         claims = []
-        for device in await self.layer.repo(UserKeyRepository).devices_of(user_id):
+        for device in await self.layer.repo(UserKeyRepository).list_by_user(user_id):
             try:
                 claims.append(
                     await self.claim(
                         user_id,
                         device.device_id,
-                        requester_id=requester_id,
+                        actor=actor,
                         low_supply_threshold=low_supply_threshold,
                     )
                 )
@@ -385,7 +385,7 @@ class PrekeyBundleRepository(_KeyRepository[PrekeyBundle]):
             )
         return claims
 
-    async def remaining_one_time_prekeys(self, user_id: PydanticObjectId, device_id: str) -> int:
+    async def count_one_time_prekeys(self, user_id: PydanticObjectId, device_id: str) -> int:
         """How many one-time prekeys of a device are still unclaimed (0 if none published)."""
         raw = await self.collection().find_one(
             _device_key(user_id, device_id), {"one_time_prekeys.claimed_at": 1}

@@ -64,7 +64,7 @@ class GroupMemberRepository(Repository[GroupMember]):
 
     document_type = GroupMember
 
-    async def membership_or_none(
+    async def get_membership_or_none(
         self, group_id: Any, user_id: PydanticObjectId
     ) -> GroupMember | None:
         """The membership of a user in a group, current or past; None if never a member."""
@@ -82,7 +82,7 @@ class GroupMemberRepository(Repository[GroupMember]):
             }
         )
 
-    async def members(
+    async def list_by_group(
         self,
         group_id: Any,
         *,
@@ -99,7 +99,7 @@ class GroupMemberRepository(Repository[GroupMember]):
             query["role"] = GroupRole(role)
         return await self.find(query, after=after, limit=limit)
 
-    async def groups_of(
+    async def list_by_user(
         self, user_id: PydanticObjectId, *, after: str | None = None, limit: int = 50
     ) -> Page[GroupMember]:
         """A page of a user's active memberships, most recently joined first."""
@@ -117,7 +117,7 @@ class GroupRepository(Repository[Group]):
     def _members(self) -> GroupMemberRepository:
         return self.layer.repo(GroupMemberRepository)
 
-    async def create_group(
+    async def create_with_members(
         self,
         *,
         name: str,
@@ -188,20 +188,20 @@ class GroupRepository(Repository[Group]):
     # -- membership changes ----------------------------------------------------------------
 
     async def join(
-        self, group_id: Any, user_id: PydanticObjectId, *, added_by: PydanticObjectId | None = None
+        self, group_id: Any, user_id: PydanticObjectId, *, actor: PydanticObjectId | None = None
     ) -> GroupMember:
         """Make the user an active member (idempotent); a rejoin reuses the old membership.
 
         Anyone may join a public group; a private group, or a user who was removed, needs
-        `added_by`, an owner or admin of the group.
+        `actor`, an owner or admin of the group.
 
         Raises:
             NotFoundError: no such group (or it is deleted).
-            DocumentValidationError: not allowed (`fields` names `added_by`), or the group is
+            DocumentValidationError: not allowed (`fields` names `actor`), or the group is
                 full (`max_members`).
         """
-        users = [user_id] if added_by is None else [user_id, added_by]
-        changed = await self._change_membership(group_id, users, join_plan(user_id, added_by))
+        users = [user_id] if actor is None else [user_id, actor]
+        changed = await self._change_membership(group_id, users, join_plan(user_id, actor))
         return changed[user_id]
 
     async def leave(self, group_id: Any, user_id: PydanticObjectId) -> GroupMember:
@@ -215,15 +215,17 @@ class GroupRepository(Repository[Group]):
         return changed[user_id]
 
     async def kick(
-        self, group_id: Any, user_id: PydanticObjectId, *, by: PydanticObjectId
+        self, group_id: Any, user_id: PydanticObjectId, *, actor: PydanticObjectId
     ) -> GroupMember:
         """Remove a member (status removed); only owners and admins, admins not owners.
 
         Raises:
             NotFoundError: no such group, or the user is not an active member.
-            DocumentValidationError: `by` may not remove this member (`fields` names `by`).
+            DocumentValidationError: `actor` may not remove this member (`fields` names `actor`).
         """
-        changed = await self._change_membership(group_id, [user_id, by], kick_plan(user_id, by))
+        changed = await self._change_membership(
+            group_id, [user_id, actor], kick_plan(user_id, actor)
+        )
         return changed[user_id]
 
     async def set_role(
@@ -232,7 +234,7 @@ class GroupRepository(Repository[Group]):
         user_id: PydanticObjectId,
         role: GroupRole | str,
         *,
-        by: PydanticObjectId,
+        actor: PydanticObjectId,
     ) -> GroupMember:
         """Promote or demote a member; only owners touch ownership, the last owner stays.
 
@@ -244,8 +246,8 @@ class GroupRepository(Repository[Group]):
             new_role = GroupRole(role)
         except ValueError:
             raise refused(f"unknown role {role!r}", "role") from None
-        plan = role_plan(user_id, new_role, by)
-        changed = await self._change_membership(group_id, [user_id, by], plan)
+        plan = role_plan(user_id, new_role, actor)
+        changed = await self._change_membership(group_id, [user_id, actor], plan)
         return changed[user_id]
 
     async def transfer_ownership(
@@ -259,13 +261,13 @@ class GroupRepository(Repository[Group]):
         changed = await self._change_membership(group_id, [from_user_id, to_user_id], plan)
         return changed[to_user_id], changed[from_user_id]
 
-    async def delete_group(self, group_id: Any, *, by: PydanticObjectId) -> Group:
+    async def delete_group(self, group_id: Any, *, actor: PydanticObjectId) -> Group:
         """Soft-delete a group (an owner only); `restore()` undoes it, memberships intact."""
         group = await self.get(group_id)
-        member = await self._members.membership_or_none(group.id, by)
+        member = await self._members.get_membership_or_none(group.id, actor)
         if member is None or not member.is_active or member.role is not GroupRole.OWNER:
-            raise forbidden(f"only an owner may delete group {group.id}", "by")
-        return await self.soft_delete(group.id, deleted_by=by)
+            raise forbidden(f"only an owner may delete group {group.id}", "actor")
+        return await self.soft_delete(group.id, actor=actor)
 
     async def purge(self, document_or_id: Any) -> None:
         """Delete a group and all its memberships for good, in one transaction."""

@@ -107,12 +107,12 @@ class MediaFileRepository(Repository[MediaFile]):
             raise NotFoundError(f"file {file_id} not found", document_type=MediaFile)
         return self._load(raw)
 
-    async def scan_queue(self, *, limit: int = 100) -> list[MediaFile]:
+    async def list_pending_scan(self, *, limit: int = 100) -> list[MediaFile]:
         """Files waiting for a scan, oldest first (for the scanner worker)."""
         page = await self.find({"scan_status": ScanStatus.PENDING}, sort="created_at", limit=limit)
         return page.items
 
-    async def by_uploader(
+    async def list_by_uploader(
         self, uploader_id: PydanticObjectId, *, after: str | None = None, limit: int = 50
     ) -> Page[MediaFile]:
         """A user's uploads, newest first."""
@@ -120,7 +120,7 @@ class MediaFileRepository(Repository[MediaFile]):
             {"uploader_id": uploader_id}, sort="-created_at", after=after, limit=limit
         )
 
-    async def with_checksum(self, sha256: str) -> list[MediaFile]:
+    async def list_by_checksum(self, sha256: str) -> list[MediaFile]:
         """Live files with this content (to reuse a clean upload instead of storing it again)."""
         page = await self.find({"sha256": sha256.strip().lower()}, sort="-created_at", limit=100)
         return page.items
@@ -128,7 +128,7 @@ class MediaFileRepository(Repository[MediaFile]):
     async def purge(self, document_or_id: Any) -> None:
         """Delete the file record and its media metadata for good, in one transaction.
 
-        Posts that referenced it keep the id (see `PostRepository.using_file`).
+        Posts that referenced it keep the id (see `PostRepository.list_by_file`).
         """
         file_id = self._id(document_or_id)
         base_purge = super().purge
@@ -212,7 +212,7 @@ class PostRepository(Repository[Post]):
             raise DocumentValidationError("nothing to edit", fields=("caption", "visibility"))
         return await self.update(post, edited_at=utcnow(), **changes)
 
-    async def by_author(
+    async def list_by_author(
         self,
         author_id: PydanticObjectId,
         *,
@@ -223,7 +223,7 @@ class PostRepository(Repository[Post]):
         """An author's posts (or reels), newest first."""
         return await self._newest({"author_id": author_id}, kind, after, limit)
 
-    async def public_feed(
+    async def list_public(
         self, *, kind: PostKind | None = None, after: str | None = None, limit: int = 20
     ) -> Page[Post]:
         """Public posts (or reels) of the tenant, newest first."""
@@ -235,7 +235,7 @@ class PostRepository(Repository[Post]):
         filter_ = dict(query) if kind is None else {**query, "kind": PostKind(kind)}
         return await self.find(filter_, sort="-created_at", after=after, limit=limit)
 
-    async def using_file(self, file_id: Any) -> list[Post]:
+    async def list_by_file(self, file_id: Any) -> list[Post]:
         """Live posts that show a file (e.g. to hide them once it is found infected)."""
         page = await self.find({"file_ids": self._id(file_id)}, limit=100)
         return page.items
@@ -246,7 +246,7 @@ class MediaMetadataRepository(Repository[MediaMetadata]):
 
     document_type = MediaMetadata
 
-    async def record(self, file_id: Any, **fields: Any) -> MediaMetadata:
+    async def upsert_by_file(self, file_id: Any, **fields: Any) -> MediaMetadata:
         """Set some metadata of a file, keeping what was recorded before (upsert).
 
         Raises:
@@ -269,11 +269,13 @@ class MediaMetadataRepository(Repository[MediaMetadata]):
             raise NotFoundError(f"file {target} not found", document_type=MediaFile)
         return await self.upsert({"file_id": target}, fields)
 
-    async def for_file(self, file_id: Any) -> MediaMetadata | None:
+    async def get_by_file_or_none(self, file_id: Any) -> MediaMetadata | None:
         """The metadata of one file, or None if none was recorded."""
         return await self.find_one({"file_id": self._id(file_id)})
 
-    async def for_files(self, file_ids: Sequence[Any]) -> dict[PydanticObjectId, MediaMetadata]:
+    async def get_many_by_files(
+        self, file_ids: Sequence[Any]
+    ) -> dict[PydanticObjectId, MediaMetadata]:
         """Metadata of several files (e.g. a post's), by file id; missing ones are left out."""
         ids = [self._id(i) for i in file_ids]
         if not ids:

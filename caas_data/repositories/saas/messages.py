@@ -178,9 +178,7 @@ class MessageRepository(MessageSending):
 
     # -- changes ----------------------------------------------------------------------
 
-    async def edit(
-        self, message: Message, text: str | None, *, editor_id: PydanticObjectId
-    ) -> Message:
+    async def edit(self, message: Message, text: str | None, *, actor: PydanticObjectId) -> Message:
         """Replace the text of `message`, as read at its version; keeps the previous text.
 
         The last `MAX_EDITS_KEPT` previous texts stay on the message (`edits`), with the
@@ -191,9 +189,9 @@ class MessageRepository(MessageSending):
             DocumentValidationError: the editor is not the sender, or the new content is bad.
             NotFoundError: the message is gone or deleted.
         """
-        if parse_id(editor_id, "editor_id") != message.sender_id:
+        if parse_id(actor, "actor") != message.sender_id:
             raise DocumentValidationError(
-                f"only the sender can edit message {message.id}", fields=("editor_id",)
+                f"only the sender can edit message {message.id}", fields=("actor",)
             )
         if message.is_deleted:
             raise NotFoundError(f"message {message.id} is deleted", document_type=Message)
@@ -234,7 +232,7 @@ class MessageRepository(MessageSending):
             self.layer, apply, hot_key=self._queue_key(message.conversation_id)
         )
 
-    async def soft_delete(self, document_or_id: Any, *, deleted_by: Any = None) -> Message:
+    async def soft_delete(self, document_or_id: Any, *, actor: Any = None) -> Message:
         """Delete for everyone ("message deleted"); the sender can `restore` it.
 
         The conversation's preview turns into a tombstone when this was its last message.
@@ -242,30 +240,30 @@ class MessageRepository(MessageSending):
         base = super().soft_delete
 
         async def apply() -> Message:
-            deleted = await base(document_or_id, deleted_by=deleted_by)
+            deleted = await base(document_or_id, actor=actor)
             await self._refresh_preview(deleted)
             return deleted
 
         return await transaction(self.layer, apply)
 
-    async def restore(self, document_or_id: Any, *, by: Any = None) -> Message:
-        """Undo a delete; only the sender (`by`) may.
+    async def restore(self, document_or_id: Any, *, actor: Any = None) -> Message:
+        """Undo a delete; only the sender (`actor`) may.
 
         Raises:
-            DocumentValidationError: `by` is missing or is not the sender.
+            DocumentValidationError: `actor` is missing or is not the sender.
             NotFoundError: the message does not exist (any more).
         """
-        if by is None:
+        if actor is None:
             raise DocumentValidationError(
-                "say who restores the message (by=): only its sender may", fields=("by",)
+                "say who restores the message (actor=): only its sender may", fields=("actor",)
             )
-        restorer = parse_id(by, "by")
+        restorer = parse_id(actor, "actor")
         message = await self.get(document_or_id, include_deleted=True)
         if message.sender_id != restorer:
             raise DocumentValidationError(
                 f"only the sender ({message.sender_id}) can restore message {message.id}, "
                 f"not {restorer}",
-                fields=("by",),
+                fields=("actor",),
             )
         base = super().restore
 
@@ -293,7 +291,7 @@ class MessageRepository(MessageSending):
         if await self._purge_ids([document_id]) != 1:
             raise NotFoundError(f"message {document_id} not found", document_type=Message)
 
-    async def purge_before(self, cutoff: datetime, *, batch_size: int = 500) -> int:
+    async def purge_older_than(self, cutoff: datetime, *, batch_size: int = 500) -> int:
         """Retention: delete for good the messages created before `cutoff`, batch by batch.
 
         Each batch (oldest first) removes the messages' reactions, then the messages, so an

@@ -73,7 +73,7 @@ class RetentionService:
         messages = files = 0
         if settings.message_retention_days is not None:
             cutoff = now - timedelta(days=settings.message_retention_days)
-            messages = await self._layer.repo(MessageRepository).purge_before(cutoff)
+            messages = await self._layer.repo(MessageRepository).purge_older_than(cutoff)
         if settings.media_retention_days is not None:
             cutoff = now - timedelta(days=settings.media_retention_days)
             files = await self._purge(

@@ -104,12 +104,12 @@ class UserDeviceRepository(Repository[UserDevice]):
             {name: getattr(probe, name) for name in fields},
         )
 
-    async def for_user(self, user_id: PydanticObjectId) -> list[UserDevice]:
+    async def list_by_user(self, user_id: PydanticObjectId) -> list[UserDevice]:
         """All devices of a user, most recently active first."""
         page = await self.find({"user_id": user_id}, sort="-last_active_at", limit=100)
         return page.items
 
-    async def push_targets(self, user_ids: Sequence[PydanticObjectId]) -> list[UserDevice]:
+    async def list_push_targets(self, user_ids: Sequence[PydanticObjectId]) -> list[UserDevice]:
         """Devices with a push token, for a fan-out of notifications."""
         page = await self.find(
             # `$ne: None`, not `$type: "string"`: an encrypted token is stored as binary.
@@ -124,7 +124,7 @@ class UserSessionRepository(Repository[UserSession]):
 
     document_type = UserSession
 
-    async def start(
+    async def issue(
         self,
         user_id: PydanticObjectId,
         token: str,
@@ -164,7 +164,7 @@ class UserSessionRepository(Repository[UserSession]):
         if changed == 0:
             raise NotFoundError(f"session {session_id} not found", document_type=UserSession)
 
-    async def revoke_all(self, user_id: PydanticObjectId) -> int:
+    async def revoke_by_user(self, user_id: PydanticObjectId) -> int:
         """Revoke every live session of a user (sign out everywhere)."""
         return await self.update_many(
             {"user_id": user_id, "revoked_at": None}, {"revoked_at": utcnow()}
@@ -176,7 +176,7 @@ class UserRelationshipRepository(Repository[UserRelationship]):
 
     document_type = UserRelationship
 
-    async def add(
+    async def get_or_create(
         self,
         user_id: PydanticObjectId,
         other_user_id: PydanticObjectId,
@@ -197,7 +197,7 @@ class UserRelationshipRepository(Repository[UserRelationship]):
         assert raw is not None
         return self._load(raw)
 
-    async def remove(
+    async def delete_by_users(
         self, user_id: PydanticObjectId, other_user_id: PydanticObjectId, kind: RelationshipKind
     ) -> bool:
         """Remove the edge; returns whether there was one."""
@@ -206,7 +206,7 @@ class UserRelationshipRepository(Repository[UserRelationship]):
         )
         return bool(result.deleted_count)
 
-    async def of_user(
+    async def list_by_user(
         self, user_id: PydanticObjectId, kind: RelationshipKind, *, after: str | None = None
     ) -> Any:
         """A page of `user_id`'s edges of one kind."""
