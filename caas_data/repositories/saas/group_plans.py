@@ -75,7 +75,7 @@ def manager(group: Group, current: Current, actor_id: UserId, action: str) -> Gr
     if actor is None or not actor.manages_members:
         raise forbidden(
             f"user {actor_id} may not {action} in group {group.id}: only its owners and admins may",
-            "by",
+            "actor",
         )
     return actor
 
@@ -102,21 +102,21 @@ def join_plan(user_id: UserId, added_by: UserId | None) -> Plan:
         if added_by is not None and added_by != user_id:
             adder = active_member(current, added_by)
             if adder is None:
-                raise forbidden(f"user {added_by} is not a member of group {group.id}", "added_by")
+                raise forbidden(f"user {added_by} is not a member of group {group.id}", "actor")
             if group.visibility is GroupVisibility.PRIVATE and not adder.manages_members:
                 raise forbidden(
-                    f"only owners and admins add members to private group {group.id}", "added_by"
+                    f"only owners and admins add members to private group {group.id}", "actor"
                 )
         elif group.visibility is GroupVisibility.PRIVATE:
             raise forbidden(
                 f"group {group.id} is private: an owner or admin must add the user",
-                "added_by",
+                "actor",
             )
         elif member is not None and member.status is MembershipStatus.REMOVED:
             raise forbidden(
                 f"user {user_id} was removed from group {group.id}: only an owner or admin "
                 "can add them back",
-                "added_by",
+                "actor",
             )
         return {
             user_id: {
@@ -156,7 +156,7 @@ def kick_plan(user_id: UserId, by: UserId) -> Plan:
         if target is None:
             raise not_member(group, user_id)
         if target.role is GroupRole.OWNER and actor.role is not GroupRole.OWNER:
-            raise forbidden(f"admins cannot remove an owner of group {group.id}", "by")
+            raise forbidden(f"admins cannot remove an owner of group {group.id}", "actor")
         keep_an_owner(group, target, "be removed")
         return {user_id: {"status": MembershipStatus.REMOVED, "left_at": now, "removed_by": by}}
 
@@ -174,7 +174,7 @@ def role_plan(user_id: UserId, role: GroupRole, by: UserId) -> Plan:
         if target.role is role:
             return {}
         if actor.role is not GroupRole.OWNER and GroupRole.OWNER in (role, target.role):
-            raise forbidden(f"only owners grant or revoke ownership of group {group.id}", "by")
+            raise forbidden(f"only owners grant or revoke ownership of group {group.id}", "actor")
         if role is not GroupRole.OWNER:
             keep_an_owner(group, target, "be demoted")
         return {user_id: {"role": role}}

@@ -261,13 +261,22 @@ class GroupRepository(Repository[Group]):
         changed = await self._change_membership(group_id, [from_user_id, to_user_id], plan)
         return changed[to_user_id], changed[from_user_id]
 
-    async def delete_group(self, group_id: Any, *, actor: PydanticObjectId) -> Group:
-        """Soft-delete a group (an owner only); `restore()` undoes it, memberships intact."""
-        group = await self.get(group_id)
+    async def soft_delete(self, document_or_id: Any, *, actor: Any = None) -> Group:
+        """Soft-delete a group; `restore()` undoes it, memberships intact.
+
+        With `actor` (a user id), only an active owner may; without it the call is the
+        service's own (as for every repository's `delete`).
+
+        Raises:
+            DocumentValidationError: `actor` is not an owner (`fields` names `actor`).
+        """
+        if actor is None:
+            return await super().soft_delete(document_or_id)
+        group = await self.get(document_or_id)
         member = await self._members.get_membership_or_none(group.id, actor)
         if member is None or not member.is_active or member.role is not GroupRole.OWNER:
             raise forbidden(f"only an owner may delete group {group.id}", "actor")
-        return await self.soft_delete(group.id, actor=actor)
+        return await super().soft_delete(group.id, actor=actor)
 
     async def purge(self, document_or_id: Any) -> None:
         """Delete a group and all its memberships for good, in one transaction."""
