@@ -1,13 +1,22 @@
 """caas_data: the async, multi-tenant data-access layer of CAAS on MongoDB.
 
 ```python
+from caas_data.saas import UserRepository
+
 layer = await caas_data.connect()            # CAAS_MONGODB_URI
 await layer.tenants.provision("acme", tier=Tier.PRO)
 async with caas_data.tenant_scope("acme"):
     users = layer.repo(UserRepository)
     await users.create({"external_id": "u1", "display_name": "Ada"})
 ```
+
+The top level holds what most code needs; each schema area of the seed is a package:
+`caas_data.platform`, `caas_data.saas`, `caas_data.billing`, `caas_data.analytics`,
+`caas_data.security` (its documents and repositories).
 """
+
+import importlib as _importlib
+from types import ModuleType as _ModuleType
 
 from caas_data.config import EncryptionOptions, Settings
 from caas_data.documents import (
@@ -30,13 +39,16 @@ from caas_data.documents import (
 from caas_data.engine import DataLayer, UnitOfWork, connect, write_concern
 from caas_data.errors import (
     AuditChainBroken,
+    BulkDuplicateError,
     CaasDataError,
+    CapacityExhausted,
     ConfigurationError,
     DocumentValidationError,
     DuplicateError,
     FieldEncryptionError,
     InvalidTenantId,
     MissingDependencyError,
+    MoveVerificationFailed,
     NotFoundError,
     OperationRefused,
     RepositoryError,
@@ -48,6 +60,7 @@ from caas_data.errors import (
     TenantIdRetained,
     TenantKeyErased,
     TenantMismatch,
+    TenantMoving,
     TenantNotFound,
     UnsafeOperation,
     VersionConflict,
@@ -71,7 +84,9 @@ __all__ = [
     "Area",
     "AuditChainBroken",
     "BaseDocument",
+    "BulkDuplicateError",
     "CaasDataError",
+    "CapacityExhausted",
     "ConfigurationError",
     "CreatedAtMixin",
     "DataLayer",
@@ -83,6 +98,7 @@ __all__ = [
     "InvalidTenantId",
     "IsolationModel",
     "MissingDependencyError",
+    "MoveVerificationFailed",
     "NotFoundError",
     "OperationRefused",
     "Page",
@@ -104,6 +120,7 @@ __all__ = [
     "TenantKeyErased",
     "TenantMismatch",
     "TenantMixin",
+    "TenantMoving",
     "TenantNotFound",
     "TenantOwnedDocument",
     "TenantUnionDoc",
@@ -122,3 +139,23 @@ __all__ = [
     "tenant_scope",
     "write_concern",
 ]
+
+
+_AREAS = ("analytics", "billing", "platform", "saas", "security")
+
+
+def __getattr__(name: str) -> _ModuleType:
+    """`caas_data.saas` and the other area packages, imported on first use.
+
+    A name that lives in an area gets an error saying which (there is no alias at the top).
+    """
+    if name in _AREAS:
+        return _importlib.import_module(f"caas_data.{name}")
+    if not name.startswith("_"):
+        for area in _AREAS:
+            if name in _importlib.import_module(f"caas_data.{area}").__all__:
+                raise AttributeError(
+                    f"caas_data.{name} lives in its area package: "
+                    f"from caas_data.{area} import {name}"
+                )
+    raise AttributeError(f"module 'caas_data' has no attribute {name!r}")

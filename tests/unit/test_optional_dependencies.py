@@ -38,6 +38,7 @@ sys.meta_path.insert(0, Blocker())
 
 import caas_data
 import caas_data.testing
+from caas_data.engine.field_encryption import TenantKeyring
 from caas_data.repositories.platform import PlatformAdminRepository
 
 result = {
@@ -48,7 +49,7 @@ for feature, attempt in [
     ("hasher", lambda: PlatformAdminRepository.password_hasher),
     ("fastapi", lambda: __import__("caas_data.fastapi")),
     ("plugin", lambda: __import__("caas_data.testing.plugin")),
-    ("encryption", lambda: caas_data.TenantKeyring(None, None, None, ttl=1.0)),
+    ("encryption", lambda: TenantKeyring(None, None, None, ttl=1.0)),
     ("cli", lambda: __import__("caas_data.cli")),
 ]:
     try:
