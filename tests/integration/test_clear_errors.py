@@ -164,7 +164,7 @@ BOUNDED: dict[str, tuple[str, Call]] = {
         "after",
         lambda layer, v: layer.repo(MessageRepository).thread(NOWHERE, after=v),
     ),
-    "purge_before.batch_size": (
+    "purge_older_than.batch_size": (
         "batch_size",
         lambda layer, v: layer.repo(MessageRepository).purge_older_than(NOW, batch_size=v),
     ),
@@ -190,7 +190,7 @@ BOUNDED: dict[str, tuple[str, Call]] = {
         "expires_in",
         lambda layer, v: layer.repo(ApiKeyRepository).issue("k", expires_in=v),
     ),
-    "start.lifetime": (
+    "issue.lifetime": (
         "lifetime",
         lambda layer, v: layer.repo(UserSessionRepository).issue(NOWHERE, "t", lifetime=v),
     ),

@@ -437,7 +437,7 @@ async def test_deleted_messages_read_as_tombstones_and_only_the_sender_restores(
             await messages.restore(PydanticObjectId(), actor=alice)
 
 
-async def test_purge_before_deletes_old_messages_in_batches(
+async def test_purge_older_than_deletes_old_messages_in_batches(
     caas_layer: DataLayer, tenant: str
 ) -> None:
     async with tenant_scope(tenant):

@@ -67,7 +67,7 @@ async def test_out_of_order_concurrent_receipts_end_at_the_highest(
         assert await conversations.count_unread(conv.id, bob) == 1
 
 
-async def test_unread_count_reads_no_message(
+async def test_count_unread_reads_no_message(
     caas_layer: DataLayer, caas_tenant: TenantFactory
 ) -> None:
     """Unread = last_seq - watermark: with the messages gone, the count is unchanged."""
