@@ -91,7 +91,8 @@ def test_the_tables_are_read() -> None:
     assert any(p.match("get_by_external_id") for p in patterns)
     for old_spelling in ("by_author", "create_group", "delete_group", "remove", "add", "for_user"):
         assert not any(p.match(old_spelling) for p in patterns), old_spelling
-    assert domain_verbs()["MessageRepository"] >= {"send", "edit"}
+    assert domain_verbs()["MessageSending"] >= {"send"}
+    assert domain_verbs()["MessageRepository"] >= {"edit", "history"}
 
 
 def test_the_domain_table_names_real_repositories() -> None:
