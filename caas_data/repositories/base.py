@@ -20,6 +20,7 @@ from bson import ObjectId
 from bson.errors import BSONError
 
 from caas_data.documents.base import BaseDocument, utcnow
+from caas_data.documents.loading import load_stored, stored_loader
 from caas_data.engine.guard import GuardedCollection
 from caas_data.engine.registry import spec_of
 from caas_data.engine.writes import (
@@ -229,11 +230,11 @@ class Repository(Generic[D]):
 
     def _load(self, raw: Mapping[str, Any]) -> D:
         with self._errors():
-            return self.document_type.model_validate(raw)  # type: ignore[no-any-return]
+            return load_stored(self.document_type, raw)  # type: ignore[no-any-return]
 
     def _load_many(self, raws: Iterable[Mapping[str, Any]]) -> list[D]:
         """Validate stored documents under one error translation (not one per document)."""
-        validate = self.document_type.model_validate
+        validate = stored_loader(self.document_type)
         with self._errors():
             return [validate(raw) for raw in raws]
 
@@ -450,7 +451,7 @@ class Repository(Generic[D]):
             options["projection"] = self._projection(projection)
             model = projection
         collection = self.collection(include_deleted=include_deleted)
-        validate = model.model_validate
+        validate = stored_loader(model)
         cursor = collection.find(query, **options)
         try:
             while True:
