@@ -162,6 +162,13 @@ async def seed_messages(layer: DataLayer, template: dict[str, Any], total: int) 
             batch = []
     if batch:
         await physical.insert_many(batch, ordered=False)
+    # The conversation's counter moves with its messages, as send() would have moved it.
+    database, name = _message_place(layer)
+    counters = layer.unguarded_collection(database, name.replace("messages", "counters"), why=_WHY)
+    key = MessageRepository.counter_key(template["conversation_id"])
+    await counters.update_one(
+        {"key": key, "tenant_id": template["tenant_id"]}, {"$set": {"value": total}}
+    )
 
 
 def _message_place(layer: DataLayer) -> tuple[str, str]:

@@ -64,6 +64,7 @@ from caas_data.repositories.base import (
 )
 from caas_data.repositories.counters import CounterRepository
 from caas_data.repositories.saas.search import search_terms
+from caas_data.repositories.saas.seq_windows import seq_windows
 
 if TYPE_CHECKING:
     from caas_data.engine.layer import DataLayer
@@ -818,7 +819,7 @@ class MessageRepository(Repository[Message]):
         """
         check_int("limit", limit, minimum=1, maximum=MAX_PAGE_SIZE)
         query, sort = self._history_query(conversation_id, before, after)
-        return await self._seq_page(query, sort, limit, viewer_id)
+        return await self._seq_page(query, sort, limit, viewer_id, window=(before, after))
 
     async def thread(
         self,
@@ -844,10 +845,28 @@ class MessageRepository(Repository[Message]):
         sort: list[tuple[str, int]],
         limit: int,
         viewer_id: PydanticObjectId | None,
+        *,
+        window: tuple[int | None, int | None] | None = None,
     ) -> HistoryPage:
+        """One page; with `window` (before, after) read in bounded seq windows."""
         collection = self.collection(include_deleted=True)
-        with self._errors(collection):
-            raws = await collection.find(query, sort=sort, limit=limit + 1).to_list(limit + 1)
+
+        async def fetch(page_query: dict[str, Any], count: int) -> list[Any]:
+            with self._errors(collection):
+                found = collection.find(page_query, sort=sort, limit=count)
+                return await found.to_list(count)
+
+        if window is None:
+            raws = await fetch(query, limit + 1)
+        else:
+            conversation = query["conversation_id"]
+            base = {k: v for k, v in query.items() if k != "seq"}
+            raws = await seq_windows(
+                fetch, base, before=window[0], after=window[1], want=limit + 1,
+                top=lambda: self.layer.repo(CounterRepository).current(
+                    self.counter_key(conversation)
+                ),
+            )  # fmt: skip
         items = [message.viewed_by(viewer_id) for message in self._load_many(raws[:limit])]
         if sort[0][1] == -1:
             items.reverse()
@@ -864,10 +883,22 @@ class MessageRepository(Repository[Message]):
         """The server's plan for the query `history()` sends (diagnostics, index checks)."""
         check_int("limit", limit, minimum=1, maximum=MAX_PAGE_SIZE)
         query, sort = self._history_query(conversation_id, before, after)
+        windows: list[dict[str, Any]] = []
+
+        async def record(page_query: dict[str, Any], count: int) -> list[Any]:
+            windows.append(page_query)
+            return []
+
+        base = {k: v for k, v in query.items() if k != "seq"}
+        key = self.counter_key(query["conversation_id"])
+        await seq_windows(
+            record, base, before=before, after=after, want=limit + 1,
+            top=lambda: self.layer.repo(CounterRepository).current(key),
+        )  # fmt: skip
         collection = self.collection(include_deleted=True)
         with self._errors(collection):
             plan: dict[str, Any] = await collection.find(
-                query, sort=sort, limit=limit + 1
+                windows[0], sort=sort, limit=limit + 1
             ).explain()
         return plan
 
