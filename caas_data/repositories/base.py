@@ -165,6 +165,10 @@ class _Schema:
 
 
 _schemas: dict[type[Any], _Schema] = {}
+# Model validators that never look across fields of a document in memory: Beanie's
+# `fill_back_refs` (links, unused here) and the layer's schema-version upcaster (identity on
+# a document at the class's version, which every loaded or validated document is).
+_SHAPE_VALIDATOR_MODULES = frozenset({"beanie.odm.documents", "caas_data.documents.base"})
 
 
 def _may_look_across(validator: Any) -> bool:
@@ -188,7 +192,7 @@ def _schema_of(document_type: type[BaseDocument]) -> _Schema:
             attributes[name] = attributes[alias] = name
         decorators = document_type.__pydantic_decorators__
         whole = any(
-            getattr(decorator.func, "__module__", None) != "beanie.odm.documents"
+            getattr(decorator.func, "__module__", None) not in _SHAPE_VALIDATOR_MODULES
             for decorator in decorators.model_validators.values()
         ) or any(_may_look_across(d.func) for d in decorators.field_validators.values())
         schema = _schemas[document_type] = _Schema(stored, attributes, whole)
