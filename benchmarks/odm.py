@@ -7,6 +7,7 @@ interleaved (each iteration runs every task on every contender in turn) and keep
 from __future__ import annotations
 
 import contextlib
+import gc
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -339,7 +340,11 @@ class OdmRun:
 
     async def batch(self, side: Side, task: str) -> Sample:
         async with side.scope():
+            # Every batch starts from the same collector state: otherwise one contender pays
+            # for a full collection its predecessor's garbage triggered (bulk reads swung
+            # 2-3x between runs with it).
             if task == "bulk read":
+                gc.collect()
                 sample = await timed(1, lambda _: side.bulk_read())
                 return Sample(self.bulk_docs, sample.wall, sample.cpu)
             prepared: list[Any] = []
@@ -347,6 +352,7 @@ class OdmRun:
                 prepared = await side.prepare("small", self._smalls)
             elif task == "large update":
                 prepared = await side.prepare("large", self._larges)
+            gc.collect()
             return await timed(self.ops, self._op(side, task, prepared))
 
     async def iterate(self, tasks: tuple[str, ...], iterations: int) -> None:

@@ -135,7 +135,8 @@ class Report:
                     Target(
                         f"cold resolution at {sizes[-1]:,} tenants within 1.2x of {sizes[0]:,}",
                         grow <= 1.2,
-                        f"{grow:.2f}x",
+                        f"{grow:.2f}x"
+                        + ("" if grow <= 1.2 else f": missed by {grow / 1.2 - 1:.0%}"),
                     )
                 )
             sizes = sorted(t.history)
@@ -145,7 +146,9 @@ class Report:
                     Target(
                         f"history page p99 at {sizes[-1]:,} messages within 1.5x of {sizes[0]:,}",
                         grow <= 1.5,
-                        f"{grow:.2f}x; plan {' > '.join(t.history_plan)}",
+                        f"{grow:.2f}x"
+                        + ("" if grow <= 1.5 else f": missed by {grow / 1.5 - 1:.0%}")
+                        + f"; plan {' > '.join(t.history_plan)}",
                     )
                 )
         return out
@@ -206,7 +209,7 @@ class Report:
             lines += self._tenancy_lines(self.tenancy)
         lines += ["### Targets (issue 16)", ""]
         for target in self.targets():
-            lines.append(f"- {'met' if target.met else 'MISSED'}: {target.name}: {target.detail}")
+            lines.append(f"- {'MET' if target.met else 'MISSED'}: {target.name}: {target.detail}")
         return "\n".join(lines) + "\n"
 
     @staticmethod

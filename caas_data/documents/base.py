@@ -10,7 +10,7 @@ reach the scope's tenant and nobody rebinds classes per request.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -136,6 +136,32 @@ def not_registered(document_type: type[Any]) -> ConfigurationError:
 _IMMUTABLE_DEFAULTS = (type(None), bool, int, float, str, bytes, tuple, frozenset)
 
 
+class _EmptyStore(Mapping[str, Any]):
+    """lazy-model's `_store` of a document parsed whole: empty, shared, copied as itself."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> Self:
+        return self
+
+    def __reduce__(self) -> str:
+        return "_EMPTY_STORE"
+
+
+_EMPTY_STORE = _EmptyStore()
+_PRIVATE_SLOT: Any = BaseModel.__dict__["__pydantic_private__"]
+
+
 def _single_private_init(cls: type[BaseModel]) -> None:
     """Give `cls` one private-attribute initialisation instead of one per class in its chain.
 
@@ -153,7 +179,11 @@ def _single_private_init(cls: type[BaseModel]) -> None:
     statics: dict[str, Any] = {}
     factories: list[tuple[str, Callable[[], Any]]] = []
     for name, attribute in cls.__private_attributes__.items():
-        if attribute.default_factory is not None:
+        if name == "_store" and attribute.default_factory is dict:
+            # lazy-model's store of unparsed values: only ever read (`.get`) or replaced
+            # whole, so one shared empty mapping spares a dict per document.
+            statics[name] = _EMPTY_STORE
+        elif attribute.default_factory is not None:
             if attribute.default_factory_takes_validated_data:
                 return
             factories.append((name, attribute.default_factory))  # type: ignore[arg-type]
@@ -163,7 +193,11 @@ def _single_private_init(cls: type[BaseModel]) -> None:
             statics[name] = attribute.default
 
     def model_post_init(self: BaseModel, context: Any, /) -> None:
-        if getattr(self, "__pydantic_private__", None) is None:
+        try:  # the slot itself: lazy-model's __getattribute__ is Python code
+            private = _PRIVATE_SLOT.__get__(self)
+        except AttributeError:
+            private = None
+        if private is None:
             private = dict(statics)
             for name, factory in factories:
                 private[name] = factory()

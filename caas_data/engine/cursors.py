@@ -109,8 +109,10 @@ class GuardedCursor:
         """The remaining documents (at most `length`)."""
         self._check()
         with self._errors():
-            documents = await (await self._open()).to_list(length)
-            return [await self._out(document) for document in documents]
+            documents: list[Any] = await (await self._open()).to_list(length)
+            if self._transform is None:
+                return documents  # a coroutine per document costs more than nothing
+            return [await self._transform(document) for document in documents]
 
     async def explain(self) -> Any:
         """The server's plan for this find (the filter it shows is the guarded one)."""

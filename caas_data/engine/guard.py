@@ -298,7 +298,10 @@ class GuardedCollection:
     async def find_one(self, filter: Any = None, *args: Any, **kwargs: Any) -> Any:
         """`find_one`, restricted like `find`."""
         with self._errors():
-            query = await self._sealed_filter(self._filter(filter))
+            query = self._filter(filter)
+            if self._cipher is None:  # the hot path: no coroutine for the no-op steps
+                return await self._collection.find_one(query, *args, **self._session(kwargs))
+            query = await self._sealed_filter(query)
             found = await self._collection.find_one(query, *args, **self._session(kwargs))
             return await self._opened(found)
 

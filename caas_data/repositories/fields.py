@@ -33,6 +33,12 @@ PROTECTED_FIELDS = frozenset(
 UPSERT_STAMPED = frozenset({"_id", "tenant_id", "__v", "created_at", "updated_at"})
 
 
+# Model validators that never look across fields of a document in memory: Beanie's
+# `fill_back_refs` (links, unused here) and the layer's schema-version upcaster (identity on
+# a document at the class's version, which every loaded or validated document is).
+_SHAPE_VALIDATOR_MODULES = frozenset({"beanie.odm.documents", "caas_data.documents.base"})
+
+
 def _may_look_across(validator: Any) -> bool:
     """Whether a field validator takes more than the value (`info`, or a wrap's handler)."""
     try:
@@ -245,7 +251,7 @@ def schema_of(document_type: type[BaseDocument]) -> FieldSchema:
             attributes[name] = attributes[alias] = name
         decorators = document_type.__pydantic_decorators__
         whole = any(
-            getattr(decorator.func, "__module__", None) != "beanie.odm.documents"
+            getattr(decorator.func, "__module__", None) not in _SHAPE_VALIDATOR_MODULES
             for decorator in decorators.model_validators.values()
         ) or any(_may_look_across(d.func) for d in decorators.field_validators.values())
         schema = _schemas[document_type] = FieldSchema(document_type, stored, attributes, whole)

@@ -14,6 +14,7 @@ import pydantic
 from beanie import PydanticObjectId
 
 from caas_data.documents.base import BaseDocument
+from caas_data.documents.loading import load_stored, stored_loader
 from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.guard import GuardedCollection
 from caas_data.engine.registry import spec_of
@@ -75,12 +76,12 @@ class ReadRepository(Generic[D]):
 
     def _load(self, raw: Mapping[str, Any]) -> D:
         with self._errors():
-            loaded: D = self.document_type.model_validate(raw)  # Beanie types it loosely
+            loaded: D = load_stored(self.document_type, raw)  # Beanie types it loosely
         return loaded
 
     def _load_many(self, raws: Iterable[Mapping[str, Any]]) -> list[D]:
         """Validate stored documents under one error translation (not one per document)."""
-        validate = self.document_type.model_validate
+        validate = stored_loader(self.document_type)
         with self._errors():
             return [validate(raw) for raw in raws]
 
@@ -283,7 +284,7 @@ class ReadRepository(Generic[D]):
             options["projection"] = self._schema.projection(project)
             model = project
         collection = self.collection(include_deleted=include_deleted)
-        validate = model.model_validate
+        validate = stored_loader(model)
         cursor = collection.find(query, **options)
         try:
             while True:

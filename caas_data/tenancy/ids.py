@@ -15,8 +15,15 @@ TENANT_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{2,31}$")
 RESERVED_TENANT_IDS = frozenset({"platform", "billing", "analytics", "shared", "security"})
 
 
+# Ids already found valid: every scope entry checks its id, and most ids come back often.
+_known_valid: set[str] = set()
+_KNOWN_VALID_MAX = 10_000
+
+
 def validate_tenant_id(tenant_id: object) -> str:
     """Return the id when it is a valid, unreserved tenant id; raise `InvalidTenantId` if not."""
+    if type(tenant_id) is str and tenant_id in _known_valid:
+        return tenant_id
     if not isinstance(tenant_id, str):
         raise InvalidTenantId(f"tenant id must be a string, got {type(tenant_id).__name__}")
     if not TENANT_ID_PATTERN.fullmatch(tenant_id):
@@ -26,4 +33,8 @@ def validate_tenant_id(tenant_id: object) -> str:
         )
     if tenant_id in RESERVED_TENANT_IDS:
         raise InvalidTenantId(f"tenant id {tenant_id!r} is reserved")
+    if type(tenant_id) is str:  # a str subclass could hash or compare differently
+        if len(_known_valid) >= _KNOWN_VALID_MAX:
+            _known_valid.clear()
+        _known_valid.add(tenant_id)
     return tenant_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from bson import ObjectId
 from pydantic import PrivateAttr
 
@@ -43,7 +44,13 @@ def test_private_attributes_are_set_once_and_fresh_per_document() -> None:
                                                       tenant_id="acme")  # fmt: skip
     assert set(a.__pydantic_private__ or {}) == set(User.__private_attributes__)
     assert a.__pydantic_private__ == b.__pydantic_private__
-    a.__pydantic_private__["_store"]["x"] = 1  # type: ignore[index]
+    # lazy-model's store of a document parsed whole is one shared, read-only empty mapping
+    # (it is only ever read or replaced whole): nothing can leak through it.
+    with pytest.raises(TypeError):
+        a.__pydantic_private__["_store"]["x"] = 1  # type: ignore[index]
+    assert b.__pydantic_private__["_store"] == {}  # type: ignore[index]
+    a._store = {"x": 1}
+    assert dict(a.__pydantic_private__["_store"]) == {"x": 1}  # type: ignore[index]
     assert b.__pydantic_private__["_store"] == {}  # type: ignore[index]
 
 

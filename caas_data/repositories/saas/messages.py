@@ -23,9 +23,11 @@ from caas_data.engine.cutoffs import retention_cutoff
 from caas_data.engine.transactions import transaction
 from caas_data.engine.writes import raise_write_miss
 from caas_data.errors import DocumentValidationError, NotFoundError
+from caas_data.repositories.counters import CounterRepository
 from caas_data.repositories.pages import Page, decode_cursor, encode_cursor, query_shape
 from caas_data.repositories.saas.search import search_terms
 from caas_data.repositories.saas.sending import MessageSending
+from caas_data.repositories.saas.seq_windows import Fetch, seq_windows
 from caas_data.repositories.values import (
     DEFAULT_PAGE_SIZE,
     check_int,
@@ -113,8 +115,16 @@ class MessageRepository(MessageSending):
         """One page in `seq` order; items oldest first whatever the direction of paging."""
         paged, shape = self._paged(kind, query, sort, after)
         collection = self.collection(include_deleted=True)
-        with self._errors(collection):
-            raws = await collection.find(paged, sort=sort, limit=limit + 1).to_list(limit + 1)
+
+        async def fetch(page_query: dict[str, Any], count: int) -> list[Any]:
+            with self._errors(collection):
+                found = collection.find(page_query, sort=sort, limit=count)
+                return await found.to_list(count)
+
+        if kind == "history":  # dense seqs per conversation: bounded windows (seq_windows.py)
+            raws = await self._history_windows(fetch, paged, limit + 1)
+        else:
+            raws = await fetch(paged, limit + 1)
         items = [message.viewed_by(viewer_id) for message in self._load_many(raws[:limit])]
         next_cursor = None
         if len(raws) > limit:
@@ -122,6 +132,16 @@ class MessageRepository(MessageSending):
         if sort[0][1] == -1:
             items.reverse()
         return Page(items, next_cursor)
+
+    async def _history_windows(self, fetch: Fetch, paged: dict[str, Any], want: int) -> list[Any]:
+        """The history query `paged` read in bounded seq windows, in page order."""
+        bounds = paged.get("seq", {})
+        base = {k: v for k, v in paged.items() if k != "seq"}
+        key = self.counter_key(paged["conversation_id"])
+        return await seq_windows(
+            fetch, base, before=bounds.get("$lt"), after=bounds.get("$gt"), want=want,
+            top=lambda: self.layer.repo(CounterRepository).current(key),
+        )  # fmt: skip
 
     @staticmethod
     def _paged(
@@ -162,10 +182,17 @@ class MessageRepository(MessageSending):
         conversation = parse_id(conversation_id, "conversation_id")
         query, sort = self._history_query(conversation, newer_than)
         query, _ = self._paged("history", query, sort, after)
+        windows: list[dict[str, Any]] = []
+
+        async def record(page_query: dict[str, Any], count: int) -> list[Any]:
+            windows.append(page_query)
+            return []
+
+        await self._history_windows(record, query, limit + 1)
         collection = self.collection(include_deleted=True)
         with self._errors(collection):
             plan: dict[str, Any] = await collection.find(
-                query, sort=sort, limit=limit + 1
+                windows[0], sort=sort, limit=limit + 1
             ).explain()
         return plan
 
