@@ -65,7 +65,9 @@ async def test_windowed_pages_equal_the_unbounded_query(
                 if page.next_cursor is None:
                     break
                 after = want[-1]
-                page = await messages.history(conv.id, after=page.next_cursor, limit=limit)
+                page = await messages.history(
+                    conv.id, newer_than=newer_than, after=page.next_cursor, limit=limit
+                )
 
 
 async def test_a_seq_the_counter_never_handed_out_is_still_read(
