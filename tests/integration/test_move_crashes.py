@@ -9,9 +9,7 @@ and the audit chain intact, no move record left behind.
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import sys
 
 import pytest
 
@@ -24,6 +22,7 @@ from tests.integration.moving import (
     MODEL_TIERS,
     check_after_move,
     raw_external_ids,
+    run_move_child,
     seed,
     tenant_rows,
 )
@@ -42,18 +41,6 @@ CRASHES = [
 ]
 
 
-async def _run_child(server: ServerHandle, layer: DataLayer, *args: str) -> int:
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.integration.move_worker",
-        server.uri,
-        layer.prefix,
-        *args,
-    )
-    return await asyncio.wait_for(child.wait(), timeout=120)
-
-
 @pytest.mark.parametrize(("event", "nth", "source_model", "target_model"), CRASHES)
 async def test_killed_move_finishes_when_run_again(
     caas_server: ServerHandle,
@@ -69,8 +56,8 @@ async def test_killed_move_finishes_when_run_again(
     seeded = await seed(layer, tenant_id, users=7)
     source = await layer.tenants.placement(tenant_id)
 
-    code = await _run_child(
-        caas_server, layer, tenant_id, MODEL_TIERS[target_model], event, str(nth)
+    code = await run_move_child(
+        caas_server, layer, tenant_id, MODEL_TIERS[target_model], event, nth
     )
     assert code == -signal.SIGKILL
     record = await layer.unguarded_platform_collection(TenantMove, why="test").find_one(
