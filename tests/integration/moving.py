@@ -84,21 +84,29 @@ async def check_after_move(layer: DataLayer, seeded: Seeded, source: Placement) 
 
 
 async def run_move_child(
-    server: ServerHandle, layer: DataLayer, tenant_id: str, tier: Tier, event: str, nth: int = 1
-) -> int:
+    server: ServerHandle,
+    layer: DataLayer,
+    tenant_id: str,
+    tier: Tier,
+    event: str,
+    nth: int = 1,
+    *,
+    write: bool = False,
+) -> tuple[int, list[str]]:
     """Move the tenant in another process (`move_worker`), SIGKILLed at the NTH `event`.
 
-    Returns the child's exit code (`-SIGKILL` when it was killed there).
+    Returns the child's exit code (`-SIGKILL` when it was killed there) and, with `write`,
+    the external ids of the users it created during the move and saw acknowledged.
     """
+    args = [server.uri, layer.prefix, tenant_id, tier.value, event, str(nth)]
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "tests.integration.move_worker",
-        server.uri,
-        layer.prefix,
-        tenant_id,
-        tier.value,
-        event,
-        str(nth),
+        *args,
+        *(["write"] if write else []),
+        stdout=asyncio.subprocess.PIPE,
     )
-    return await asyncio.wait_for(child.wait(), timeout=120)
+    out, _ = await asyncio.wait_for(child.communicate(), timeout=120)
+    assert child.returncode is not None
+    return child.returncode, out.decode().split()

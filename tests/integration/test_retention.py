@@ -39,8 +39,10 @@ SHA = "ab" * 32
 async def backdate(layer: DataLayer, document: type[BaseDocument], ids: list[Any], **fields: Any):  # type: ignore[no-untyped-def]
     """Move stored timestamps into the past (what time would have done)."""
     # Time travel is a privileged write: the guard refuses timestamps set by hand.
-    await layer.collection(document, include_deleted=True)._privileged().update_many(
-        {"_id": {"$in": ids}}, {"$set": fields}
+    await (
+        layer.collection(document, include_deleted=True)
+        ._privileged()
+        .update_many({"_id": {"$in": ids}}, {"$set": fields})
     )
 
 
