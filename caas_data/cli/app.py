@@ -72,6 +72,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+# `tenants move` and `tenants move-pending` are in `caas_data.cli.moves`.
 tenants_app = typer.Typer(help="The tenant directory and each tenant's data.", no_args_is_help=True)
 users_app = typer.Typer(help="One end user's data (GDPR).", no_args_is_help=True)
 indexes_app = typer.Typer(help="Indexes at every placement.", no_args_is_help=True)
@@ -295,21 +296,6 @@ def tenants_provision(
         client.model_dump(mode="json", by_alias=True, exclude={"id"}),
         lambda: _out.print(f"provisioned {tenant_id} ({client.tier}) at {client.placement}"),
     )
-
-
-@tenants_app.command("move")
-def tenants_move(
-    ctx: typer.Context,
-    tenant_id: str,
-    tier: Annotated[Tier, typer.Option(help="The tier to move to.")],
-) -> None:
-    """Move a tenant to another tier's isolation model (issue 14)."""
-    _err.print(
-        f"error: not implemented yet: issue 14 (moving {tenant_id} to {tier.value}); "
-        "meanwhile: tenants export, erase, then import with --tier",
-        markup=False,
-    )
-    raise typer.Exit(2)
 
 
 @tenants_app.command("export")
