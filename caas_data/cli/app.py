@@ -94,6 +94,7 @@ class _Options:
     prefix: str | None
     json: bool
     documents: list[str]
+    clusters: list[str]
 
 
 class _Failed(Exception):
@@ -115,9 +116,20 @@ def _root(
         list[str] | None,
         typer.Option(help="Extra document classes to register: `module:ATTRIBUTE` (a list)."),
     ] = None,
+    clusters: Annotated[
+        list[str] | None,
+        typer.Option("--cluster-uri", envvar="CAAS_CLUSTER_URIS", help="Another cluster: NAME=URI"),
+    ] = None,
 ) -> None:
     """Connection options shared by every command."""
-    ctx.obj = _Options(uri, prefix, as_json, documents or [])
+    ctx.obj = _Options(uri, prefix, as_json, documents or [], clusters or [])
+
+
+def _cluster_uri(spec: str) -> tuple[str, str]:
+    name, equals, uri = spec.partition("=")
+    if not (equals and name and uri):
+        raise ConfigurationError(f"--cluster-uri {spec!r}: expected NAME=URI")
+    return name, uri
 
 
 def _load_documents(specs: list[str]) -> list[type[BaseDocument]]:
@@ -145,6 +157,7 @@ def _run(ctx: typer.Context, work: Callable[[DataLayer], Awaitable[T]]) -> T:
             options.uri,
             database_prefix=options.prefix,
             documents=_load_documents(options.documents),
+            clusters=dict(_cluster_uri(spec) for spec in options.clusters),
         )
         try:
             return await work(layer)

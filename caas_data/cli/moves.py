@@ -41,7 +41,11 @@ def _steps(advance: Callable[[int], None], json: bool) -> Callable[[str, Mapping
             advance(int(details["copied"]) - copied.get(name, 0))
             copied[name] = int(details["copied"])
         elif event != "cleaned_collection" and not json:
-            shown = ", ".join(f"{k} {v}" for k, v in details.items() if k != "tenant_id")
+            shown = ", ".join(
+                f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                for k, v in details.items()
+                if k != "tenant_id"
+            )
             _err.print(f"{details['tenant_id']}: {event}" + (f" ({shown})" if shown else ""))
 
     return on_progress
