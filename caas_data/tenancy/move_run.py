@@ -247,17 +247,25 @@ class MoveRun:
         )
 
     async def _prepare_target(self) -> None:
-        """Create the target's collections and indexes; lift an old fence of the tenant there."""
+        """Create the target's collections and indexes; lift an old fence of the tenant there.
+
+        A copy that starts afresh first removes the tenant's rows at the target: leftovers of
+        a run that failed verification (the directory never pointed there), which the copy
+        would otherwise keep beside the new ones.
+        """
         target = self.target
         shared = target.isolation is IsolationModel.SHARED
         for document_type in self.layer.registry.in_area(Area.TENANT):
+            name = spec_of(document_type).name
             await self.layer.ensure_collection(
                 target.database,
-                target.collection_name(spec_of(document_type).name),
+                target.collection_name(name),
                 document_type,
                 pre_images=shared,
                 cluster=target.cluster,
             )
+            if self.move.start_at is None:
+                await self._side(target, name).delete_many(self._scope())
         await self._fence(target, add=False)
 
     async def _copy(self, name: str) -> None:

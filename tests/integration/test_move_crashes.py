@@ -16,9 +16,10 @@ import signal
 
 import pytest
 
-from caas_data import DataLayer, UserRepository, tenant_scope
+from caas_data import DataLayer, Tier, UserRepository, tenant_scope
 from caas_data.documents.moves import TenantMove
-from caas_data.errors import TenantMoving
+from caas_data.errors import MoveVerificationFailed, TenantMoving
+from caas_data.tenancy.tiers import Placement
 from caas_data.testing._server import ServerHandle
 from caas_data.testing.helpers import new_tenant_id
 from tests.integration.moving import (
@@ -100,3 +101,36 @@ async def test_killed_move_finishes_when_run_again(
         {"tenant_id": tenant_id}
     )
     assert leftover is None
+
+
+async def test_a_copy_that_does_not_verify_switches_nothing_and_the_next_run_recopies(
+    caas_server: ServerHandle, caas_layer: DataLayer
+) -> None:
+    layer = caas_layer
+    tenant_id = new_tenant_id("verify")
+    await layer.tenants.provision(tenant_id, tier=Tier.PRO)
+    seeded = await seed(layer, tenant_id, users=4)
+    source = await layer.tenants.placement(tenant_id)
+    code, _ = await run_move_child(caas_server, layer, tenant_id, Tier.ENTERPRISE, "copied")
+    assert code == -signal.SIGKILL
+    # The copy is damaged behind the move's back (no event in the source's stream says so).
+    target = Placement.for_tier(tenant_id, Tier.ENTERPRISE, database_prefix=layer.prefix)
+    copy = layer.unguarded_collection(target.database, "users", why="test damages the copy")
+    await copy.update_one({"tenant_id": tenant_id}, {"$set": {"display_name": "damaged"}})
+    await copy.insert_one({"tenant_id": tenant_id, "external_id": "stray", "display_name": "s"})
+
+    with pytest.raises(MoveVerificationFailed, match=r"users: .* 2 differ by SHA-256"):
+        await layer.tenants.move(tenant_id, fence_grace=0)
+    assert await layer.tenants.placement(tenant_id) == source  # nothing switched
+    async with tenant_scope(tenant_id, layer=layer):  # the fence is lifted
+        await layer.repo(UserRepository).create({"external_id": "after", "display_name": "a"})
+    seeded.external_ids.add("after")
+
+    await layer.tenants.move(tenant_id, fence_grace=0)  # copies afresh
+    moved = await layer.tenants.placement(tenant_id)
+    assert moved.tier is Tier.ENTERPRISE
+    assert sorted(await raw_external_ids(layer, moved)) == sorted(seeded.external_ids)
+    async with tenant_scope(tenant_id, layer=layer):
+        names = {u.display_name for u in (await layer.repo(UserRepository).find({})).items}
+    assert "damaged" not in names
+    await check_after_move(layer, seeded, source)
