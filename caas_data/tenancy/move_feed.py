@@ -9,11 +9,13 @@ every delete (a delete carries only `_id`: re-syncing it can only remove this te
 as the copy holds nothing else).
 
 Bookkeeping (resume after a kill): the stream starts at the source's operation time taken
-before the first document is copied (`TenantMove.start_at`), then resumes from the last
-applied event's own token (`TenantMove.resume_token`), recorded only after that event's ids
-were re-synced. A killed drain replays events, never skips one, and a replay is harmless:
-each event re-syncs its `_id` to what the source holds now. (A token is only ever an event's:
-the token of an empty batch may name another namespace of the database.)
+before the first document is copied (`TenantMove.start_at`), then resumes from the stream's
+own token (`TenantMove.resume_token`): the last applied event's, or the server's
+postBatchResumeToken past events the filter skipped (a database-level token, valid for a
+database-level stream; with per-collection streams such a token could name another
+namespace), recorded only after the events before it were re-synced. A killed drain replays
+events, never skips one, and a replay is harmless: each event re-syncs its `_id` to what the
+source holds now.
 """
 
 from __future__ import annotations
@@ -112,8 +114,12 @@ class ChangeFeed:
                     await self._resync(name, ids)
                     changed.setdefault(name, []).extend(ids)
                 move.caught_up += seen
-                if last is not None:
-                    move.resume_token = dict(last)
+                # The stream's position after what was applied: the last event's token, or
+                # past a batch of others' events (the server's postBatchResumeToken), so a
+                # later drain does not scan them again.
+                token = stream.resume_token
+                if token is not None and dict(token) != move.resume_token:
+                    move.resume_token = dict(token)
                     await self._save()
                 rounds += 1
                 if not until_quiet:

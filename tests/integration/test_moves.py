@@ -155,7 +155,7 @@ async def test_a_second_layer_with_a_stale_cache_never_writes_to_the_old_placeme
 
         # A third process moves the tenant and dies right after the switch: the old copy
         # is intact and fenced, the clean-up has not begun.
-        code = await run_move_child(
+        code, _ = await run_move_child(
             caas_server, layer, tenant_id, MODEL_TIERS[target_model], "switched"
         )
         assert code == -signal.SIGKILL
