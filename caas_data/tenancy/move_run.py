@@ -35,6 +35,8 @@ ProgressHook = Callable[[str, Mapping[str, Any]], None]
 "cleaned_collection" | "done", details). For progress displays, and for crash tests."""
 
 _FENCE_MARGIN_SECONDS = 1.0
+_NARROWING_ROUNDS = 5
+_FEW_CHANGES = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +308,7 @@ class MoveRun:
         """Make the copy of each id what the source holds now (or absent)."""
         unique = list(dict.fromkeys(ids))
         source, target = self._side(self.source, name), self._side(self.target, name)
-        found = await source.find({**self._scope(), "_id": {"$in": unique}}).to_list()
+        found = await move_verify.by_ids(source, self.tenant_id, unique)
         present = {doc["_id"] for doc in found}
         requests: list[ReplaceOne[dict[str, Any]] | DeleteOne] = [
             ReplaceOne(self._key(doc["_id"]), doc, upsert=True) for doc in found
@@ -318,7 +320,13 @@ class MoveRun:
     # -- verification (the reasoning is in `move_verify`) -------------------------------
 
     async def _check_before_fence(self) -> None:
-        """Compare every document while writers still write; keep the ids that differ."""
+        """Compare every document while writers still write, then narrow the ids to re-check.
+
+        Each round drains the stream (the ids it re-synced join the suspects) and compares
+        the suspects again (those that match leave). Rounds stop when few ids changed in the
+        last one: the fenced re-check then covers only the writes of that round and of the
+        fence, whatever the write rate during the copy.
+        """
         found = await asyncio.gather(
             *(
                 move_verify.compare_all(
@@ -327,7 +335,30 @@ class MoveRun:
                 for name in self.names
             )
         )
-        self._differing = dict(zip(self.names, found, strict=True))
+        suspects: ChangedIds = dict(zip(self.names, found, strict=True))
+        for _ in range(_NARROWING_ROUNDS):
+            changed = await self.feed.drain(until_quiet=False)
+            for name, ids in changed.items():
+                suspects[name] = [*suspects.get(name, []), *ids]
+            suspects = await self._still_differing(suspects)
+            if sum(len(ids) for ids in changed.values()) <= _FEW_CHANGES:
+                break
+        self._differing = suspects
+
+    async def _still_differing(self, suspects: ChangedIds) -> ChangedIds:
+        names = [name for name, ids in suspects.items() if ids]
+        found = await asyncio.gather(
+            *(
+                move_verify.compare_ids(
+                    self._side(self.source, name),
+                    self._side(self.target, name),
+                    self.tenant_id,
+                    suspects[name],
+                )
+                for name in names
+            )
+        )
+        return {name: ids for name, ids in zip(names, found, strict=True) if ids}
 
     async def _verify_fenced(self) -> dict[str, int]:
         """Drain, then re-check what changed (everything, if no check ran before the fence).
@@ -367,7 +398,7 @@ class MoveRun:
                 differing = await move_verify.compare_all(source, target, self._scope())
             else:
                 differing = await move_verify.compare_ids(
-                    source, target, self._scope(), suspects.get(name, [])
+                    source, target, self.tenant_id, suspects.get(name, [])
                 )
             return differing, await move_verify.counts(source, target, self._scope())
 

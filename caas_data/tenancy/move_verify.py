@@ -28,7 +28,7 @@ from typing import Any
 import bson
 from pymongo.asynchronous.collection import AsyncCollection
 
-__all__ = ["compare_all", "compare_ids", "counts"]
+__all__ = ["by_ids", "compare_all", "compare_ids", "counts"]
 
 _IDS_PER_QUERY = 1000
 
@@ -59,17 +59,35 @@ async def compare_all(source: Collection, target: Collection, query: dict[str, A
 
 
 async def compare_ids(
-    source: Collection, target: Collection, query: dict[str, Any], ids: Iterable[Any]
+    source: Collection, target: Collection, tenant_id: str, ids: Iterable[Any]
 ) -> list[Any]:
-    """`compare_all` restricted to `ids`: the `_id`s among them that still differ."""
+    """`compare_all` of one tenant's documents restricted to `ids`: those that still differ."""
     unique = list({_key(i): i for i in ids}.values())
     differing: list[Any] = []
     for start in range(0, len(unique), _IDS_PER_QUERY):
-        chunk = {**query, "_id": {"$in": unique[start : start + _IDS_PER_QUERY]}}
+        chunk = unique[start : start + _IDS_PER_QUERY]
         differing += _differing(
-            await _fingerprints(source, chunk), await _fingerprints(target, chunk)
+            await _fingerprints_of(source, tenant_id, chunk),
+            await _fingerprints_of(target, tenant_id, chunk),
         )
     return differing
+
+
+async def _fingerprints_of(
+    collection: Collection, tenant_id: str, ids: list[Any]
+) -> dict[bytes, bytes]:
+    return {_key(doc["_id"]): _fingerprint(doc) for doc in await by_ids(collection, tenant_id, ids)}
+
+
+async def by_ids(collection: Collection, tenant_id: str, ids: list[Any]) -> list[dict[str, Any]]:
+    """The tenant's documents among `ids`.
+
+    The query names only `_id` (the tenant is checked here): with `tenant_id` beside the
+    `$in`, servers may pick a tenant index and test every row of the tenant against the
+    list (the embedded server took ~7 times longer).
+    """
+    found = await collection.find({"_id": {"$in": ids}}).to_list()
+    return [doc for doc in found if doc.get("tenant_id") == tenant_id]
 
 
 async def counts(source: Collection, target: Collection, query: dict[str, Any]) -> tuple[int, int]:

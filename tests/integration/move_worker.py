@@ -4,7 +4,8 @@
 to the test layer's databases, moves TENANT to TIER and kills itself (SIGKILL: no clean-up,
 no `finally`) the NTH time the move reports EVENT. Exit code 0 means EVENT never came. With
 `write`, a task creates users `k0`, `k1`, ... in the tenant's scope during the move (a fenced
-write is retried) and prints each acknowledged external id on its own line.
+write is retried; it stops 20 writes after the copy began) and prints each acknowledged
+external id on its own line.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from caas_data import DataLayer, Tier, UserRepository, tenant_scope
 from caas_data.errors import TenantMoving
 from caas_data.testing.helpers import connect_for_tests
 
+WRITES_AFTER_THE_COPY_BEGAN = 20  # enough for the stream to record a token; bounded
 
-async def write_during_the_move(layer: DataLayer, tenant_id: str) -> None:
-    serial = 0
-    while True:
+
+async def write_during_the_move(layer: DataLayer, tenant_id: str, copying: asyncio.Event) -> None:
+    serial = after = 0
+    while after < WRITES_AFTER_THE_COPY_BEGAN:
         try:
             async with tenant_scope(tenant_id, layer=layer):
                 await layer.repo(UserRepository).create(
@@ -34,6 +37,7 @@ async def write_during_the_move(layer: DataLayer, tenant_id: str) -> None:
             continue
         print(f"k{serial}", flush=True)
         serial += 1
+        after += copying.is_set()
         await asyncio.sleep(0.02)  # paced: the move need not chase a flood
 
 
@@ -42,15 +46,20 @@ async def main(
 ) -> None:
     layer = await connect_for_tests(uri, database_prefix=prefix)
     seen = 0
+    copying = asyncio.Event()
 
     def on_progress(name: str, details: Mapping[str, Any]) -> None:
         nonlocal seen
+        if name == "copied_batch":
+            copying.set()
         if name == event:
             seen += 1
             if seen == nth:
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    writer = asyncio.create_task(write_during_the_move(layer, tenant_id)) if write else None
+    writer = (
+        asyncio.create_task(write_during_the_move(layer, tenant_id, copying)) if write else None
+    )
     await asyncio.sleep(0.05 if write else 0)  # the first writes come before the copy
     await layer.tenants.move(
         tenant_id, to=Tier(tier), batch_size=2, fence_grace=0, on_progress=on_progress
