@@ -23,8 +23,8 @@ from caas_data.testing.helpers import connect_for_tests, drop_prefix_databases
 class Writers:
     """Tasks creating users in the tenant's scope until stopped."""
 
-    def __init__(self, layer: DataLayer, tenant: str, count: int) -> None:
-        self.layer, self.tenant = layer, tenant
+    def __init__(self, layer: DataLayer, tenant: str, count: int, label: str) -> None:
+        self.layer, self.tenant, self.label = layer, tenant, label
         self.acknowledged = self.fenced = 0
         self.serial = 0
         self.stop = asyncio.Event()
@@ -33,7 +33,7 @@ class Writers:
     async def write(self) -> None:
         while not self.stop.is_set():
             self.serial += 1
-            external_id = f"w{self.serial}"
+            external_id = f"{self.label}-w{self.serial}"
             while True:
                 try:
                     async with tenant_scope(self.tenant, layer=self.layer):
@@ -76,7 +76,7 @@ async def main(uri: str, documents: int, writers: int) -> None:
                 ]
             )
         for tier in (Tier.PRO, Tier.ENTERPRISE, Tier.FREE):
-            load = Writers(layer, tenant, writers) if writers else None
+            load = Writers(layer, tenant, writers, tier.value) if writers else None
             report = await layer.tenants.move(tenant, to=tier, fence_grace=0)
             line = (
                 f"{report.from_tier} -> {report.to_tier}: {report.documents} documents in "
