@@ -72,7 +72,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-# `tenants move` and `tenants move-pending` are in `caas_data.cli.moves`.
 tenants_app = typer.Typer(help="The tenant directory and each tenant's data.", no_args_is_help=True)
 users_app = typer.Typer(help="One end user's data (GDPR).", no_args_is_help=True)
 indexes_app = typer.Typer(help="Indexes at every placement.", no_args_is_help=True)
