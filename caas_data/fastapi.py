@@ -139,7 +139,9 @@ def document_header(name: str, *, answers: Iterable[int], required: bool = True)
     statuses = frozenset(answers)
     unknown = statuses - _ANSWERS.keys()
     if unknown:
-        raise ValueError(f"no description for statuses {sorted(unknown)}: use {sorted(_ANSWERS)}")
+        raise ConfigurationError(
+            f"no description for statuses {sorted(unknown)}: use {sorted(_ANSWERS)}"
+        )
     _HEADERS[name.lower()] = (statuses, required)
 
 

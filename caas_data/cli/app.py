@@ -93,6 +93,7 @@ class _Options:
     prefix: str | None
     json: bool
     documents: list[str]
+    clusters: list[str]
 
 
 class _Failed(Exception):
@@ -114,9 +115,20 @@ def _root(
         list[str] | None,
         typer.Option(help="Extra document classes to register: `module:ATTRIBUTE` (a list)."),
     ] = None,
+    clusters: Annotated[
+        list[str] | None,
+        typer.Option("--cluster-uri", envvar="CAAS_CLUSTER_URIS", help="Another cluster: NAME=URI"),
+    ] = None,
 ) -> None:
     """Connection options shared by every command."""
-    ctx.obj = _Options(uri, prefix, as_json, documents or [])
+    ctx.obj = _Options(uri, prefix, as_json, documents or [], clusters or [])
+
+
+def _cluster_uri(spec: str) -> tuple[str, str]:
+    name, equals, uri = spec.partition("=")
+    if not (equals and name and uri):
+        raise ConfigurationError(f"--cluster-uri {spec!r}: expected NAME=URI")
+    return name, uri
 
 
 def _load_documents(specs: list[str]) -> list[type[BaseDocument]]:
@@ -144,6 +156,7 @@ def _run(ctx: typer.Context, work: Callable[[DataLayer], Awaitable[T]]) -> T:
             options.uri,
             database_prefix=options.prefix,
             documents=_load_documents(options.documents),
+            clusters=dict(_cluster_uri(spec) for spec in options.clusters),
         )
         try:
             return await work(layer)
@@ -295,21 +308,6 @@ def tenants_provision(
         client.model_dump(mode="json", by_alias=True, exclude={"id"}),
         lambda: _out.print(f"provisioned {tenant_id} ({client.tier}) at {client.placement}"),
     )
-
-
-@tenants_app.command("move")
-def tenants_move(
-    ctx: typer.Context,
-    tenant_id: str,
-    tier: Annotated[Tier, typer.Option(help="The tier to move to.")],
-) -> None:
-    """Move a tenant to another tier's isolation model (issue 14)."""
-    _err.print(
-        f"error: not implemented yet: issue 14 (moving {tenant_id} to {tier.value}); "
-        "meanwhile: tenants export, erase, then import with --tier",
-        markup=False,
-    )
-    raise typer.Exit(2)
 
 
 @tenants_app.command("export")

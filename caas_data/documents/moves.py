@@ -31,10 +31,8 @@ class MoveStep(StrEnum):
 
 
 class CollectionProgress(BaseModel):
-    """One collection's progress: the change-stream resume token and the copy position."""
+    """One collection's copy position (the catch-up position is the move's: one stream)."""
 
-    resume_token: dict[str, Any] | None = None  # the last applied event's `_id`
-    start_at: Any = None  # the source's operation time when the copy began (a Timestamp)
     copy_until: Any = None  # the last `_id` when the stream opened; later ones come from it
     last_id: Any = None
     copied: int = 0
@@ -51,6 +49,11 @@ class TenantMove(PlatformDocument):
     target: PlacementRecord
     step: MoveStep = MoveStep.COPYING
     collections: dict[str, CollectionProgress] = Field(default_factory=dict)
+    # One change stream on the source database: where it starts (the source's operation
+    # time before the first document was copied, a Timestamp), then the last applied
+    # event's own resume token.
+    start_at: Any = None
+    resume_token: dict[str, Any] | None = None
     caught_up: int = 0
     fence_seconds: float = 0.0
     switched_at: datetime | None = None

@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 from pymongo.errors import PyMongoError
 
 from caas_data.engine.sessions import current_session
-from caas_data.errors import CaasDataError
+from caas_data.errors import CaasDataError, DocumentValidationError
 
 __all__ = [
     "TRANSACTION_DEADLINE_SECONDS",
@@ -112,11 +112,13 @@ async def transaction(
     `HOME_CLUSTER` for the platform's rows).
 
     Raises:
-        ValueError: `max_attempts` is below 1.
+        DocumentValidationError: `max_attempts` is below 1 (also a ValueError).
         RetryableError: still conflicting after `max_attempts` or the deadline.
     """
     if max_attempts is not None and max_attempts < 1:
-        raise ValueError("max_attempts must be at least 1")
+        raise DocumentValidationError(
+            f"max_attempts must be at least 1, got {max_attempts!r}", fields=("max_attempts",)
+        )
     if in_transaction():
         return await body()
     if hot_key is None:

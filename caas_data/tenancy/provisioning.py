@@ -47,7 +47,7 @@ from caas_data.errors import (
 from caas_data.tenancy.capacity import choose_cluster, cluster_report
 from caas_data.tenancy.context import current_scope
 from caas_data.tenancy.ids import validate_tenant_id
-from caas_data.tenancy.moves import MoveReport, ProgressHook, TenantMover
+from caas_data.tenancy.moves import MoveReport, PendingMoves, ProgressHook, TenantMover
 from caas_data.tenancy.tiers import IsolationModel, Placement, Tier
 
 if TYPE_CHECKING:
@@ -161,16 +161,23 @@ class TenantService:
         )
 
     async def move_pending(
-        self, *, actor: str | None = None, fence_grace: float | None = None, batch_size: int = 500
-    ) -> list[MoveReport]:
+        self,
+        *,
+        actor: str | None = None,
+        fence_grace: float | None = None,
+        batch_size: int = 500,
+        on_progress: ProgressHook | None = None,
+    ) -> PendingMoves:
         """Finish interrupted moves and carry out every `request_tier_change()` (operator job).
+
+        Returns one report per move; `nothing_to_do` when nothing was pending.
 
         Raises:
             TenantMismatch: called inside a tenant scope.
         """
         require_operator_scope("move_pending", "*")
         return await self._mover.move_pending(
-            actor=actor, fence_grace=fence_grace, batch_size=batch_size
+            actor=actor, fence_grace=fence_grace, batch_size=batch_size, on_progress=on_progress
         )
 
     async def cluster_report(self) -> list[ClusterUsage]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +12,7 @@ from caas_data.documents.base import Area
 from caas_data.engine.registry import spec_of
 from caas_data.repositories import AuditLogRepository, MessageRepository
 from caas_data.tenancy.tiers import Placement
-from caas_data.testing import Factories
+from caas_data.testing import Factories, ServerHandle
 
 MODEL_TIERS = {"shared": Tier.FREE, "pro": Tier.PRO, "enterprise": Tier.ENTERPRISE}
 DIRECTIONS = [(a, b) for a in MODEL_TIERS for b in MODEL_TIERS if a != b]
@@ -79,3 +81,32 @@ async def check_after_move(layer: DataLayer, seeded: Seeded, source: Placement) 
     assert await tenant_rows(layer, source) == {}
     report = await layer.repo(AuditLogRepository).verify_chain(tenant_id)
     assert report.ok, report
+
+
+async def run_move_child(
+    server: ServerHandle,
+    layer: DataLayer,
+    tenant_id: str,
+    tier: Tier,
+    event: str,
+    nth: int = 1,
+    *,
+    write: bool = False,
+) -> tuple[int, list[str]]:
+    """Move the tenant in another process (`move_worker`), SIGKILLed at the NTH `event`.
+
+    Returns the child's exit code (`-SIGKILL` when it was killed there) and, with `write`,
+    the external ids of the users it created during the move and saw acknowledged.
+    """
+    args = [server.uri, layer.prefix, tenant_id, tier.value, event, str(nth)]
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.integration.move_worker",
+        *args,
+        *(["write"] if write else []),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(child.communicate(), timeout=120)
+    assert child.returncode is not None
+    return child.returncode, out.decode().split()

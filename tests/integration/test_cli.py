@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from caas_data import DataLayer, Tier
+from caas_data import DataLayer, Tier, system_scope
+from caas_data.platform import SaasClientRepository
 from caas_data.saas import User
 from caas_data.testing import ServerHandle
 from caas_data.testing.helpers import connect_for_tests, drop_prefix_databases, new_tenant_id
 from tests.integration.conftest import raw_collection
 from tests.integration.migration_fixtures import DOCUMENTS
+from tests.integration.moving import raw_external_ids, seed, tenant_rows
 from tests.integration.test_operations_data import populate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,10 +99,43 @@ async def test_tenants_provision_list_show_and_clear_failures(cli, cli_layer: Da
     one_line_error(cli("tenants", "provision", tenant_id, "--tier", "free"), "exists with tier pro")
 
 
-async def test_tenants_move_is_not_implemented_yet(cli) -> None:
-    moved = cli("tenants", "move", "acme", "--tier", "enterprise")
-    assert moved.code == 2 and "not implemented yet: issue 14" in moved.err
-    assert moved.err.count("\n") == 1
+async def test_tenants_move_and_move_pending(cli, cli_layer: DataLayer) -> None:
+    tenant_id = new_tenant_id("mv")
+    await cli_layer.tenants.provision(tenant_id, tier=Tier.FREE)
+    seeded = await seed(cli_layer, tenant_id, users=3, messages=1)
+    source = await cli_layer.tenants.placement(tenant_id)
+
+    moved = cli("tenants", "move", tenant_id, "--tier", "pro", "--fence-grace", "0")
+    assert moved.code == 0, moved.err
+    assert f"{tenant_id}: moved free -> pro" in moved.out and "write pause" in moved.out
+    assert f"{tenant_id}: fenced" in moved.err and f"{tenant_id}: switched" in moved.err
+    as_json = cli(
+        "--json", "tenants", "move", tenant_id, "--tier", "enterprise", "--fence-grace", "0"
+    )
+    assert as_json.code == 0 and as_json.err == ""
+    assert (as_json.json["from_tier"], as_json.json["to_tier"]) == ("pro", "enterprise")
+    assert as_json.json["moved"] and as_json.json["documents"] > 0
+    cli_layer.resolver.invalidate(tenant_id)  # another process switched it
+    target = await cli_layer.tenants.placement(tenant_id)
+    assert target.tier is Tier.ENTERPRISE
+    assert sorted(await raw_external_ids(cli_layer, target)) == sorted(seeded.external_ids)
+    assert await tenant_rows(cli_layer, source) == {}
+
+    one_line_error(cli("tenants", "move", "nobody-here", "--tier", "pro"), "not provisioned")
+    one_line_error(
+        cli("tenants", "move", tenant_id, "--cluster", "nowhere"), "'nowhere' is not connected"
+    )
+
+    async with system_scope():
+        await cli_layer.repo(SaasClientRepository).request_tier_change(
+            Tier.PRO, tenant_id=tenant_id
+        )
+    pending = cli("tenants", "move-pending", "--fence-grace", "0")
+    assert pending.code == 0, pending.err
+    assert f"{tenant_id}: moved enterprise -> pro" in pending.out
+    again = cli("--json", "tenants", "move-pending")
+    assert again.code == 0 and again.json == {"nothing_to_do": True, "reports": []}
+    assert (await cli_layer.tenants.get(tenant_id)).tier is Tier.PRO
 
 
 async def test_tenants_export_import_erase_deprovision(

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -120,3 +125,33 @@ async def test_new_tenants_go_where_there_is_room(
     finally:
         await drop_prefix_databases(layer)
         await layer.close()
+
+
+async def test_the_cli_moves_a_tenant_to_another_cluster(
+    two_clusters: DataLayer, caas_server: ServerHandle, second_server: ServerHandle
+) -> None:
+    layer = two_clusters
+    tenant_id = new_tenant_id("cli")
+    await layer.tenants.provision(tenant_id, tier=Tier.PRO, cluster="home")
+    seeded = await seed(layer, tenant_id, users=3, messages=1)
+    home = await layer.tenants.placement(tenant_id)
+    env = {
+        **os.environ,
+        "CAAS_MONGODB_URI": patient_uri(caas_server.uri),
+        "CAAS_DATABASE_PREFIX": layer.prefix,
+        "CAAS_CREATE_PLATFORM_INDEXES": "false",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "caas_data.cli", "--cluster-uri",
+         f"east={patient_uri(second_server.uri)}", "--json", "tenants", "move", tenant_id,
+         "--cluster", "east", "--fence-grace", "0"],
+        cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["target"]["cluster"] == "east"
+    layer.resolver.invalidate(tenant_id)  # another process switched it
+    east = await layer.tenants.placement(tenant_id)
+    assert (east.cluster, east.tier) == ("east", Tier.PRO)
+    assert sorted(await raw_external_ids(layer, east)) == sorted(seeded.external_ids)
+    await check_after_move(layer, seeded, home)

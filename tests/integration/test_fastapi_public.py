@@ -11,7 +11,7 @@ import pytest
 from bson import ObjectId
 from fastapi import APIRouter, Depends, FastAPI, Query, Response
 
-from caas_data import DataLayer, Tier, tenant_scope
+from caas_data import ConfigurationError, DataLayer, Tier, tenant_scope
 from caas_data.fastapi import (
     ErrorBody,
     attach_layer,
@@ -259,5 +259,5 @@ async def test_the_chat_apis_schema_documents_its_answers(caas_layer: DataLayer)
 
 
 def test_only_described_statuses_can_be_documented() -> None:
-    with pytest.raises(ValueError, match=r"no description for statuses \[418\]"):
+    with pytest.raises(ConfigurationError, match=r"no description for statuses \[418\]"):
         document_header("X-Teapot", answers=(401, 418))
