@@ -21,6 +21,7 @@ from caas_data import ConfigurationError, DataLayer, Tier, tenant_scope
 from caas_data.observers import CommandEvent, opentelemetry_observer
 from caas_data.saas import UserRepository
 from caas_data.testing import ServerHandle, new_tenant_id
+from caas_data.testing.helpers import TEST_NAMESPACE_BUDGET
 
 Observed = Callable[..., Any]
 
@@ -34,7 +35,11 @@ async def observed(
 
     async def open_layer(*observers: Callable[[CommandEvent], None], **options: Any) -> DataLayer:
         layer = await caas_data.connect(
-            caas_server.uri, database_prefix=caas_layer.prefix, observers=observers, **options
+            caas_server.uri,
+            database_prefix=caas_layer.prefix,
+            namespace_budget=TEST_NAMESPACE_BUDGET,
+            observers=observers,
+            **options,
         )
         opened.append(layer)
         return layer
