@@ -36,7 +36,8 @@ from caas_data.documents import (
     TimestampMixin,
     VersionMixin,
 )
-from caas_data.engine import DataLayer, UnitOfWork, connect, write_concern
+from caas_data.engine.layer import DataLayer, UnitOfWork, connect
+from caas_data.engine.sessions import write_concern
 from caas_data.errors import (
     AuditChainBroken,
     BulkDuplicateError,

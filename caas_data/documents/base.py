@@ -33,6 +33,7 @@ from caas_data.documents.beanie_state import (
     reset_abstract_bases,
 )
 from caas_data.documents.cache import key_cache_by_tenant
+from caas_data.engine.field_encryption import FieldEncryption
 from caas_data.errors import ConfigurationError, SchemaVersionError, TenantContextMissing
 from caas_data.tenancy.context import current_scope
 
@@ -226,18 +227,6 @@ class TenantAccess(StrEnum):
     NONE = "none"  # platform-only: refused in a tenant scope (admins and their hashes)
     OWN_ROW = "own_row"  # the tenant reads the one row whose tenant_id is its own (directory)
     READ = "read"  # the tenant reads every row (a catalogue, e.g. plans)
-
-
-class FieldEncryption(StrEnum):
-    """How a declared field is encrypted (`caas_encrypted_fields`, `caas_personal_fields`).
-
-    Deterministic: the same value gives the same ciphertext under the tenant's key, so equality
-    filters (`==`, `$in`, `$ne`, `$nin`) still work, at the cost of revealing which rows share
-    a value. Random: nothing is revealed, and the field cannot be filtered on.
-    """
-
-    DETERMINISTIC = "deterministic"
-    RANDOM = "random"
 
 
 class BaseDocument(Document):

@@ -1,14 +1,8 @@
-"""The engine: connection, per-call routing, the tenant guard and transactions."""
+"""The engine: connection-level mechanics (sessions and write concern, clusters, cut-offs).
 
-from caas_data.engine.guard import GuardedCollection
-from caas_data.engine.layer import DataLayer, UnitOfWork, active_layer, connect
+The face re-exports only those, so importing any engine module never loads the layers above.
+"""
+
 from caas_data.engine.sessions import write_concern
 
-__all__ = [
-    "DataLayer",
-    "GuardedCollection",
-    "UnitOfWork",
-    "active_layer",
-    "connect",
-    "write_concern",
-]
+__all__ = ["write_concern"]

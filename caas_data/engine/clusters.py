@@ -16,7 +16,6 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from caas_data.errors import CapacityExhausted, ConfigurationError
-from caas_data.tenancy.tiers import HOME_CLUSTER
 
 __all__ = [
     "DEFAULT_NAMESPACE_BUDGET",
@@ -25,6 +24,9 @@ __all__ = [
     "ClusterSet",
     "ClusterUsage",
 ]
+
+HOME_CLUSTER = "home"
+"""The cluster of `connect(uri=...)`: platform, billing, analytics and shared collections."""
 
 DEFAULT_NAMESPACE_BUDGET = 10_000
 """Collections plus indexes per cluster, after MongoDB's advice for one replica set."""

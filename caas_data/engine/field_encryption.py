@@ -26,13 +26,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from bson.binary import Binary
 from pymongo import errors as pymongo_errors
 
 from caas_data.config import EncryptionOptions
-from caas_data.documents.base import FieldEncryption
 from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.transactions import keyed_lock
 from caas_data.errors import (
@@ -52,7 +52,20 @@ if TYPE_CHECKING:
     from pymongo.asynchronous.encryption import AsyncClientEncryption
     from pymongo.asynchronous.mongo_client import AsyncMongoClient
 
-__all__ = ["FieldCipher", "TenantKeyring", "ciphertext_key_id"]
+__all__ = ["FieldCipher", "FieldEncryption", "TenantKeyring", "ciphertext_key_id"]
+
+
+class FieldEncryption(StrEnum):
+    """How a declared field is encrypted (`caas_encrypted_fields`, `caas_personal_fields`).
+
+    Deterministic: the same value gives the same ciphertext under the tenant's key, so equality
+    filters (`==`, `$in`, `$ne`, `$nin`) still work, at the cost of revealing which rows share
+    a value. Random: nothing is revealed, and the field cannot be filtered on.
+    """
+
+    DETERMINISTIC = "deterministic"
+    RANDOM = "random"
+
 
 _ENCRYPTED_SUBTYPE = 6  # BSON Binary subtype of client-side encrypted values
 _ALGORITHMS = {

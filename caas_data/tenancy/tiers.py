@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["HOME_CLUSTER", "IsolationModel", "Placement", "Tier"]
+from caas_data.engine.clusters import HOME_CLUSTER
 
-HOME_CLUSTER = "home"
-"""The cluster of `connect(uri=...)`: platform, billing, analytics and shared collections."""
+__all__ = ["HOME_CLUSTER", "IsolationModel", "Placement", "Tier"]
 
 
 class Tier(StrEnum):
