@@ -39,7 +39,15 @@ from caas_data.engine.sharding import ShardingPlan, sharding_plan
 from caas_data.engine.transactions import transaction
 from caas_data.errors import CaasDataError, ConfigurationError, RetryableError, WriteOutcomeUnknown
 from caas_data.observers import CommandObserver, CommandObservers
-from caas_data.tenancy.context import Scope, current_scope, system_scope, tenant_scope
+from caas_data.tenancy.context import (
+    Scope,
+    connected_layer,
+    current_scope,
+    forget_layer,
+    register_layer,
+    system_scope,
+    tenant_scope,
+)
 from caas_data.tenancy.provisioning import TenantService
 from caas_data.tenancy.resolver import TenantResolver
 from caas_data.tenancy.tiers import HOME_CLUSTER
@@ -52,12 +60,11 @@ __all__ = ["DataLayer", "UnitOfWork", "active_layer", "connect"]
 T = TypeVar("T")
 R = TypeVar("R", bound="Repository[Any]")
 
-_active: list[DataLayer] = []
-
 
 def active_layer() -> DataLayer | None:
     """The most recently connected layer that is still open."""
-    return _active[-1] if _active else None
+    found = connected_layer()
+    return found if isinstance(found, DataLayer) else None
 
 
 def default_documents() -> list[type[BaseDocument]]:
@@ -365,7 +372,7 @@ class DataLayer:
         except BaseException:
             await self.client.close()
             raise
-        _active.append(self)
+        register_layer(self)
 
     async def ensure_platform_collections(self) -> None:
         """Create the platform, billing and analytics collections and their indexes."""
@@ -429,8 +436,7 @@ class DataLayer:
         if self._closed:
             return
         self._closed = True
-        if self in _active:
-            _active.remove(self)
+        forget_layer(self)
         if self._keyring is not None:
             await self._keyring.close()
         await self.clusters.close()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, cast
+
+from pymongo.asynchronous.collection import AsyncCollection
 
 from caas_data.documents.base import Area, BaseDocument, TenantAccess
+from caas_data.engine.field_encryption import FieldCipher
 from caas_data.engine.guard import GuardedCollection, scope_key
 from caas_data.engine.pipeline_rules import LookupTarget
-from caas_data.engine.registry import CollectionSpec, spec_of
+from caas_data.engine.registry import CollectionSpec, DocumentRegistry, spec_of
 from caas_data.engine.rules import CollectionRules
 from caas_data.errors import (
     ConfigurationError,
@@ -15,13 +18,34 @@ from caas_data.errors import (
     TenantMismatch,
     UnsafeOperation,
 )
-from caas_data.tenancy.context import Scope, current_scope
+from caas_data.tenancy.context import Scope, connected_layer, current_scope
 from caas_data.tenancy.tiers import HOME_CLUSTER, IsolationModel, Placement
 
-if TYPE_CHECKING:
-    from caas_data.engine.layer import DataLayer
+__all__ = ["RoutingLayer", "collection_for", "route"]
 
-__all__ = ["collection_for", "route"]
+
+class RoutingLayer(Protocol):
+    """What routing needs of the layer: its documents, ciphers, database names, raw handles.
+
+    Routing sits below the layer (`caas_data.layer`), so it names this much of it, not the class.
+    """
+
+    registry: DocumentRegistry
+    _routes: dict[tuple[Any, ...], GuardedCollection]
+
+    def field_cipher(self, document_type: type[BaseDocument], tenant_id: str) -> FieldCipher | None:
+        """What encrypts the class's declared fields for the tenant, if anything."""
+        ...
+
+    def database_name(self, area: Area) -> str:
+        """The database of a non-tenant area."""
+        ...
+
+    def _handle(
+        self, database: str, name: str, cluster: str = ...
+    ) -> AsyncCollection[dict[str, Any]]:
+        """The driver's collection, only ever wrapped in a guard."""
+        ...
 
 
 def _rules(spec: CollectionSpec, tenant_id: str | None) -> CollectionRules:
@@ -72,7 +96,7 @@ _MAX_ROUTES = 20_000
 
 
 def route(
-    layer: DataLayer,
+    layer: RoutingLayer,
     document_type: type[BaseDocument],
     scope: Scope | None,
     *,
@@ -101,7 +125,7 @@ def route(
 
 
 def _route(
-    layer: DataLayer,
+    layer: RoutingLayer,
     document_type: type[BaseDocument],
     scope: Scope | None,
     *,
@@ -163,7 +187,7 @@ def _unknown(name: str, where: str) -> UnsafeOperation:
     return UnsafeOperation(f"pipeline names collection {name!r}, unknown in {where}")
 
 
-def _tenant_logical(layer: DataLayer, placement: Placement, name: str) -> str | None:
+def _tenant_logical(layer: RoutingLayer, placement: Placement, name: str) -> str | None:
     """The logical tenant collection `name` means: itself, or its own physical name.
 
     Only this placement's own prefix is taken off, so another tenant's physical name is
@@ -179,7 +203,7 @@ def _tenant_logical(layer: DataLayer, placement: Placement, name: str) -> str | 
     return None
 
 
-def _tenant_target(layer: DataLayer, placement: Placement, name: str) -> LookupTarget:
+def _tenant_target(layer: RoutingLayer, placement: Placement, name: str) -> LookupTarget:
     # Beanie names a join by the name it was handed: logical, or (older) the physical one.
     logical = _tenant_logical(layer, placement, name)
     if logical is None:
@@ -191,14 +215,14 @@ def _tenant_target(layer: DataLayer, placement: Placement, name: str) -> LookupT
     )
 
 
-def _area_target(layer: DataLayer, area: Area, tenant_id: str | None, name: str) -> LookupTarget:
+def _area_target(layer: RoutingLayer, area: Area, tenant_id: str | None, name: str) -> LookupTarget:
     target = layer.registry.get(area, name)
     if target is None:
         raise _unknown(name, f"the {area} collections")
     return LookupTarget(name, _rules(spec_of(target), tenant_id))
 
 
-def _reference_name(layer: DataLayer, placement: Placement | None, name: str) -> str:
+def _reference_name(layer: RoutingLayer, placement: Placement | None, name: str) -> str:
     """The logical collection a reference (DBRef) names, or refused.
 
     A tenant collection by its logical name or the scope's own physical one, or a platform
@@ -220,12 +244,11 @@ def _reference_name(layer: DataLayer, placement: Placement | None, name: str) ->
 def collection_for(document_type: type[BaseDocument]) -> GuardedCollection:
     """Beanie's `get_pymongo_collection()`, answered from the running scope."""
     scope = current_scope()
+    # A scope's layer is always a full layer: tenancy types it by the little it needs itself.
     if scope is not None:
-        layer = scope.layer
+        layer = cast(RoutingLayer, scope.layer)
     else:
-        from caas_data.engine.layer import active_layer
-
-        found = active_layer()
+        found = cast(RoutingLayer | None, connected_layer())
         if found is None:
             raise ConfigurationError(
                 "no connected layer: call `await caas_data.connect()` first",

@@ -12,22 +12,63 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from caas_data.errors import ConfigurationError, TenantMismatch, TenantNotFound
 from caas_data.tenancy.ids import validate_tenant_id
 from caas_data.tenancy.tiers import Placement
 
-if TYPE_CHECKING:
-    from caas_data.engine.layer import DataLayer
-
 __all__ = [
+    "PlacementResolver",
     "Scope",
+    "ScopeLayer",
+    "connected_layer",
     "current_scope",
     "current_tenant_id",
+    "forget_layer",
+    "register_layer",
     "system_scope",
     "tenant_scope",
 ]
+
+
+class PlacementResolver(Protocol):
+    """Where a tenant lives (None: not in the directory, or retired)."""
+
+    async def resolve_or_none(self, tenant_id: str) -> Placement | None:
+        """The tenant's placement, or None when it is unknown."""
+        ...
+
+
+class ScopeLayer(Protocol):
+    """What a scope needs of the layer it runs on: the reader of placements.
+
+    Tenancy sits below the layer (`caas_data.layer`), so it names this much of it, not the class.
+    """
+
+    @property
+    def resolver(self) -> PlacementResolver:
+        """The layer's tenant directory reader."""
+        ...
+
+
+_connected: list[ScopeLayer] = []
+
+
+def register_layer(layer: ScopeLayer) -> None:
+    """Make `layer` the one scopes use when none is named (the most recently connected)."""
+    _connected.append(layer)
+
+
+def forget_layer(layer: ScopeLayer) -> None:
+    """Forget a closed layer; idempotent."""
+    if layer in _connected:
+        _connected.remove(layer)
+
+
+def connected_layer() -> ScopeLayer | None:
+    """The most recently connected layer still open, if any."""
+    return _connected[-1] if _connected else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +79,7 @@ class Scope:
     it is None when the tenant was not in the directory, which the first operation reports.
     """
 
-    layer: DataLayer
+    layer: ScopeLayer
     tenant_id: str | None
     placement: Placement | None = None
 
@@ -70,14 +111,12 @@ def current_tenant_id() -> str | None:
     return scope.tenant_id if scope is not None else None
 
 
-def _pick_layer(layer: DataLayer | None, outer: Scope | None) -> DataLayer:
+def _pick_layer(layer: ScopeLayer | None, outer: Scope | None) -> ScopeLayer:
     if layer is not None:
         return layer
     if outer is not None:
         return outer.layer
-    from caas_data.engine.layer import active_layer
-
-    found = active_layer()
+    found = connected_layer()
     if found is None:
         raise ConfigurationError("no connected layer: call `await caas_data.connect()` first")
     return found
@@ -97,7 +136,7 @@ class tenant_scope(AbstractAsyncContextManager[Scope]):
 
     __slots__ = ("_layer", "_tenant_id", "_token")
 
-    def __init__(self, tenant_id: str, *, layer: DataLayer | None = None) -> None:
+    def __init__(self, tenant_id: str, *, layer: ScopeLayer | None = None) -> None:
         self._tenant_id = tenant_id
         self._layer = layer
         self._token: Token[Scope | None] | None = None
@@ -133,7 +172,7 @@ class tenant_scope(AbstractAsyncContextManager[Scope]):
 
 
 @asynccontextmanager
-async def system_scope(*, layer: DataLayer | None = None) -> AsyncIterator[Scope]:
+async def system_scope(*, layer: ScopeLayer | None = None) -> AsyncIterator[Scope]:
     """Run the block as the platform itself, for platform-wide work.
 
     Tenant-owned platform rows of every tenant are visible; tenant databases are not (enter a
