@@ -17,8 +17,8 @@ from benchmarks.timing import median
 from caas_data import DataLayer, tenant_scope
 from caas_data.documents.base import utcnow
 from caas_data.documents.loading import load_stored
+from caas_data.documents.writes import dump_document
 from caas_data.driver_errors import translate_driver_errors
-from caas_data.engine.writes import dump_document
 
 
 def _cpu_us(call: Callable[[], Any], number: int, rounds: int = 5) -> float:

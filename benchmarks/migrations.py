@@ -21,7 +21,7 @@ import time
 from caas_data import Tier
 from caas_data.documents.base import utcnow
 from caas_data.documents.platform import SaasClient
-from caas_data.engine.layer import DataLayer
+from caas_data.layer import DataLayer
 from caas_data.operations import migrate
 from caas_data.tenancy.tiers import Placement
 from caas_data.testing import start_test_server

@@ -35,7 +35,7 @@ from benchmarks.odm import (
 from benchmarks.report import Report
 from caas_data import DataLayer, Tier, connect
 from caas_data.config import Settings
-from caas_data.engine.layer import default_documents
+from caas_data.layer import default_documents
 from caas_data.testing.helpers import drop_prefix_databases, new_tenant_id, patient_uri
 
 

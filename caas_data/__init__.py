@@ -36,7 +36,6 @@ from caas_data.documents import (
     TimestampMixin,
     VersionMixin,
 )
-from caas_data.engine.layer import DataLayer, UnitOfWork, connect
 from caas_data.engine.sessions import write_concern
 from caas_data.errors import (
     AuditChainBroken,
@@ -67,6 +66,7 @@ from caas_data.errors import (
     VersionConflict,
     WriteOutcomeUnknown,
 )
+from caas_data.layer import DataLayer, UnitOfWork, connect
 from caas_data.repositories import Page, Repository
 from caas_data.tenancy import (
     IsolationModel,

@@ -194,7 +194,7 @@ def _database_error(
         ), True
     code = exc.code if isinstance(exc, pymongo_errors.OperationFailure) else None
     if code == _DOCUMENT_VALIDATION_FAILURE:
-        # The layer sets server-side validators only as move fences (`caas_data.tenancy.moves`).
+        # The layer sets server-side validators only as move fences (`caas_data.services.moves`).
         return TenantMoving(_FENCED, driver_error=exc, **context), True
     if exc.has_error_label("UnknownTransactionCommitResult"):
         return WriteOutcomeUnknown(

@@ -42,7 +42,6 @@ from pydantic import BaseModel, Field
 
 from caas_data.documents.base import BaseDocument
 from caas_data.documents.public import PublicModel, public_dump, public_model
-from caas_data.engine.layer import DataLayer, connect
 from caas_data.errors import (
     CaasDataError,
     ConfigurationError,
@@ -59,6 +58,7 @@ from caas_data.errors import (
     VersionConflict,
     optional_dependency,
 )
+from caas_data.layer import DataLayer, connect
 from caas_data.repositories.base import INT64_MAX, Repository
 from caas_data.tenancy.context import tenant_scope
 from caas_data.tenancy.ids import validate_tenant_id
@@ -265,7 +265,7 @@ async def api_key_authenticator(layer: DataLayer, raw_key: str) -> Principal:
 
     Unknown, revoked and expired keys raise `NotFoundError` (answered as 401).
     """
-    from caas_data.repositories.api_keys import ApiKeyRepository
+    from caas_data.repositories.platform.api_keys import ApiKeyRepository
 
     principal = await layer.repo(ApiKeyRepository).authenticate(raw_key)
     return Principal(principal.tenant_id, frozenset(principal.scopes), str(principal.key_id))

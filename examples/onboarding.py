@@ -13,16 +13,16 @@ from datetime import timedelta
 from caas_data import Tier, connect, system_scope, tenant_scope
 from caas_data.documents.base import utcnow
 from caas_data.documents.billing import UsageMetric
-from caas_data.repositories.analytics import EventRepository, ensure_events_collection
-from caas_data.repositories.api_keys import ApiKeyRepository
-from caas_data.repositories.audit import AuditLogRepository
-from caas_data.repositories.billing import (
+from caas_data.repositories.analytics.audit import AuditLogRepository
+from caas_data.repositories.analytics.events import EventRepository, ensure_events_collection
+from caas_data.repositories.billing.invoices import InvoiceRepository
+from caas_data.repositories.billing.subscriptions import (
     PlanRepository,
     SubscriptionRepository,
     UsageRecordRepository,
 )
-from caas_data.repositories.invoices import InvoiceRepository
-from caas_data.repositories.platform import ApplicationRepository
+from caas_data.repositories.platform.api_keys import ApiKeyRepository
+from caas_data.repositories.platform.directory import ApplicationRepository
 from caas_data.testing import drop_prefix_databases, new_prefix, start_test_server
 
 TENANT = "acme-chat"

@@ -1,9 +1,9 @@
 """The analytics area (seed: analytics/): events, metrics, the audit log."""
 
 from caas_data.documents.analytics import AuditAnchor, AuditLog, Event, Metric, MetricPeriod
-from caas_data.repositories.analytics import EventRepository, MetricRepository
-from caas_data.repositories.audit import AuditLogRepository
-from caas_data.repositories.audit_chain import ChainReport
+from caas_data.repositories.analytics.audit import AuditLogRepository
+from caas_data.repositories.analytics.audit_chain import ChainReport
+from caas_data.repositories.analytics.events import EventRepository, MetricRepository
 
 __all__ = [
     "AuditAnchor",

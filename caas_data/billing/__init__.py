@@ -12,13 +12,13 @@ from caas_data.documents.billing import (
     UsageMetric,
     UsageRecord,
 )
-from caas_data.repositories.billing import (
+from caas_data.repositories.billing.invoices import InvoiceRepository
+from caas_data.repositories.billing.subscriptions import (
     PaymentMethodRepository,
     PlanRepository,
     SubscriptionRepository,
     UsageRecordRepository,
 )
-from caas_data.repositories.invoices import InvoiceRepository
 
 __all__ = [
     "BillingInterval",

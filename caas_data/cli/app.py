@@ -42,7 +42,7 @@ with optional_dependency("rich", extra="cli", feature="the caas-data command"):
 
 from caas_data.documents.analytics import PLATFORM_AUDIT_TENANT
 from caas_data.documents.base import BaseDocument
-from caas_data.engine.layer import DataLayer, connect
+from caas_data.layer import DataLayer, connect
 from caas_data.operations import (
     ExportResult,
     ImportResult,
@@ -57,8 +57,8 @@ from caas_data.operations import (
     sync_indexes,
 )
 from caas_data.operations._common import live_clients
-from caas_data.repositories.audit import AuditLogRepository
-from caas_data.repositories.saas.retention import RetentionService
+from caas_data.repositories.analytics.audit import AuditLogRepository
+from caas_data.services.retention import RetentionService
 from caas_data.tenancy.tiers import Tier
 
 __all__ = ["app", "main"]

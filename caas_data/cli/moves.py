@@ -15,8 +15,8 @@ from typing import Annotated, Any
 import typer
 
 from caas_data.cli.app import _emit, _err, _out, _progress, _run, tenants_app
-from caas_data.engine.layer import DataLayer
-from caas_data.tenancy.moves import MoveReport, PendingMoves
+from caas_data.layer import DataLayer
+from caas_data.services.moves import MoveReport, PendingMoves
 from caas_data.tenancy.tiers import Tier
 
 __all__ = ["tenants_move", "tenants_move_pending"]

@@ -6,7 +6,6 @@ from caas_data.documents.base import (
     Area,
     BaseDocument,
     CreatedAtMixin,
-    FieldEncryption,
     PlatformDocument,
     SchemaStep,
     SoftDeleteMixin,
@@ -19,6 +18,7 @@ from caas_data.documents.base import (
 from caas_data.documents.platform import ClientStatus, PlacementRecord, SaasClient
 from caas_data.documents.union import TenantUnionDoc
 from caas_data.documents.views import TenantView
+from caas_data.tenancy.field_encryption import FieldEncryption
 
 # Every document class that ships with caas_data; connect() registers them all.
 ALL_DOCUMENTS: tuple[type[BaseDocument], ...] = (

@@ -33,9 +33,9 @@ from caas_data.documents.beanie_state import (
     reset_abstract_bases,
 )
 from caas_data.documents.cache import key_cache_by_tenant
-from caas_data.engine.field_encryption import FieldEncryption
 from caas_data.errors import ConfigurationError, SchemaVersionError, TenantContextMissing
 from caas_data.tenancy.context import current_scope
+from caas_data.tenancy.field_encryption import FieldEncryption
 
 __all__ = [
     "AppendOnlyMixin",
@@ -339,7 +339,7 @@ class BaseDocument(Document):
         if is_abstract(cls):
             # Only `init_beanie` asks an abstract base (for its empty index list).
             return super().get_pymongo_collection()
-        from caas_data.engine.routing import collection_for
+        from caas_data.documents.routing import collection_for
 
         return collection_for(cls)
 
@@ -362,7 +362,7 @@ class BaseDocument(Document):
             VersionConflict: the stored `__v` differs from this object's.
             NotFoundError: the document does not exist (or is soft-deleted).
         """
-        from caas_data.engine.writes import run_stored_write
+        from caas_data.documents.writes import run_stored_write
 
         async def write() -> None:
             await super(BaseDocument, self).replace(
@@ -393,7 +393,7 @@ class BaseDocument(Document):
         Beanie's own `save()` is an unconditional upsert; this one is Beanie's `insert()`
         or `replace()` (their actions skipped: `save()` runs the SAVE ones).
         """
-        from caas_data.engine.writes import save_document
+        from caas_data.documents.writes import save_document
 
         await save_document(
             self,
@@ -453,8 +453,8 @@ class SoftDeleteMixin(BaseModel):
         **_: Any,
     ) -> Any:
         """Beanie's `delete()` on a soft-deletable document soft-deletes it (see `restore`)."""
-        from caas_data.engine.routing import collection_for
-        from caas_data.engine.writes import set_deleted
+        from caas_data.documents.routing import collection_for
+        from caas_data.documents.writes import set_deleted
 
         document_id = getattr(self, "id", None)
         await set_deleted(

@@ -18,7 +18,8 @@ from caas_data.documents.base import (
     TenantAccess,
     TenantOwnedDocument,
 )
-from caas_data.tenancy.tiers import HOME_CLUSTER, Tier
+from caas_data.engine.clusters import HOME_CLUSTER
+from caas_data.tenancy.tiers import Tier
 
 __all__ = [
     "API_KEY_SCOPE_PATTERN",

@@ -29,6 +29,6 @@ class TenantUnionDoc(UnionDoc):
                 f"{cls.__name__} has no member documents: init them (their Settings.union_doc) "
                 "with the layer first"
             )
-        from caas_data.engine.routing import collection_for
+        from caas_data.documents.routing import collection_for
 
         return collection_for(members[0])

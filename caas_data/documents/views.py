@@ -29,7 +29,7 @@ class TenantView(View):
                 f"{cls.__name__}: Settings.source must be a document class to be routed",
                 document_type=cls,
             )
-        from caas_data.engine.routing import collection_for
-        from caas_data.engine.views import ViewCollection
+        from caas_data.documents.routing import collection_for
+        from caas_data.tenancy.views import ViewCollection
 
         return ViewCollection(collection_for(source), settings.pipeline)

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 
 from caas_data.documents.base import Area, BaseDocument
 from caas_data.documents.platform import RETIRED_CLIENT_STATUSES, SaasClient
+from caas_data.documents.registry import spec_of
 from caas_data.driver_errors import translate_driver_errors
-from caas_data.engine.registry import spec_of
-from caas_data.tenancy.provisioning import require_operator_scope
+from caas_data.services.provisioning import require_operator_scope
 from caas_data.tenancy.tiers import Placement
 
 if TYPE_CHECKING:
-    from caas_data.engine.layer import DataLayer
+    from caas_data.layer import DataLayer
 
 __all__ = [
     "OUTSIDE_AREAS",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from caas_data.documents.registry import spec_of
 from caas_data.driver_errors import translate_driver_errors
-from caas_data.engine.registry import spec_of
 from caas_data.errors import CaasDataError
 from caas_data.operations._common import (
     live_clients,
@@ -17,7 +17,7 @@ from caas_data.operations._common import (
 from caas_data.tenancy.tiers import IsolationModel, Placement
 
 if TYPE_CHECKING:
-    from caas_data.engine.layer import DataLayer
+    from caas_data.layer import DataLayer
 
 __all__ = ["NAMESPACE_BUDGET", "DoctorReport", "doctor"]
 

@@ -31,6 +31,7 @@ from bson import ObjectId
 from caas_data.documents.analytics import PLATFORM_AUDIT_TENANT
 from caas_data.documents.base import BaseDocument, utcnow
 from caas_data.documents.billing import Invoice
+from caas_data.documents.registry import spec_of
 from caas_data.documents.saas.encryption import PrekeyBundle, UserKey
 from caas_data.documents.saas.groups import Group, GroupMember, GroupRole, MembershipStatus
 from caas_data.documents.saas.media import MediaFile, MediaMetadata, Post
@@ -43,14 +44,13 @@ from caas_data.documents.saas.users import (
     UserSession,
 )
 from caas_data.driver_errors import translate_driver_errors
-from caas_data.engine.registry import spec_of
 from caas_data.errors import NotFoundError, OperationRefused
 from caas_data.operations._common import pseudonym, require_operator_scope
 from caas_data.tenancy.ids import validate_tenant_id
 
 if TYPE_CHECKING:
-    from caas_data.engine.guard import GuardedCollection
-    from caas_data.engine.layer import DataLayer
+    from caas_data.layer import DataLayer
+    from caas_data.tenancy.guard import GuardedCollection
 
 __all__ = [
     "DELETED_USER_ID",
@@ -126,7 +126,7 @@ async def erase_tenant(
         if own in await layer.client.list_database_names():
             await layer.client.drop_database(own)
             layer.forget_ensured(own)
-    from caas_data.repositories.audit import AuditLogRepository
+    from caas_data.repositories.analytics.audit import AuditLogRepository
 
     await layer.repo(AuditLogRepository).append(
         "tenant.erased",
@@ -229,7 +229,7 @@ async def erase_user(
             await files.delete_many({"uploader_id": uid})
         ).deleted_count
         report.deleted[name(User)] = (await users.delete_many({"_id": uid})).deleted_count
-    from caas_data.repositories.audit import AuditLogRepository
+    from caas_data.repositories.analytics.audit import AuditLogRepository
 
     async with layer.tenant_scope(tenant_id):
         await layer.repo(AuditLogRepository).append(

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from caas_data.documents.base import BaseDocument
+from caas_data.documents.indexes import declared_indexes
+from caas_data.documents.registry import spec_of
 from caas_data.driver_errors import translate_driver_errors
-from caas_data.engine.indexes import declared_indexes
-from caas_data.engine.registry import spec_of
 from caas_data.operations._common import (
     OUTSIDE_AREAS,
     live_clients,
@@ -24,7 +24,7 @@ from caas_data.operations._common import (
 from caas_data.tenancy.tiers import IsolationModel
 
 if TYPE_CHECKING:
-    from caas_data.engine.layer import DataLayer
+    from caas_data.layer import DataLayer
 
 __all__ = ["IndexReport", "sync_indexes"]
 

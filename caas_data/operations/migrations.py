@@ -25,8 +25,8 @@ from pymongo import UpdateOne
 
 from caas_data.documents.base import BaseDocument, RawDocument, SchemaStep, upcast, utcnow
 from caas_data.documents.platform import MigrationRecord, MigrationStatus, SaasClient
+from caas_data.documents.registry import spec_of
 from caas_data.driver_errors import translate_driver_errors
-from caas_data.engine.registry import spec_of
 from caas_data.errors import CaasDataError, DocumentValidationError, SchemaVersionError
 from caas_data.operations._common import (
     live_clients,
@@ -36,7 +36,7 @@ from caas_data.operations._common import (
 )
 
 if TYPE_CHECKING:
-    from caas_data.engine.layer import DataLayer
+    from caas_data.layer import DataLayer
 
 __all__ = ["MigrationReport", "PlannedStep", "TenantMigration", "migrate", "plan_steps"]
 

@@ -29,8 +29,8 @@ from bson import json_util
 from caas_data.documents.analytics import AuditLog
 from caas_data.documents.base import Area, BaseDocument, utcnow
 from caas_data.documents.platform import ApiKey, Application, MigrationRecord
+from caas_data.documents.registry import spec_of
 from caas_data.driver_errors import translate_driver_errors
-from caas_data.engine.registry import spec_of
 from caas_data.errors import OperationRefused
 from caas_data.operations._common import (
     require_operator_scope,
@@ -41,7 +41,7 @@ from caas_data.tenancy.ids import validate_tenant_id
 from caas_data.tenancy.tiers import Placement, Tier
 
 if TYPE_CHECKING:
-    from caas_data.engine.layer import DataLayer
+    from caas_data.layer import DataLayer
 
 __all__ = [
     "EXPORT_FORMAT",

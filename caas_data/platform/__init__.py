@@ -10,8 +10,8 @@ from caas_data.documents.platform import (
     PlatformAdmin,
     SaasClient,
 )
-from caas_data.repositories.api_keys import ApiKeyPrincipal, ApiKeyRepository, IssuedApiKey
-from caas_data.repositories.platform import (
+from caas_data.repositories.platform.api_keys import ApiKeyPrincipal, ApiKeyRepository, IssuedApiKey
+from caas_data.repositories.platform.directory import (
     ApplicationRepository,
     PlatformAdminRepository,
     SaasClientRepository,

@@ -1,16 +1,8 @@
 """Repositories: typed, tenant-scoped data access, one module per schema area."""
 
-from caas_data.repositories.analytics import (
-    EventRepository,
-    MetricRepository,
-)
-from caas_data.repositories.api_keys import (
-    ApiKeyPrincipal,
-    ApiKeyRepository,
-    IssuedApiKey,
-)
-from caas_data.repositories.audit import AuditLogRepository
-from caas_data.repositories.audit_chain import ChainReport
+from caas_data.repositories.analytics.audit import AuditLogRepository
+from caas_data.repositories.analytics.audit_chain import ChainReport
+from caas_data.repositories.analytics.events import EventRepository, MetricRepository
 from caas_data.repositories.base import (
     INT64_MAX,
     Page,
@@ -19,7 +11,10 @@ from caas_data.repositories.base import (
     check_duration,
     check_int,
 )
-from caas_data.repositories.billing import (
+from caas_data.repositories.billing.invoices import (
+    InvoiceRepository,
+)
+from caas_data.repositories.billing.subscriptions import (
     PaymentMethodRepository,
     PlanRepository,
     SubscriptionRepository,
@@ -29,10 +24,12 @@ from caas_data.repositories.counters import (
     CounterRepository,
     OwnedCounterRepository,
 )
-from caas_data.repositories.invoices import (
-    InvoiceRepository,
+from caas_data.repositories.platform.api_keys import (
+    ApiKeyPrincipal,
+    ApiKeyRepository,
+    IssuedApiKey,
 )
-from caas_data.repositories.platform import (
+from caas_data.repositories.platform.directory import (
     ApplicationRepository,
     PlatformAdminRepository,
     SaasClientRepository,

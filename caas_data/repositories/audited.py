@@ -11,14 +11,18 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from caas_data.documents.analytics import PLATFORM_AUDIT_TENANT
 from caas_data.documents.base import BaseDocument
-from caas_data.engine.registry import spec_of
+from caas_data.documents.registry import spec_of
 from caas_data.errors import UnsafeOperation
 from caas_data.repositories.base import Repository
 from caas_data.tenancy.context import current_scope
 
 if TYPE_CHECKING:
     pass
-from caas_data.repositories.audit import AuditLogRepository, AuditRecord, chain_transaction
+from caas_data.repositories.analytics.audit import (
+    AuditLogRepository,
+    AuditRecord,
+    chain_transaction,
+)
 
 __all__ = ["AuditedRepository"]
 

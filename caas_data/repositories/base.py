@@ -15,9 +15,7 @@ import pydantic
 from pymongo import ReturnDocument
 
 from caas_data.documents.base import BaseDocument, utcnow
-from caas_data.engine.guard import GuardedCollection
-from caas_data.engine.transactions import in_transaction
-from caas_data.engine.writes import (
+from caas_data.documents.writes import (
     dump_document,
     insert_document,
     raise_write_miss,
@@ -25,6 +23,7 @@ from caas_data.engine.writes import (
     set_deleted,
     stamp_new,
 )
+from caas_data.engine.transactions import in_transaction
 from caas_data.errors import (
     ConfigurationError,
     DocumentValidationError,
@@ -43,6 +42,7 @@ from caas_data.repositories.values import (
     check_duration,
     check_int,
 )
+from caas_data.tenancy.guard import GuardedCollection
 
 if TYPE_CHECKING:
     pass

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import pydantic
 
 from caas_data.documents.base import BaseDocument
+from caas_data.documents.writes import dump_document
 from caas_data.driver_errors import translate_driver_errors
-from caas_data.engine.writes import dump_document
 from caas_data.errors import DocumentValidationError, TenantMismatch
 
 __all__ = ["PROTECTED_FIELDS", "UPSERT_STAMPED", "FieldSchema", "SortSpec", "schema_of"]

@@ -17,7 +17,7 @@ from caas_data.tenancy.context import current_scope
 from caas_data.tenancy.ids import validate_tenant_id
 
 if TYPE_CHECKING:
-    from caas_data.engine.layer import DataLayer
+    from caas_data.layer import DataLayer
 
 __all__ = ["owned_scope", "scope_tenant"]
 

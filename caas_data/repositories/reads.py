@@ -15,9 +15,8 @@ from beanie import PydanticObjectId
 
 from caas_data.documents.base import BaseDocument
 from caas_data.documents.loading import load_stored, stored_loader
+from caas_data.documents.registry import spec_of
 from caas_data.driver_errors import translate_driver_errors
-from caas_data.engine.guard import GuardedCollection
-from caas_data.engine.registry import spec_of
 from caas_data.errors import ConfigurationError, DocumentValidationError, NotFoundError
 from caas_data.repositories.fields import SortSpec, schema_of
 from caas_data.repositories.pages import (
@@ -34,9 +33,10 @@ from caas_data.repositories.values import (
     check_limit,
     parse_id,
 )
+from caas_data.tenancy.guard import GuardedCollection
 
 if TYPE_CHECKING:
-    from caas_data.engine.layer import DataLayer
+    from caas_data.layer import DataLayer
 
 __all__ = ["ReadRepository"]
 

@@ -34,7 +34,7 @@ from caas_data.tenancy.ids import validate_tenant_id
 
 if TYPE_CHECKING:
     from caas_data.documents.security import IpAddress
-    from caas_data.engine.layer import DataLayer
+    from caas_data.layer import DataLayer
 
 __all__ = [
     "BlockedIpRepository",

@@ -45,18 +45,18 @@ from caas_data.documents.saas.media import MediaFile, MediaMetadata, Post
 from caas_data.documents.saas.messaging import Conversation, Message, Reaction, ReadReceipt
 from caas_data.documents.saas.settings import SettingsSection, TenantSettings
 from caas_data.documents.saas.users import DevicePlatform, User, UserDevice
-from caas_data.engine.layer import DataLayer
 from caas_data.errors import NotFoundError, TenantContextMissing
-from caas_data.repositories.analytics import EventRepository
-from caas_data.repositories.api_keys import ApiKeyRepository, IssuedApiKey
-from caas_data.repositories.billing import (
+from caas_data.layer import DataLayer
+from caas_data.repositories.analytics.events import EventRepository
+from caas_data.repositories.billing.invoices import InvoiceRepository
+from caas_data.repositories.billing.subscriptions import (
     PaymentMethodRepository,
     PlanRepository,
     SubscriptionRepository,
     UsageRecordRepository,
 )
-from caas_data.repositories.invoices import InvoiceRepository
-from caas_data.repositories.platform import ApplicationRepository
+from caas_data.repositories.platform.api_keys import ApiKeyRepository, IssuedApiKey
+from caas_data.repositories.platform.directory import ApplicationRepository
 from caas_data.repositories.saas.encryption import PrekeyBundleRepository, UserKeyRepository
 from caas_data.repositories.saas.groups import GroupMemberRepository, GroupRepository
 from caas_data.repositories.saas.media import (

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from caas_data.config import EncryptionOptions
 from caas_data.documents.base import BaseDocument
-from caas_data.engine.layer import DataLayer, connect
+from caas_data.layer import DataLayer, connect
 
 __all__ = [
     "TEST_MONITOR_TIMEOUT_MS",

@@ -16,8 +16,8 @@ from typing import Any
 
 from beanie import PydanticObjectId
 
-from caas_data.engine.layer import DataLayer
 from caas_data.errors import CaasDataError, RetryableError, VersionConflict
+from caas_data.layer import DataLayer
 from caas_data.repositories.saas.messaging import (
     ConversationRepository,
     MessageRepository,

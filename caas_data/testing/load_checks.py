@@ -12,7 +12,7 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from caas_data.engine.layer import DataLayer
+from caas_data.layer import DataLayer
 from caas_data.testing.load import Ack
 
 __all__ = ["check_acknowledged", "check_gap_free", "raw_tenant_collection"]

@@ -28,8 +28,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 import pytest
 
 from caas_data.documents.base import BaseDocument
-from caas_data.engine.layer import DataLayer
 from caas_data.errors import optional_dependency
+from caas_data.layer import DataLayer
 from caas_data.tenancy.tiers import Tier
 from caas_data.testing._server import ServerHandle, start_test_server
 from caas_data.testing.factories import Factories

@@ -16,7 +16,6 @@ from caas_data import DataLayer, RetryableError, WriteOutcomeUnknown, tenant_sco
 from caas_data.analytics import AuditLogRepository
 from caas_data.billing import InvoiceRepository
 from caas_data.repositories.saas.messaging import MessageRepository
-from caas_data.repositories.saas.retention import RetentionService
 from caas_data.saas import (
     GroupMember,
     GroupMemberRepository,
@@ -25,6 +24,7 @@ from caas_data.saas import (
     User,
     UserRepository,
 )
+from caas_data.services.retention import RetentionService
 from caas_data.testing import Factories
 from caas_data.testing.load_checks import check_gap_free
 from tests.faults.conftest import fail_point

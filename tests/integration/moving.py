@@ -9,7 +9,7 @@ from typing import Any
 
 from caas_data import DataLayer, Tier, tenant_scope
 from caas_data.documents.base import Area
-from caas_data.engine.registry import spec_of
+from caas_data.documents.registry import spec_of
 from caas_data.repositories import AuditLogRepository, MessageRepository
 from caas_data.tenancy.tiers import Placement
 from caas_data.testing import Factories, ServerHandle

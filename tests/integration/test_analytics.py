@@ -11,7 +11,7 @@ import pytest
 from caas_data import DataLayer, UnsafeOperation, system_scope, tenant_scope
 from caas_data.documents.analytics import EVENTS_RETENTION, MetricPeriod
 from caas_data.documents.base import utcnow
-from caas_data.repositories.analytics import (
+from caas_data.repositories.analytics.events import (
     EventRepository,
     EventStorage,
     MetricRepository,

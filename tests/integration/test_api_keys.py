@@ -16,9 +16,9 @@ from caas_data import (
     tenant_scope,
 )
 from caas_data.documents.base import utcnow
-from caas_data.repositories.api_keys import ApiKeyRepository, hash_api_key
-from caas_data.repositories.audit import AuditLogRepository
-from caas_data.repositories.platform import ApplicationRepository
+from caas_data.repositories.analytics.audit import AuditLogRepository
+from caas_data.repositories.platform.api_keys import ApiKeyRepository, hash_api_key
+from caas_data.repositories.platform.directory import ApplicationRepository
 
 from .conftest import Tenants
 

@@ -17,8 +17,8 @@ from caas_data import (
 from caas_data.documents.analytics import AUDIT_GENESIS_HASH, PLATFORM_AUDIT_TENANT, AuditLog
 from caas_data.documents.base import utcnow
 from caas_data.errors import TenantContextMissing, TenantMismatch
-from caas_data.repositories.api_keys import ApiKeyRepository, IssuedApiKey
-from caas_data.repositories.audit import AuditLogRepository
+from caas_data.repositories.analytics.audit import AuditLogRepository
+from caas_data.repositories.platform.api_keys import ApiKeyRepository, IssuedApiKey
 from caas_data.testing import ServerHandle
 from caas_data.testing.helpers import connect_for_tests
 
@@ -234,7 +234,7 @@ async def test_reserved_ids_never_reach_tenant_owned_queries(
     caas_layer: DataLayer, tenants: Tenants
 ) -> None:
     from caas_data import InvalidTenantId
-    from caas_data.repositories.billing import SubscriptionRepository
+    from caas_data.repositories.billing.subscriptions import SubscriptionRepository
     from caas_data.repositories.security import IpAccessControl
 
     # The platform's chain id is reserved: it must not turn a tenant query into a global one.

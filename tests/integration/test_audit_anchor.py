@@ -17,9 +17,9 @@ from caas_data import AuditChainBroken, DataLayer, DocumentValidationError, tena
 from caas_data.analytics import AuditAnchor
 from caas_data.documents.analytics import AuditLog
 from caas_data.documents.base import utcnow
-from caas_data.repositories.analytics import EventRepository
-from caas_data.repositories.audit import AuditLogRepository
-from caas_data.repositories.audit_chain import ChainReport
+from caas_data.repositories.analytics.audit import AuditLogRepository
+from caas_data.repositories.analytics.audit_chain import ChainReport
+from caas_data.repositories.analytics.events import EventRepository
 
 
 def raw_entries(layer: DataLayer) -> Any:

@@ -48,8 +48,8 @@ from caas_data import (
     tenant_scope,
 )
 from caas_data.documents.base import Area
-from caas_data.engine.indexes import declared_indexes
-from caas_data.engine.registry import spec_of
+from caas_data.documents.indexes import declared_indexes
+from caas_data.documents.registry import spec_of
 from caas_data.testing import ServerHandle, connect_for_tests, drop_prefix_databases
 from caas_data.testing.helpers import new_tenant_id
 

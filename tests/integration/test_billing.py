@@ -18,14 +18,14 @@ from caas_data import (
     tenant_scope,
 )
 from caas_data.documents.billing import Invoice, InvoiceStatus, SubscriptionStatus, UsageMetric
-from caas_data.repositories.audit import AuditLogRepository
-from caas_data.repositories.billing import (
+from caas_data.repositories.analytics.audit import AuditLogRepository
+from caas_data.repositories.billing.invoices import InvoiceRepository
+from caas_data.repositories.billing.subscriptions import (
     PaymentMethodRepository,
     PlanRepository,
     SubscriptionRepository,
     UsageRecordRepository,
 )
-from caas_data.repositories.invoices import InvoiceRepository
 from caas_data.saas import User, UserRepository
 from caas_data.testing import ServerHandle
 from caas_data.testing.helpers import connect_for_tests

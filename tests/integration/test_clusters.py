@@ -16,7 +16,7 @@ from caas_data import DataLayer, Tier, tenant_scope
 from caas_data.engine.clusters import ClusterConfig
 from caas_data.errors import CapacityExhausted
 from caas_data.saas import UserRepository
-from caas_data.tenancy.capacity import namespace_cost
+from caas_data.services.capacity import namespace_cost
 from caas_data.testing._server import ServerHandle, start_test_server
 from caas_data.testing.helpers import (
     TEST_OPERATION_TIMEOUT_MS,

@@ -9,7 +9,7 @@ import pytest_asyncio
 from pymongo import ASCENDING, IndexModel
 
 from caas_data import AppendOnlyMixin, Area, BaseDocument, CreatedAtMixin, DataLayer, TenantMixin
-from caas_data.engine.indexes import collection_options_applied
+from caas_data.documents.indexes import collection_options_applied
 from caas_data.testing import ServerHandle, connect_for_tests, drop_prefix_databases
 
 

@@ -17,7 +17,7 @@ from caas_data import (
     tenant_scope,
 )
 from caas_data.documents.platform import SaasClient
-from caas_data.repositories.audit import AuditLogRepository
+from caas_data.repositories.analytics.audit import AuditLogRepository
 from caas_data.saas import UserRepository
 
 from .conftest import raw_collection

@@ -30,7 +30,7 @@ from caas_data.billing import (
     UsageRecord,
     UsageRecordRepository,
 )
-from caas_data.engine.registry import spec_of
+from caas_data.documents.registry import spec_of
 from caas_data.platform import ApiKey, ApiKeyRepository, Application, ApplicationRepository
 from caas_data.repositories.base import Repository
 from caas_data.saas import (

@@ -31,8 +31,8 @@ from caas_data import (
     UnsafeOperation,
     tenant_scope,
 )
-from caas_data.engine.field_encryption import ciphertext_key_id
 from caas_data.saas import User, UserDeviceRepository, UserRepository
+from caas_data.tenancy.field_encryption import ciphertext_key_id
 from caas_data.testing import ServerHandle
 from caas_data.testing.helpers import connect_for_tests, drop_prefix_databases, new_tenant_id
 from tests.integration.conftest import MODEL_TIERS, raw_collection

@@ -38,8 +38,8 @@ from caas_data.documents.billing import (
     UsageRecord,
 )
 from caas_data.documents.platform import ApiKey, PlatformAdmin, SaasClient
-from caas_data.repositories.api_keys import ApiKeyRepository
-from caas_data.repositories.invoices import InvoiceRepository
+from caas_data.repositories.billing.invoices import InvoiceRepository
+from caas_data.repositories.platform.api_keys import ApiKeyRepository
 from caas_data.repositories.saas.users import UserRepository
 from caas_data.saas import User
 from caas_data.testing import Factories, ServerHandle

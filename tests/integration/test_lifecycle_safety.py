@@ -32,7 +32,7 @@ from caas_data.platform import (
     ClientStatus,
     SaasClientRepository,
 )
-from caas_data.repositories.audit import AuditLogRepository
+from caas_data.repositories.analytics.audit import AuditLogRepository
 from caas_data.saas import UserRepository
 from caas_data.testing import new_tenant_id
 

@@ -23,8 +23,8 @@ from caas_data import (
 from caas_data.documents.analytics import PLATFORM_AUDIT_TENANT
 from caas_data.documents.platform import AdminRole, AdminStatus, ApplicationStatus
 from caas_data.platform import ClientStatus
-from caas_data.repositories.audit import AuditLogRepository
-from caas_data.repositories.platform import (
+from caas_data.repositories.analytics.audit import AuditLogRepository
+from caas_data.repositories.platform.directory import (
     ApplicationRepository,
     PlatformAdminRepository,
     SaasClientRepository,

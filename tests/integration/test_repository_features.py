@@ -18,7 +18,7 @@ from caas_data import (
 )
 from caas_data.documents.saas.settings import TenantSettings
 from caas_data.documents.saas.users import DevicePlatform
-from caas_data.repositories.audit import AuditLogRepository
+from caas_data.repositories.analytics.audit import AuditLogRepository
 from caas_data.repositories.audited import AuditedRepository
 from caas_data.repositories.saas.settings import TenantSettingsRepository
 from caas_data.repositories.saas.users import UserDeviceRepository

@@ -28,9 +28,9 @@ from caas_data.repositories.saas.messaging import (
     MessageRepository,
     ReactionRepository,
 )
-from caas_data.repositories.saas.retention import RetentionService
 from caas_data.repositories.saas.settings import TenantSettingsRepository
 from caas_data.saas import UserRepository
+from caas_data.services.retention import RetentionService
 
 TenantFactory = Callable[..., Awaitable[str]]
 SHA = "ab" * 32

@@ -24,7 +24,7 @@ from caas_data.documents.security import (
     RateLimitPolicy,
     SessionPolicy,
 )
-from caas_data.repositories.audit import AuditLogRepository
+from caas_data.repositories.analytics.audit import AuditLogRepository
 from caas_data.repositories.security import (
     BlockedIpRepository,
     IpAccessControl,

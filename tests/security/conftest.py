@@ -36,7 +36,7 @@ from pydantic import BaseModel
 
 from caas_data import DataLayer, Tier, tenant_scope
 from caas_data.documents.base import Area
-from caas_data.engine.registry import spec_of
+from caas_data.documents.registry import spec_of
 from caas_data.errors import CaasDataError
 from caas_data.saas import User
 from caas_data.testing.factories import Factories

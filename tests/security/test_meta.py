@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-import caas_data.engine.rules
+import caas_data.tenancy.rules
 from caas_data import DataLayer, tenant_scope
 from caas_data.saas import User
 
@@ -27,9 +27,9 @@ from .test_writes import BULK, INSERTS
 def _guard_off(monkeypatch: pytest.MonkeyPatch) -> None:
     """No tenant filter on reads and writes, no tenant stamped or checked on new documents."""
     monkeypatch.setattr(
-        caas_data.engine.rules.CollectionRules, "filters_tenant", property(lambda self: False)
+        caas_data.tenancy.rules.CollectionRules, "filters_tenant", property(lambda self: False)
     )
-    monkeypatch.setattr(caas_data.engine.rules, "_stamp_tenant", lambda *args, **kwargs: None)
+    monkeypatch.setattr(caas_data.tenancy.rules, "_stamp_tenant", lambda *args, **kwargs: None)
 
 
 READS = [

@@ -30,7 +30,7 @@ from caas_data.documents.platform import (
     PlatformAdmin,
     SaasClient,
 )
-from caas_data.repositories.platform import SaasClientRepository
+from caas_data.repositories.platform.directory import SaasClientRepository
 from caas_data.tenancy.tiers import Placement
 
 from .conftest import MODEL_TIERS, MODELS, Seeded, World, attack, marker, seed_tenant

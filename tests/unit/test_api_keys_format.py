@@ -7,7 +7,7 @@ import pytest
 from beanie import PydanticObjectId
 
 from caas_data.documents.platform import ApiKey
-from caas_data.repositories.api_keys import ApiKeyPrincipal, _split, hash_api_key
+from caas_data.repositories.platform.api_keys import ApiKeyPrincipal, _split, hash_api_key
 
 
 def principal(*scopes: str) -> ApiKeyPrincipal:

@@ -6,8 +6,8 @@ import pytest
 from pymongo import IndexModel
 
 from caas_data.documents import ALL_DOCUMENTS, Area, BaseDocument
-from caas_data.engine.indexes import declared_indexes
-from caas_data.engine.registry import DocumentRegistry, spec_of
+from caas_data.documents.indexes import declared_indexes
+from caas_data.documents.registry import DocumentRegistry, spec_of
 
 HIGH_VOLUME = {"messages", "read_receipts", "reactions", "files", "events", "usage_records",
                "audit_logs"}  # fmt: skip

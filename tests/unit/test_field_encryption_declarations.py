@@ -17,9 +17,9 @@ from caas_data import (
     TenantDocument,
     TenantKeyErased,
 )
-from caas_data.engine.field_encryption import ciphertext_key_id
-from caas_data.engine.registry import spec_of
+from caas_data.documents.registry import spec_of
 from caas_data.saas import User, UserDevice
+from caas_data.tenancy.field_encryption import ciphertext_key_id
 
 
 def _tenant_class(fields: dict[str, Any], name: str) -> type[TenantDocument]:

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 import pytest
 
 from caas_data import TenantMismatch, UnsafeOperation
-from caas_data.engine.pipeline_rules import LookupTarget, guard_pipeline
-from caas_data.engine.rules import (
+from caas_data.tenancy.pipeline_rules import LookupTarget, guard_pipeline
+from caas_data.tenancy.rules import (
     CollectionRules,
     guard_filter,
     guard_new_document,

@@ -38,8 +38,8 @@ sys.meta_path.insert(0, Blocker())
 
 import caas_data
 import caas_data.testing
-from caas_data.engine.field_encryption import TenantKeyring
-from caas_data.repositories.platform import PlatformAdminRepository
+from caas_data.tenancy.field_encryption import TenantKeyring
+from caas_data.repositories.platform.directory import PlatformAdminRepository
 
 result = {
     "file": caas_data.__file__,

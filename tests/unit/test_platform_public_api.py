@@ -8,7 +8,7 @@ import pytest
 
 from caas_data.documents import ALL_DOCUMENTS, analytics, billing, platform, security
 from caas_data.documents.base import AppendOnlyMixin, Area, TimestampMixin, VersionMixin
-from caas_data.engine.registry import spec_of
+from caas_data.documents.registry import spec_of
 
 OURS = (*platform.DOCUMENTS, *billing.DOCUMENTS, *analytics.DOCUMENTS, *security.DOCUMENTS)
 MODULES = [
@@ -17,11 +17,11 @@ MODULES = [
     "caas_data.documents.analytics",
     "caas_data.documents.security",
     "caas_data.repositories.platform",
-    "caas_data.repositories.api_keys",
+    "caas_data.repositories.platform.api_keys",
     "caas_data.repositories.billing",
-    "caas_data.repositories.invoices",
+    "caas_data.repositories.billing.invoices",
     "caas_data.repositories.analytics",
-    "caas_data.repositories.audit",
+    "caas_data.repositories.analytics.audit",
     "caas_data.repositories.security",
     "caas_data.repositories.owned",
 ]

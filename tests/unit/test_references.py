@@ -4,7 +4,7 @@ import pytest
 from bson import DBRef, ObjectId
 
 from caas_data import UnsafeOperation
-from caas_data.engine.references import logical_references
+from caas_data.tenancy.references import logical_references
 
 OID = ObjectId()
 

@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from caas_data.documents.base import utcnow
-from caas_data.engine.cutoffs import retention_cutoff, retention_limit
 from caas_data.errors import DocumentValidationError
+from caas_data.tenancy.cutoffs import retention_cutoff, retention_limit
 
 
 def test_a_past_aware_cutoff_is_returned_in_utc() -> None:

@@ -6,9 +6,9 @@ from bson import MaxKey, MinKey
 
 from caas_data.documents import ALL_DOCUMENTS
 from caas_data.documents.base import Area
-from caas_data.engine.layer import DataLayer
-from caas_data.engine.registry import spec_of
-from caas_data.engine.sharding import index_keys, sharding_plan
+from caas_data.documents.registry import spec_of
+from caas_data.layer import DataLayer
+from caas_data.services.sharding import index_keys, sharding_plan
 
 
 class _Layer:
@@ -17,7 +17,7 @@ class _Layer:
     prefix = "caas"
 
     def __init__(self) -> None:
-        from caas_data.engine.registry import DocumentRegistry
+        from caas_data.documents.registry import DocumentRegistry
 
         self.registry = DocumentRegistry(ALL_DOCUMENTS)
 

@@ -10,7 +10,8 @@ from beanie import PydanticObjectId
 from pydantic import Field, field_validator
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-from caas_data.documents.base import FieldEncryption, SoftDeleteMixin, TenantDocument
+from caas_data.documents.base import SoftDeleteMixin, TenantDocument
+from caas_data.tenancy.field_encryption import FieldEncryption
 
 __all__ = [
     "DELETED_USER_ID",

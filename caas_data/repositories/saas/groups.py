@@ -33,8 +33,8 @@ from caas_data.documents.saas.groups import (
     GroupVisibility,
     MembershipStatus,
 )
+from caas_data.documents.writes import dump_document, raise_write_miss, stamp_new
 from caas_data.engine.transactions import transaction
-from caas_data.engine.writes import dump_document, raise_write_miss, stamp_new
 from caas_data.repositories.base import Page, Repository
 from caas_data.repositories.saas.group_plans import (
     Changes,

@@ -19,9 +19,8 @@ from caas_data.documents.saas.messaging import (
     Reaction,
     preview_of,
 )
-from caas_data.engine.cutoffs import retention_cutoff
+from caas_data.documents.writes import raise_write_miss
 from caas_data.engine.transactions import transaction
-from caas_data.engine.writes import raise_write_miss
 from caas_data.errors import DocumentValidationError, NotFoundError
 from caas_data.repositories.counters import CounterRepository
 from caas_data.repositories.pages import Page, decode_cursor, encode_cursor, query_shape
@@ -35,6 +34,7 @@ from caas_data.repositories.values import (
     parse_id,
     typed_equality,
 )
+from caas_data.tenancy.cutoffs import retention_cutoff
 
 __all__ = ["MessageRepository"]
 

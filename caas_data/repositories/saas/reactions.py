@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from beanie import PydanticObjectId
 
 from caas_data.documents.saas.messaging import Reaction
-from caas_data.engine.writes import insert_document
+from caas_data.documents.writes import insert_document
 from caas_data.errors import DuplicateError
 from caas_data.repositories.base import Repository
 from caas_data.repositories.saas.messages import MessageRepository

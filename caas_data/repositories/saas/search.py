@@ -36,7 +36,7 @@ from caas_data.repositories.pages import (
 from caas_data.repositories.values import check_limit
 
 if TYPE_CHECKING:
-    from caas_data.engine.layer import DataLayer
+    from caas_data.layer import DataLayer
 
 __all__ = ["MessageSearchRepository", "SearchHit", "search_terms"]
 

@@ -27,8 +27,8 @@ from beanie import PydanticObjectId
 
 from caas_data.documents.base import utcnow
 from caas_data.documents.saas.messaging import Attachment, Conversation, Message, preview_of
+from caas_data.documents.writes import insert_document
 from caas_data.engine.transactions import in_transaction, keyed_lock
-from caas_data.engine.writes import insert_document
 from caas_data.errors import (
     CaasDataError,
     DocumentValidationError,

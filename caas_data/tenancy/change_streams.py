@@ -12,8 +12,8 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from caas_data.engine.rules import TENANT_FIELD
 from caas_data.errors import UnsafeOperation
+from caas_data.tenancy.rules import TENANT_FIELD
 
 __all__ = ["change_stream_stages", "records_pre_images"]
 

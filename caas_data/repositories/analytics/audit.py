@@ -27,23 +27,23 @@ from pymongo import ASCENDING
 
 from caas_data.documents.analytics import AuditAnchor, AuditLog
 from caas_data.documents.base import BaseDocument, utcnow
+from caas_data.documents.writes import dump_document
 from caas_data.driver_errors import translate_driver_errors
-from caas_data.engine.cutoffs import retention_cutoff, retention_limit
+from caas_data.engine.clusters import HOME_CLUSTER
 from caas_data.engine.sessions import current_session
 from caas_data.engine.transactions import in_transaction, transaction
-from caas_data.engine.writes import dump_document
 from caas_data.errors import (
     AuditChainBroken,
     DocumentValidationError,
     DuplicateError,
     RetryableError,
 )
-from caas_data.repositories.audit_chain import AuditChainReader, chain_tenant
+from caas_data.repositories.analytics.audit_chain import AuditChainReader, chain_tenant
 from caas_data.repositories.owned import owned_scope
-from caas_data.tenancy.tiers import HOME_CLUSTER
+from caas_data.tenancy.cutoffs import retention_cutoff, retention_limit
 
 if TYPE_CHECKING:
-    from caas_data.engine.layer import DataLayer
+    from caas_data.layer import DataLayer
 
 __all__ = ["AuditLogRepository", "AuditRecord", "chain_transaction"]
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from bson import DBRef, Decimal128, ObjectId
 
-from caas_data.engine.snapshots import MAX_DEPTH, plain_mapping, plain_str
 from caas_data.errors import UnsafeOperation
+from caas_data.tenancy.snapshots import MAX_DEPTH, plain_mapping, plain_str
 
 __all__ = ["LogicalName", "logical_references"]
 

@@ -6,8 +6,8 @@ real MongoDB plans both the same, but some servers only use the `_id` index for 
 `_id`. Anything these rules do not understand is refused, never passed through.
 
 What is checked is what is sent: every mapping the rules look into is first copied
-(`engine/snapshots.py`). Pipelines and their joins have rules of their own
-(`engine/pipeline_rules.py`), built on these.
+(`tenancy/snapshots.py`). Pipelines and their joins have rules of their own
+(`tenancy/pipeline_rules.py`), built on these.
 
 The layer owns some fields on every document: `tenant_id`, `__v`, `created_at`, `updated_at`,
 `deleted_at`/`deleted_by` and `schema_version`, plus the fields a document class declares in
@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from caas_data.engine.snapshots import (
+from caas_data.errors import TenantMismatch, UnsafeOperation
+from caas_data.tenancy.snapshots import (
     MAX_DEPTH,
     plain_key,
     plain_list,
@@ -31,7 +32,6 @@ from caas_data.engine.snapshots import (
     plain_str,
     single_stage,
 )
-from caas_data.errors import TenantMismatch, UnsafeOperation
 
 __all__ = [
     "ANY_AT_INSERT",

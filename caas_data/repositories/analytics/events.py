@@ -1,6 +1,6 @@
 """Analytics repositories: append-only events (time-series where supported) and metric rollups.
 
-The audit trail has its own module (`caas_data.repositories.audit`).
+The audit trail has its own module (`caas_data.repositories.analytics.audit`).
 """
 
 from __future__ import annotations
@@ -25,17 +25,17 @@ from caas_data.documents.analytics import (
     MetricPeriod,
 )
 from caas_data.documents.base import Area, utcnow
+from caas_data.documents.indexes import declared_indexes
+from caas_data.documents.registry import spec_of
+from caas_data.documents.writes import dump_document
 from caas_data.driver_errors import translate_driver_errors
-from caas_data.engine.cutoffs import retention_cutoff, retention_limit
-from caas_data.engine.indexes import declared_indexes
-from caas_data.engine.registry import spec_of
 from caas_data.engine.transactions import keyed_lock
-from caas_data.engine.writes import dump_document
 from caas_data.errors import DocumentValidationError
 from caas_data.repositories.base import Repository
+from caas_data.tenancy.cutoffs import retention_cutoff, retention_limit
 
 if TYPE_CHECKING:
-    from caas_data.engine.layer import DataLayer
+    from caas_data.layer import DataLayer
 
 __all__ = [
     "EventRepository",

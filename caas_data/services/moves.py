@@ -45,14 +45,15 @@ from caas_data.documents.base import utcnow
 from caas_data.documents.moves import TenantMove
 from caas_data.documents.platform import SaasClient
 from caas_data.driver_errors import translate_driver_errors
+from caas_data.engine.clusters import HOME_CLUSTER
 from caas_data.errors import (
     DocumentValidationError,
     DuplicateError,
     TenantNotFound,
     UnsafeOperation,
 )
-from caas_data.tenancy.capacity import choose_cluster
-from caas_data.tenancy.move_run import (
+from caas_data.services.capacity import choose_cluster
+from caas_data.services.move_run import (
     MoveReport,
     MoveRun,
     ProgressHook,
@@ -60,10 +61,10 @@ from caas_data.tenancy.move_run import (
     record_of,
     switch_directory,
 )
-from caas_data.tenancy.tiers import HOME_CLUSTER, IsolationModel, Placement, Tier
+from caas_data.tenancy.tiers import IsolationModel, Placement, Tier
 
 if TYPE_CHECKING:
-    from caas_data.engine.layer import DataLayer
+    from caas_data.layer import DataLayer
 
 __all__ = ["MoveReport", "PendingMoves", "ProgressHook", "TenantMover"]
 

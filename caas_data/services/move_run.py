@@ -19,15 +19,16 @@ from pymongo.asynchronous.collection import AsyncCollection
 from caas_data.documents.base import Area, utcnow
 from caas_data.documents.moves import CollectionProgress, MoveStep, TenantMove
 from caas_data.documents.platform import PlacementRecord, SaasClient
+from caas_data.documents.registry import spec_of
 from caas_data.driver_errors import translate_driver_errors
-from caas_data.engine.registry import spec_of
+from caas_data.engine.clusters import HOME_CLUSTER
 from caas_data.errors import MoveVerificationFailed, UnsafeOperation
-from caas_data.tenancy import move_verify
-from caas_data.tenancy.move_feed import ChangedIds, ChangeFeed
-from caas_data.tenancy.tiers import HOME_CLUSTER, IsolationModel, Placement, Tier
+from caas_data.services import move_verify
+from caas_data.services.move_feed import ChangedIds, ChangeFeed
+from caas_data.tenancy.tiers import IsolationModel, Placement, Tier
 
 if TYPE_CHECKING:
-    from caas_data.engine.layer import DataLayer
+    from caas_data.layer import DataLayer
 
 __all__ = ["MoveReport", "MoveRun", "ProgressHook", "placement_of", "record_of", "switch_directory"]
 
@@ -470,7 +471,7 @@ class MoveRun:
             await self._fence(source, add=False)
 
     async def _audit(self, counts: dict[str, int]) -> None:
-        from caas_data.repositories.audit import AuditLogRepository
+        from caas_data.repositories.analytics.audit import AuditLogRepository
 
         await self.layer.repo(AuditLogRepository).append(
             "tenant.moved",

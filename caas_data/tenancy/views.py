@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from caas_data.engine.guard import GuardedCollection
 from caas_data.errors import UnsafeOperation
+from caas_data.tenancy.guard import GuardedCollection
 
 __all__ = ["ViewCollection"]
 

@@ -18,10 +18,10 @@ from caas_data.documents.analytics import (
     AuditLog,
 )
 from caas_data.driver_errors import translate_driver_errors
-from caas_data.engine.guard import GuardedCollection
 from caas_data.errors import DocumentValidationError
 from caas_data.repositories.base import Page, Repository
 from caas_data.repositories.owned import owned_scope, scope_tenant
+from caas_data.tenancy.guard import GuardedCollection
 
 if TYPE_CHECKING:
     pass

@@ -14,7 +14,6 @@ from caas_data.documents.base import (
     AppendOnlyMixin,
     Area,
     BaseDocument,
-    FieldEncryption,
     SoftDeleteMixin,
     TenantAccess,
     TenantMixin,
@@ -23,8 +22,9 @@ from caas_data.documents.base import (
     not_registered,
 )
 from caas_data.documents.beanie_state import collection_name, collection_root, is_abstract
-from caas_data.engine.rules import ANY_AT_INSERT
 from caas_data.errors import ConfigurationError
+from caas_data.tenancy.field_encryption import FieldEncryption
+from caas_data.tenancy.rules import ANY_AT_INSERT
 
 __all__ = ["CollectionSpec", "DocumentRegistry", "spec_of"]
 

@@ -25,8 +25,7 @@ from caas_data.documents.base import (
     VersionMixin,
     utcnow,
 )
-from caas_data.engine.guard import GuardedCollection
-from caas_data.engine.routing import collection_for
+from caas_data.documents.routing import collection_for
 from caas_data.errors import (
     CaasDataError,
     DuplicateError,
@@ -34,6 +33,7 @@ from caas_data.errors import (
     UnsafeOperation,
     VersionConflict,
 )
+from caas_data.tenancy.guard import GuardedCollection
 
 __all__ = [
     "dump_document",

@@ -7,10 +7,11 @@ import time
 from typing import TYPE_CHECKING
 
 from caas_data.driver_errors import translate_driver_errors
-from caas_data.tenancy.tiers import HOME_CLUSTER, Placement, Tier
+from caas_data.engine.clusters import HOME_CLUSTER
+from caas_data.tenancy.tiers import Placement, Tier
 
 if TYPE_CHECKING:
-    from caas_data.engine.layer import DataLayer
+    from caas_data.layer import DataLayer
 
 __all__ = ["TenantResolver"]
 

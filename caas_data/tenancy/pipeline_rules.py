@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from caas_data.engine.rules import (
+from caas_data.errors import UnsafeOperation
+from caas_data.tenancy.rules import (
     DELETED_FIELD,
     TENANT_FIELD,
     CollectionRules,
@@ -20,8 +21,13 @@ from caas_data.engine.rules import (
     guard_filter,
     snapshot_filter,
 )
-from caas_data.engine.snapshots import MAX_DEPTH, plain_list, plain_mapping, plain_str, single_stage
-from caas_data.errors import UnsafeOperation
+from caas_data.tenancy.snapshots import (
+    MAX_DEPTH,
+    plain_list,
+    plain_mapping,
+    plain_str,
+    single_stage,
+)
 
 __all__ = ["LookupTarget", "Resolver", "guard_pipeline"]
 

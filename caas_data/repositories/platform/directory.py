@@ -1,6 +1,6 @@
 """Platform repositories: the tenant directory, client applications and platform admins.
 
-API keys have their own module (`caas_data.repositories.api_keys`).
+API keys have their own module (`caas_data.repositories.platform.api_keys`).
 """
 
 from __future__ import annotations

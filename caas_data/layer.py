@@ -20,25 +20,26 @@ from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 from pymongo.write_concern import WriteConcern
 
 from caas_data.config import EncryptionOptions, Settings
-from caas_data.documents.base import Area, BaseDocument, FieldEncryption
+from caas_data.documents.base import Area, BaseDocument
 from caas_data.documents.beanie_state import beanie_models
+from caas_data.documents.indexes import ensure_collection
+from caas_data.documents.registry import DocumentRegistry, spec_of
+from caas_data.documents.routing import route
 from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.clusters import (
     DEFAULT_NAMESPACE_BUDGET,
+    HOME_CLUSTER,
     ClusterConfig,
     ClusterSet,
     validate_cluster_name,
 )
-from caas_data.engine.field_encryption import FieldCipher, TenantKeyring, keyring_for
-from caas_data.engine.guard import GuardedCollection
-from caas_data.engine.indexes import ensure_collection
-from caas_data.engine.registry import DocumentRegistry, spec_of
-from caas_data.engine.routing import route
 from caas_data.engine.sessions import session_var
-from caas_data.engine.sharding import ShardingPlan, sharding_plan
 from caas_data.engine.transactions import transaction
 from caas_data.errors import CaasDataError, ConfigurationError, RetryableError, WriteOutcomeUnknown
 from caas_data.observers import CommandObserver, CommandObservers
+from caas_data.services.provisioning import TenantService
+from caas_data.services.resolver import TenantResolver
+from caas_data.services.sharding import ShardingPlan, sharding_plan
 from caas_data.tenancy.context import (
     Scope,
     connected_layer,
@@ -48,9 +49,13 @@ from caas_data.tenancy.context import (
     system_scope,
     tenant_scope,
 )
-from caas_data.tenancy.provisioning import TenantService
-from caas_data.tenancy.resolver import TenantResolver
-from caas_data.tenancy.tiers import HOME_CLUSTER
+from caas_data.tenancy.field_encryption import (
+    FieldCipher,
+    FieldEncryption,
+    TenantKeyring,
+    keyring_for,
+)
+from caas_data.tenancy.guard import GuardedCollection
 
 if TYPE_CHECKING:
     from caas_data.repositories.base import Repository
@@ -251,7 +256,7 @@ class DataLayer:
         """The shardCollection and zone commands for the shared collections on a mongos.
 
         Generated and checked against MongoDB's rules, never run by the layer (see
-        `caas_data.engine.sharding`); `zones` pins large shared tenants (tenant -> zone).
+        `caas_data.services.sharding`); `zones` pins large shared tenants (tenant -> zone).
         """
         return sharding_plan(self, zones=zones)
 

@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, Any
 from bson import MaxKey, MinKey
 
 from caas_data.documents.base import Area
-from caas_data.engine.indexes import declared_indexes
-from caas_data.engine.registry import spec_of
+from caas_data.documents.indexes import declared_indexes
+from caas_data.documents.registry import spec_of
 from caas_data.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from caas_data.engine.layer import DataLayer
+    from caas_data.layer import DataLayer
 
 __all__ = ["ShardedCollection", "ShardingPlan", "index_keys", "sharding_plan"]
 

@@ -11,14 +11,14 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from caas_data.documents.base import Area
+from caas_data.documents.indexes import declared_indexes
 from caas_data.documents.platform import RETIRED_CLIENT_STATUSES, SaasClient
 from caas_data.driver_errors import translate_driver_errors
-from caas_data.engine.clusters import ClusterUsage
-from caas_data.engine.indexes import declared_indexes
-from caas_data.tenancy.tiers import HOME_CLUSTER, IsolationModel, Tier
+from caas_data.engine.clusters import HOME_CLUSTER, ClusterUsage
+from caas_data.tenancy.tiers import IsolationModel, Tier
 
 if TYPE_CHECKING:
-    from caas_data.engine.layer import DataLayer
+    from caas_data.layer import DataLayer
 
 __all__ = ["choose_cluster", "cluster_report", "namespace_cost"]
 

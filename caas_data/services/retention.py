@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from caas_data.documents.base import utcnow
 from caas_data.documents.platform import RETIRED_CLIENT_STATUSES, SaasClient
 from caas_data.driver_errors import translate_driver_errors
-from caas_data.engine.cutoffs import retention_cutoff
 from caas_data.errors import CaasDataError, TenantContextMissing, TenantMismatch
 from caas_data.repositories.base import Repository
 from caas_data.repositories.saas.groups import GroupRepository
@@ -26,9 +25,10 @@ from caas_data.repositories.saas.media import MediaFileRepository, PostRepositor
 from caas_data.repositories.saas.messaging import MessageRepository
 from caas_data.repositories.saas.settings import TenantSettingsRepository
 from caas_data.tenancy.context import current_scope, tenant_scope
+from caas_data.tenancy.cutoffs import retention_cutoff
 
 if TYPE_CHECKING:
-    from caas_data.engine.layer import DataLayer
+    from caas_data.layer import DataLayer
 
 __all__ = ["RetentionReport", "RetentionService"]
 

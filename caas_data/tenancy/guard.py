@@ -9,7 +9,7 @@ values of declared fields are encrypted here, after the tenant rules, and decryp
 
 It answers `name` with the collection's logical name (`users`, whatever the tenant's
 isolation model), as Beanie builds joins and references from it, and every reference it sends
-names a logical collection of the tenant (`engine/references.py`).
+names a logical collection of the tenant (`tenancy/references.py`).
 """
 
 from __future__ import annotations
@@ -24,15 +24,18 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from caas_data.clock import write_stamp
 from caas_data.driver_errors import translate_driver_errors
-from caas_data.engine.bulk_requests import BulkRequest
-from caas_data.engine.change_streams import change_stream_stages, records_pre_images
-from caas_data.engine.cursors import GuardedCursor
-from caas_data.engine.cutoffs import retention_cutoff, retention_limit
-from caas_data.engine.field_encryption import FieldCipher
-from caas_data.engine.handle_scope import ScopeKey, check_handle_scope, scope_key
-from caas_data.engine.pipeline_rules import LookupTarget, guard_pipeline
-from caas_data.engine.references import LogicalName, logical_references
-from caas_data.engine.rules import (
+from caas_data.engine.sessions import current_session, current_write_concern
+from caas_data.engine.write_conflicts import retry_write_conflicts
+from caas_data.errors import UnsafeOperation
+from caas_data.tenancy.bulk_requests import BulkRequest
+from caas_data.tenancy.change_streams import change_stream_stages, records_pre_images
+from caas_data.tenancy.cursors import GuardedCursor
+from caas_data.tenancy.cutoffs import retention_cutoff, retention_limit
+from caas_data.tenancy.field_encryption import FieldCipher
+from caas_data.tenancy.handle_scope import ScopeKey, check_handle_scope, scope_key
+from caas_data.tenancy.pipeline_rules import LookupTarget, guard_pipeline
+from caas_data.tenancy.references import LogicalName, logical_references
+from caas_data.tenancy.rules import (
     CollectionRules,
     guard_filter,
     guard_new_document,
@@ -40,10 +43,7 @@ from caas_data.engine.rules import (
     guard_update,
     guard_write_filter,
 )
-from caas_data.engine.sessions import current_session, current_write_concern
-from caas_data.engine.snapshots import plain_key
-from caas_data.engine.write_conflicts import retry_write_conflicts
-from caas_data.errors import UnsafeOperation
+from caas_data.tenancy.snapshots import plain_key
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager

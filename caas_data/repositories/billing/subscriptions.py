@@ -1,7 +1,7 @@
 """Billing repositories: plans, subscriptions, invoices, payment methods and metered usage.
 
 Usage reports carry an idempotency key, so a retried report counts once. Invoices have their
-own module (`caas_data.repositories.invoices`).
+own module (`caas_data.repositories.billing.invoices`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from caas_data.documents.billing import (
     UsageMetric,
     UsageRecord,
 )
+from caas_data.engine.clusters import HOME_CLUSTER
 from caas_data.engine.transactions import in_transaction, transaction
 from caas_data.errors import (
     DocumentValidationError,
@@ -27,12 +28,11 @@ from caas_data.errors import (
     NotFoundError,
     VersionConflict,
 )
-from caas_data.repositories.audit import chain_transaction
+from caas_data.repositories.analytics.audit import chain_transaction
 from caas_data.repositories.audited import AuditedRepository
 from caas_data.repositories.base import Repository
 from caas_data.repositories.owned import owned_scope, scope_tenant
-from caas_data.repositories.platform import SaasClientRepository
-from caas_data.tenancy.tiers import HOME_CLUSTER
+from caas_data.repositories.platform.directory import SaasClientRepository
 
 __all__ = [
     "PaymentMethodRepository",

@@ -12,13 +12,13 @@ from typing import Any
 
 from caas_data.documents.base import utcnow
 from caas_data.documents.billing import Invoice, InvoiceLine, InvoiceStatus
+from caas_data.documents.writes import raise_write_miss
+from caas_data.engine.clusters import HOME_CLUSTER
 from caas_data.engine.transactions import transaction
-from caas_data.engine.writes import raise_write_miss
 from caas_data.errors import DocumentValidationError, NotFoundError
 from caas_data.repositories.base import Repository, check_int
 from caas_data.repositories.counters import OwnedCounterRepository
 from caas_data.repositories.owned import owned_scope
-from caas_data.tenancy.tiers import HOME_CLUSTER
 
 __all__ = ["INVOICE_COUNTER", "InvoiceRepository"]
 

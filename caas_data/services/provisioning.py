@@ -31,9 +31,9 @@ from caas_data.documents.platform import (
     PlacementRecord,
     SaasClient,
 )
+from caas_data.documents.registry import spec_of
 from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.clusters import ClusterUsage
-from caas_data.engine.registry import spec_of
 from caas_data.errors import (
     DocumentValidationError,
     DuplicateError,
@@ -44,14 +44,14 @@ from caas_data.errors import (
     TenantNotFound,
     UnsafeOperation,
 )
-from caas_data.tenancy.capacity import choose_cluster, cluster_report
+from caas_data.services.capacity import choose_cluster, cluster_report
+from caas_data.services.moves import MoveReport, PendingMoves, ProgressHook, TenantMover
 from caas_data.tenancy.context import current_scope
 from caas_data.tenancy.ids import validate_tenant_id
-from caas_data.tenancy.moves import MoveReport, PendingMoves, ProgressHook, TenantMover
 from caas_data.tenancy.tiers import IsolationModel, Placement, Tier
 
 if TYPE_CHECKING:
-    from caas_data.engine.layer import DataLayer
+    from caas_data.layer import DataLayer
 
 __all__ = ["ReuseId", "TenantService", "require_operator_scope"]
 
@@ -119,7 +119,7 @@ class TenantService:
         self._layer = layer
         self._mover = TenantMover(layer)
 
-    # -- moves and capacity (caas_data.tenancy.moves, caas_data.tenancy.capacity) ------
+    # -- moves and capacity (caas_data.services.moves, caas_data.services.capacity) ------
 
     async def move(
         self,
@@ -344,7 +344,7 @@ class TenantService:
                 )
         # Crypto-shredding: copies of its encrypted fields elsewhere (backups) die with the key.
         keys_erased = await layer.encryption.erase_key(tenant_id) if layer.encrypts_fields else 0
-        from caas_data.repositories.audit import AuditLogRepository
+        from caas_data.repositories.analytics.audit import AuditLogRepository
 
         await layer.repo(AuditLogRepository).append(
             "tenant.deprovisioned",
@@ -449,7 +449,7 @@ class TenantService:
         The purge is audited in the platform's chain before anything goes: the id's own
         chain is among what is deleted.
         """
-        from caas_data.repositories.audit import AuditLogRepository
+        from caas_data.repositories.analytics.audit import AuditLogRepository
 
         layer = self._layer
         places = await self._places(tenant_id)

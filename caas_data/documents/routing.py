@@ -7,11 +7,8 @@ from typing import Any, Protocol, cast
 from pymongo.asynchronous.collection import AsyncCollection
 
 from caas_data.documents.base import Area, BaseDocument, TenantAccess
-from caas_data.engine.field_encryption import FieldCipher
-from caas_data.engine.guard import GuardedCollection, scope_key
-from caas_data.engine.pipeline_rules import LookupTarget
-from caas_data.engine.registry import CollectionSpec, DocumentRegistry, spec_of
-from caas_data.engine.rules import CollectionRules
+from caas_data.documents.registry import CollectionSpec, DocumentRegistry, spec_of
+from caas_data.engine.clusters import HOME_CLUSTER
 from caas_data.errors import (
     ConfigurationError,
     TenantContextMissing,
@@ -19,7 +16,11 @@ from caas_data.errors import (
     UnsafeOperation,
 )
 from caas_data.tenancy.context import Scope, connected_layer, current_scope
-from caas_data.tenancy.tiers import HOME_CLUSTER, IsolationModel, Placement
+from caas_data.tenancy.field_encryption import FieldCipher
+from caas_data.tenancy.guard import GuardedCollection, scope_key
+from caas_data.tenancy.pipeline_rules import LookupTarget
+from caas_data.tenancy.rules import CollectionRules
+from caas_data.tenancy.tiers import IsolationModel, Placement
 
 __all__ = ["RoutingLayer", "collection_for", "route"]
 
