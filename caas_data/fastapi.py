@@ -60,6 +60,7 @@ from caas_data.errors import (
 )
 from caas_data.layer import DataLayer, connect
 from caas_data.repositories.base import INT64_MAX, Repository
+from caas_data.repositories.platform.api_keys import ApiKeyRepository
 from caas_data.tenancy.context import tenant_scope
 from caas_data.tenancy.ids import validate_tenant_id
 
@@ -265,8 +266,6 @@ async def api_key_authenticator(layer: DataLayer, raw_key: str) -> Principal:
 
     Unknown, revoked and expired keys raise `NotFoundError` (answered as 401).
     """
-    from caas_data.repositories.platform.api_keys import ApiKeyRepository
-
     principal = await layer.repo(ApiKeyRepository).authenticate(raw_key)
     return Principal(principal.tenant_id, frozenset(principal.scopes), str(principal.key_id))
 

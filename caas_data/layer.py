@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
@@ -20,6 +20,7 @@ from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 from pymongo.write_concern import WriteConcern
 
 from caas_data.config import EncryptionOptions, Settings
+from caas_data.documents import ALL_DOCUMENTS
 from caas_data.documents.base import Area, BaseDocument
 from caas_data.documents.beanie_state import beanie_models
 from caas_data.documents.indexes import ensure_collection
@@ -37,6 +38,7 @@ from caas_data.engine.sessions import session_var
 from caas_data.engine.transactions import transaction
 from caas_data.errors import CaasDataError, ConfigurationError, RetryableError, WriteOutcomeUnknown
 from caas_data.observers import CommandObserver, CommandObservers
+from caas_data.repositories.base import Repository
 from caas_data.services.provisioning import TenantService
 from caas_data.services.resolver import TenantResolver
 from caas_data.services.sharding import ShardingPlan, sharding_plan
@@ -57,13 +59,10 @@ from caas_data.tenancy.field_encryption import (
 )
 from caas_data.tenancy.guard import GuardedCollection
 
-if TYPE_CHECKING:
-    from caas_data.repositories.base import Repository
-
 __all__ = ["DataLayer", "UnitOfWork", "active_layer", "connect"]
 
 T = TypeVar("T")
-R = TypeVar("R", bound="Repository[Any]")
+R = TypeVar("R", bound=Repository[Any])
 
 
 def active_layer() -> DataLayer | None:
@@ -74,8 +73,6 @@ def active_layer() -> DataLayer | None:
 
 def default_documents() -> list[type[BaseDocument]]:
     """Every document class that ships with caas_data."""
-    from caas_data.documents import ALL_DOCUMENTS
-
     return list(ALL_DOCUMENTS)
 
 

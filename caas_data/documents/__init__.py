@@ -14,11 +14,15 @@ from caas_data.documents.base import (
     TenantOwnedDocument,
     TimestampMixin,
     VersionMixin,
+    install_storage,
 )
 from caas_data.documents.platform import ClientStatus, PlacementRecord, SaasClient
+from caas_data.documents.storage import STORAGE
 from caas_data.documents.union import TenantUnionDoc
 from caas_data.documents.views import TenantView
 from caas_data.tenancy.field_encryption import FieldEncryption
+
+install_storage(STORAGE)  # the declarations' routing and writes (see DocumentStorage)
 
 # Every document class that ships with caas_data; connect() registers them all.
 ALL_DOCUMENTS: tuple[type[BaseDocument], ...] = (

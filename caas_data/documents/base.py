@@ -10,11 +10,11 @@ reach the scope's tenant and nobody rebinds classes per request.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Protocol, Self, TypeVar
 
 from beanie import BulkWriter, Document, PydanticObjectId, WriteRules
 from beanie.exceptions import CollectionWasNotInitialized
@@ -36,12 +36,14 @@ from caas_data.documents.cache import key_cache_by_tenant
 from caas_data.errors import ConfigurationError, SchemaVersionError, TenantContextMissing
 from caas_data.tenancy.context import current_scope
 from caas_data.tenancy.field_encryption import FieldEncryption
+from caas_data.tenancy.guard import GuardedCollection
 
 __all__ = [
     "AppendOnlyMixin",
     "Area",
     "BaseDocument",
     "CreatedAtMixin",
+    "DocumentStorage",
     "FieldEncryption",
     "PlatformDocument",
     "RawDocument",
@@ -53,12 +55,81 @@ __all__ = [
     "TenantOwnedDocument",
     "TimestampMixin",
     "VersionMixin",
+    "install_storage",
     "upcast",
     "utcnow",
 ]
 
 RawDocument = dict[str, Any]
 """A stored document as the driver returns it (stored field names, BSON types)."""
+
+_D = TypeVar("_D", bound="BaseDocument")
+
+
+class DocumentStorage(Protocol):
+    """How the declarations reach the database: per-call routing and the version-safe writes.
+
+    Routing and writes read the declarations, so the declarations cannot import them; they
+    reach them through this seam, which the `caas_data.documents` package installs on import
+    (`documents.storage`).
+    """
+
+    def collection_for(self, document_type: type[BaseDocument], /) -> GuardedCollection:
+        """The guarded collection of `document_type` in the running scope."""
+        ...
+
+    async def run_stored_write(
+        self,
+        document: _D,
+        write: Callable[[], Awaitable[Any]],
+        /,
+        *,
+        session: AsyncClientSession | None = None,
+        deferred: bool = False,
+        force: bool = False,
+    ) -> _D:
+        """Run Beanie's write of a stored document, conditional on its `__v`."""
+        ...
+
+    async def save_document(
+        self,
+        document: _D,
+        /,
+        *,
+        session: AsyncClientSession | None = None,
+        link_rule: WriteRules = WriteRules.DO_NOTHING,
+        ignore_revision: bool = False,
+        bulk_writer: BulkWriter | None = None,
+    ) -> _D:
+        """Insert a new document, or replace a stored one if its version is unchanged."""
+        ...
+
+    async def set_deleted(
+        self,
+        collection: GuardedCollection,
+        document_id: Any,
+        /,
+        *,
+        deleted: bool,
+        deleted_by: Any = None,
+        session: AsyncClientSession | None = None,
+    ) -> bool:
+        """Soft-delete (or restore) one document through the guard."""
+        ...
+
+
+_storage: list[DocumentStorage] = []
+
+
+def install_storage(storage: DocumentStorage) -> None:
+    """Give the declarations their routing and writes (the documents package does it once)."""
+    _storage[:] = [storage]
+
+
+def _installed() -> DocumentStorage:
+    if not _storage:
+        raise ConfigurationError("caas_data.documents did not install its routing and writes")
+    return _storage[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,9 +410,7 @@ class BaseDocument(Document):
         if is_abstract(cls):
             # Only `init_beanie` asks an abstract base (for its empty index list).
             return super().get_pymongo_collection()
-        from caas_data.documents.routing import collection_for
-
-        return collection_for(cls)
+        return _installed().collection_for(cls)
 
     # -- Beanie's instance writes ------------------------------------------------------
     # `insert()`/`create()` and `replace()` are Beanie's own (its encoder, links, class id,
@@ -362,7 +431,6 @@ class BaseDocument(Document):
             VersionConflict: the stored `__v` differs from this object's.
             NotFoundError: the document does not exist (or is soft-deleted).
         """
-        from caas_data.documents.writes import run_stored_write
 
         async def write() -> None:
             await super(BaseDocument, self).replace(
@@ -373,7 +441,7 @@ class BaseDocument(Document):
                 skip_actions=skip_actions,
             )
 
-        return await run_stored_write(
+        return await _installed().run_stored_write(
             self, write, session=session, deferred=bool(bulk_writer), force=ignore_revision
         )
 
@@ -393,9 +461,7 @@ class BaseDocument(Document):
         Beanie's own `save()` is an unconditional upsert; this one is Beanie's `insert()`
         or `replace()` (their actions skipped: `save()` runs the SAVE ones).
         """
-        from caas_data.documents.writes import save_document
-
-        await save_document(
+        await _installed().save_document(
             self,
             session=session,
             link_rule=link_rule,
@@ -453,12 +519,10 @@ class SoftDeleteMixin(BaseModel):
         **_: Any,
     ) -> Any:
         """Beanie's `delete()` on a soft-deletable document soft-deletes it (see `restore`)."""
-        from caas_data.documents.routing import collection_for
-        from caas_data.documents.writes import set_deleted
-
+        storage = _installed()
         document_id = getattr(self, "id", None)
-        await set_deleted(
-            collection_for(type(self)),  # type: ignore[arg-type]
+        await storage.set_deleted(
+            storage.collection_for(type(self)),  # type: ignore[arg-type]
             document_id,
             deleted=True,
             deleted_by=deleted_by,

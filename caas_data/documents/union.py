@@ -12,6 +12,7 @@ from typing import Any
 
 from beanie import UnionDoc
 
+from caas_data.documents.routing import collection_for
 from caas_data.errors import ConfigurationError
 
 __all__ = ["TenantUnionDoc"]
@@ -29,6 +30,4 @@ class TenantUnionDoc(UnionDoc):
                 f"{cls.__name__} has no member documents: init them (their Settings.union_doc) "
                 "with the layer first"
             )
-        from caas_data.documents.routing import collection_for
-
         return collection_for(members[0])

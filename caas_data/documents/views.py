@@ -6,7 +6,9 @@ from typing import Any
 
 from beanie import View
 
+from caas_data.documents.routing import collection_for
 from caas_data.errors import ConfigurationError
+from caas_data.tenancy.views import ViewCollection
 
 __all__ = ["TenantView"]
 
@@ -29,7 +31,4 @@ class TenantView(View):
                 f"{cls.__name__}: Settings.source must be a document class to be routed",
                 document_type=cls,
             )
-        from caas_data.documents.routing import collection_for
-        from caas_data.tenancy.views import ViewCollection
-
         return ViewCollection(collection_for(source), settings.pipeline)

@@ -46,6 +46,7 @@ from caas_data.documents.saas.users import (
 from caas_data.driver_errors import translate_driver_errors
 from caas_data.errors import NotFoundError, OperationRefused
 from caas_data.operations._common import pseudonym, require_operator_scope
+from caas_data.repositories.analytics.audit import AuditLogRepository
 from caas_data.tenancy.ids import validate_tenant_id
 
 if TYPE_CHECKING:
@@ -126,8 +127,6 @@ async def erase_tenant(
         if own in await layer.client.list_database_names():
             await layer.client.drop_database(own)
             layer.forget_ensured(own)
-    from caas_data.repositories.analytics.audit import AuditLogRepository
-
     await layer.repo(AuditLogRepository).append(
         "tenant.erased",
         tenant_id=PLATFORM_AUDIT_TENANT,
@@ -229,8 +228,6 @@ async def erase_user(
             await files.delete_many({"uploader_id": uid})
         ).deleted_count
         report.deleted[name(User)] = (await users.delete_many({"_id": uid})).deleted_count
-    from caas_data.repositories.analytics.audit import AuditLogRepository
-
     async with layer.tenant_scope(tenant_id):
         await layer.repo(AuditLogRepository).append(
             "user.erased",

@@ -23,6 +23,7 @@ from caas_data.documents.registry import spec_of
 from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.clusters import HOME_CLUSTER
 from caas_data.errors import MoveVerificationFailed, UnsafeOperation
+from caas_data.repositories.analytics.audit import AuditLogRepository
 from caas_data.services import move_verify
 from caas_data.services.move_feed import ChangedIds, ChangeFeed
 from caas_data.tenancy.tiers import IsolationModel, Placement, Tier
@@ -471,8 +472,6 @@ class MoveRun:
             await self._fence(source, add=False)
 
     async def _audit(self, counts: dict[str, int]) -> None:
-        from caas_data.repositories.analytics.audit import AuditLogRepository
-
         await self.layer.repo(AuditLogRepository).append(
             "tenant.moved",
             tenant_id=self.tenant_id,

@@ -44,6 +44,7 @@ from caas_data.errors import (
     TenantNotFound,
     UnsafeOperation,
 )
+from caas_data.repositories.analytics.audit import AuditLogRepository
 from caas_data.services.capacity import choose_cluster, cluster_report
 from caas_data.services.moves import MoveReport, PendingMoves, ProgressHook, TenantMover
 from caas_data.tenancy.context import current_scope
@@ -344,8 +345,6 @@ class TenantService:
                 )
         # Crypto-shredding: copies of its encrypted fields elsewhere (backups) die with the key.
         keys_erased = await layer.encryption.erase_key(tenant_id) if layer.encrypts_fields else 0
-        from caas_data.repositories.analytics.audit import AuditLogRepository
-
         await layer.repo(AuditLogRepository).append(
             "tenant.deprovisioned",
             tenant_id=tenant_id,
@@ -449,8 +448,6 @@ class TenantService:
         The purge is audited in the platform's chain before anything goes: the id's own
         chain is among what is deleted.
         """
-        from caas_data.repositories.analytics.audit import AuditLogRepository
-
         layer = self._layer
         places = await self._places(tenant_id)
         counts = await asyncio.gather(*(self._count(place) for place in places))

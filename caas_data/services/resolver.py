@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
+from caas_data.documents.platform import RETIRED_CLIENT_STATUSES, SaasClient
 from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.clusters import HOME_CLUSTER
 from caas_data.tenancy.tiers import Placement, Tier
@@ -65,8 +66,6 @@ class TenantResolver:
         return placement
 
     async def _load(self, tenant_id: str) -> Placement | None:
-        from caas_data.documents.platform import RETIRED_CLIENT_STATUSES, SaasClient
-
         collection = self._layer.unguarded_platform_collection(
             SaasClient, why="the resolver reads placements from the platform's own directory"
         )

@@ -1,4 +1,8 @@
-"""Tenancy: ids, tiers and placement, the scope, the resolver and provisioning."""
+"""Tenancy: ids, tiers and placement, the scope, and the guard below the declarations.
+
+The guard's modules (rules, guarded collection, cursors, field encryption) are not
+re-exported here: importing the scope must not load them.
+"""
 
 from caas_data.tenancy.context import (
     Scope,
