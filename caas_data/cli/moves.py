@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
-import typer
-
 from caas_data.cli.app import _emit, _err, _out, _progress, _run, tenants_app
+from caas_data.errors import optional_dependency
 from caas_data.layer import DataLayer
 from caas_data.services.moves import MoveReport, PendingMoves
 from caas_data.tenancy.tiers import Tier
+
+with optional_dependency("typer", extra="cli", feature="the caas-data command"):
+    import typer
 
 __all__ = ["tenants_move", "tenants_move_pending"]
 
