@@ -38,6 +38,7 @@ from caas_data.engine.sessions import session_var
 from caas_data.engine.transactions import transaction
 from caas_data.errors import CaasDataError, ConfigurationError, RetryableError, WriteOutcomeUnknown
 from caas_data.observers import CommandObserver, CommandObservers
+from caas_data.operations.indexes import IndexReport, sync_indexes
 from caas_data.repositories.base import Repository
 from caas_data.services.provisioning import TenantService
 from caas_data.services.resolver import TenantResolver
@@ -256,6 +257,16 @@ class DataLayer:
         `caas_data.services.sharding`); `zones` pins large shared tenants (tenant -> zone).
         """
         return sharding_plan(self, zones=zones)
+
+    async def sync_indexes(self, *, drop_unexpected: bool = False) -> list[IndexReport]:
+        """Create what registered classes declare and a placement lacks, at every placement.
+
+        For a document type registered after tenants exist: its collections and indexes
+        reach every existing tenant (shared, collection set and database). Returns one report
+        per collection where something was missing (or undeclared); an operator operation,
+        refused in a tenant scope (`caas-data indexes sync` is the same from the shell).
+        """
+        return await sync_indexes(self, drop_unexpected=drop_unexpected)
 
     # -- scopes and repositories -------------------------------------------------------
 

@@ -545,18 +545,11 @@ class GuardedCollection:
         query = guard_filter({field: {"$lt": cutoff}}, self._rules, include_deleted=True)
         options = self._session(kwargs)
         with self._errors():
-            if limit is None:
-                result = await self._writer(options).delete_many(query, **options)
-                return int(result.deleted_count)
-            ids = [
-                doc["_id"]
-                async for doc in self._collection.find(
+            if limit is not None:  # the oldest `limit` entries, by id
+                oldest = self._collection.find(
                     query, {"_id": 1}, sort=[(field, 1)], limit=limit, **options
                 )
-            ]
-            if not ids:
-                return 0
-            query["_id"] = {"$in": ids}
+                query["_id"] = {"$in": [doc["_id"] async for doc in oldest]}
             result = await self._writer(options).delete_many(query, **options)
             return int(result.deleted_count)
 

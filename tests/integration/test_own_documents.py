@@ -13,6 +13,7 @@ from caas_data import (
     DataLayer,
     DuplicateError,
     TenantDocument,
+    TenantMismatch,
     Tier,
     tenant_scope,
 )
@@ -88,3 +89,35 @@ async def test_caas_lifespan_registers_the_services_documents(caas_server: Serve
         layer = get_layer(type("Request", (), {"app": app})())  # type: ignore[arg-type]
         assert Ticket in layer.registry
         await drop_prefix_databases(layer)
+
+
+@pytest.mark.parametrize("model", list(MODEL_TIERS))
+async def test_sync_indexes_brings_a_new_document_to_existing_tenants(
+    caas_server: ServerHandle, model: str
+) -> None:
+    """A class registered after a tenant exists: `layer.sync_indexes()` creates its indexes."""
+    before = await connect_for_tests(caas_server.uri)
+    tenant = new_tenant_id("late")
+    try:
+        await before.tenants.provision(tenant, tier=MODEL_TIERS[model])
+        after = await connect_for_tests(
+            caas_server.uri, database_prefix=before.prefix, documents=[Ticket]
+        )
+        try:
+            reports = await after.sync_indexes()
+            created = [r for r in reports if r.namespace.endswith("tickets")]
+            assert created and all(r.created for r in created), reports
+            async with tenant_scope(tenant, layer=after):
+                tickets = after.repo(TicketRepository)
+                await tickets.create({"subject": "printer"})
+                with pytest.raises(DuplicateError):
+                    await tickets.create({"subject": "printer"})
+            assert not [r for r in await after.sync_indexes() if r.created]  # nothing left
+            async with tenant_scope(tenant, layer=after):
+                with pytest.raises(TenantMismatch):
+                    await after.sync_indexes()  # an operator operation
+        finally:
+            await after.close()
+    finally:
+        await drop_prefix_databases(before)
+        await before.close()
