@@ -18,6 +18,7 @@ from pymongo.errors import CollectionInvalid, OperationFailure
 
 from caas_data.documents.base import BaseDocument, TenantMixin
 from caas_data.driver_errors import translate_driver_errors
+from caas_data.engine.collections import collection_options
 
 __all__ = ["collection_options_applied", "declared_indexes", "ensure_collection"]
 
@@ -126,6 +127,4 @@ async def ensure_collection(
 
 async def collection_options_applied(database: AsyncDatabase[Any], name: str) -> dict[str, Any]:
     """The options the server actually created a collection with."""
-    infos = await (await database.list_collections(filter={"name": name})).to_list()
-    options: dict[str, Any] = infos[0].get("options", {}) if infos else {}
-    return options
+    return await collection_options(database, name) or {}

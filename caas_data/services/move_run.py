@@ -22,6 +22,7 @@ from caas_data.documents.platform import PlacementRecord, SaasClient
 from caas_data.documents.registry import spec_of
 from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.clusters import HOME_CLUSTER
+from caas_data.engine.collections import collections_options
 from caas_data.errors import MoveVerificationFailed, UnsafeOperation
 from caas_data.repositories.analytics.audit import AuditLogRepository
 from caas_data.services import move_verify
@@ -424,9 +425,8 @@ class MoveRun:
             cluster=placement.cluster,
         )
         names = [placement.collection_name(name) for name in self.names]
-        infos = await (await database.list_collections(filter={"name": {"$in": names}})).to_list()
-        for info in infos:
-            validator = info.get("options", {}).get("validator", {})
+        for name, options in (await collections_options(database, names)).items():
+            validator = options.get("validator", {})
             fenced = list(validator.get("tenant_id", {}).get("$nin", []))
             if add == (self.tenant_id in fenced):
                 continue
@@ -435,7 +435,7 @@ class MoveRun:
             )
             await database.command(
                 "collMod",
-                info["name"],
+                name,
                 validator={"tenant_id": {"$nin": fenced}} if fenced else {},
                 validationLevel="strict",
                 validationAction="error",

@@ -12,6 +12,7 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from caas_data.engine.collections import collection_options
 from caas_data.errors import UnsafeOperation
 from caas_data.tenancy.rules import TENANT_FIELD
 
@@ -50,9 +51,6 @@ def change_stream_stages(
 
 async def records_pre_images(collection: AsyncCollection[Any]) -> bool:
     """True when `collection` records change-stream pre-images."""
-    infos = await (
-        await collection.database.list_collections(filter={"name": collection.name})
-    ).to_list()
-    options = infos[0].get("options", {}) if infos else {}
+    options = await collection_options(collection.database, collection.name) or {}
     setting = options.get("changeStreamPreAndPostImages") or {}
     return bool(setting.get("enabled"))

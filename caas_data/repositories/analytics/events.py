@@ -29,6 +29,7 @@ from caas_data.documents.indexes import declared_indexes
 from caas_data.documents.registry import spec_of
 from caas_data.documents.writes import dump_document
 from caas_data.driver_errors import translate_driver_errors
+from caas_data.engine.collections import collection_options
 from caas_data.engine.transactions import keyed_lock
 from caas_data.errors import DocumentValidationError
 from caas_data.repositories.base import Repository
@@ -86,11 +87,6 @@ async def ensure_events_collection(
     return known
 
 
-async def _options(database: AsyncDatabase[Any], name: str) -> dict[str, Any] | None:
-    infos = await (await database.list_collections(filter={"name": name})).to_list()
-    return dict(infos[0].get("options", {})) if infos else None
-
-
 async def _ensure(
     layer: DataLayer, ttl_seconds: int, timeseries: Mapping[str, Any] | None
 ) -> EventStorage:
@@ -98,7 +94,7 @@ async def _ensure(
         layer.database_name(Area.ANALYTICS), why="events storage options (TTL, time series) are DDL"
     )
     name = spec_of(Event).name
-    options = await _options(database, name)
+    options = await collection_options(database, name)
     if options is None:  # e.g. connected with create_platform_indexes=False
         storage = await _create(database, name, ttl_seconds, timeseries)
     else:
@@ -129,7 +125,7 @@ async def _create(
         except OperationFailure as exc:
             if exc.code != _NAMESPACE_EXISTS:
                 raise
-    options = await _options(database, name) or {}
+    options = await collection_options(database, name) or {}
     return EventStorage.TIME_SERIES if "timeseries" in options else EventStorage.PLAIN
 
 
