@@ -184,7 +184,14 @@ async def test_a_second_layer_with_a_stale_cache_never_writes_to_the_old_placeme
         finishing = asyncio.create_task(
             layer.tenants.move(tenant_id, fence_grace=600, on_progress=on_progress)
         )
-        await cleaned.wait()
+        waiting = asyncio.create_task(cleaned.wait())
+        await asyncio.wait({finishing, waiting}, timeout=300, return_when=asyncio.FIRST_COMPLETED)
+        if not cleaned.is_set():  # the move ended (its error fails the test) or stalled
+            waiting.cancel()
+            if finishing.done():
+                await finishing
+            finishing.cancel()
+            pytest.fail("the move did not clean the old users collection")
         assert await raw_external_ids(layer, source) == []
         with pytest.raises(TenantMoving):  # still fenced, though empty
             async with tenant_scope(tenant_id, layer=other):
