@@ -79,7 +79,8 @@ class ChangeFeed:
         """Apply the source's changes since the recorded position to the copy, by `_id`.
 
         `until_quiet=False` (writers still writing) catches up a bounded amount; with the
-        fence up, `until_quiet=True` drains until the stream stays empty twice running.
+        fence up, `until_quiet=True` drains until the stream has reached the present twice
+        running (its writes fenced, the tenant adds nothing after that).
         Returns the ids re-synced per collection.
         """
         move = self._move
@@ -99,12 +100,12 @@ class ChangeFeed:
             while True:
                 batch: ChangedIds = {}
                 seen = 0
-                last: Any = None
+                caught_up = False  # the stream had nothing more: it reached the present
                 while seen < _DRAIN_BATCH:
                     event = await stream.try_next()
                     if event is None:
+                        caught_up = True
                         break
-                    last = event["_id"]
                     name = self._logical.get(event.get("ns", {}).get("coll", ""))
                     key = event.get("documentKey", {})
                     if name is not None and "_id" in key:
@@ -127,6 +128,10 @@ class ChangeFeed:
                     if seen < _DRAIN_BATCH or rounds >= _CATCH_UP_ROUNDS:
                         return changed
                     continue
-                quiet = 0 if last is not None else quiet + 1
+                # Fenced, the tenant writes nothing more, but other tenants' deletes in a
+                # shared collection match the filter too (a delete carries only `_id`): a
+                # round that reaches the present counts, events or not, so they cannot keep
+                # the fence up for ever.
+                quiet = quiet + 1 if caught_up else 0
                 if quiet >= _QUIET_ROUNDS:
                     return changed

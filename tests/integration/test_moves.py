@@ -249,3 +249,41 @@ async def test_move_pending_carries_out_a_requested_tier_change(caas_layer: Data
     assert again.nothing_to_do and again.reports == ()
     assert "nothing to do" in str(again)
     assert (await layer.tenants.get(tenant_id)).tier is Tier.PRO
+
+
+async def test_other_tenants_deletes_in_shared_collections_do_not_hold_the_fence(
+    caas_layer: DataLayer,
+) -> None:
+    """The fenced drain ends once it reaches the present, whatever others delete meanwhile.
+
+    A delete event carries only `_id`, so the stream of a shared source keeps every delete of
+    every tenant; a neighbour deleting steadily used to keep the drain (and the fence) going
+    for as long as it deleted.
+    """
+    layer = caas_layer
+    moving, neighbour = new_tenant_id("mv"), new_tenant_id("nb")
+    for tenant in (moving, neighbour):
+        await layer.tenants.provision(tenant, tier=Tier.FREE)
+    await seed(layer, moving, users=3, messages=1)
+    stop = asyncio.Event()
+    deleted = 0
+
+    async def neighbour_deletes() -> None:
+        nonlocal deleted
+        async with tenant_scope(neighbour):
+            users = layer.repo(UserRepository)
+            while not stop.is_set():
+                user = await users.create({"external_id": f"n{deleted}", "display_name": "n"})
+                await users.purge(user)
+                deleted += 1
+
+    churn = asyncio.create_task(neighbour_deletes())
+    try:
+        report = await asyncio.wait_for(
+            layer.tenants.move(moving, to=Tier.PRO, fence_grace=0), timeout=120
+        )
+    finally:
+        stop.set()
+        await churn
+    assert report.moved and deleted > 0
+    assert (await layer.tenants.placement(moving)).isolation.value != "shared"
