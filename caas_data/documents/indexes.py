@@ -18,9 +18,8 @@ from pymongo.errors import CollectionInvalid, OperationFailure
 
 from caas_data.documents.base import BaseDocument, TenantMixin
 from caas_data.driver_errors import translate_driver_errors
-from caas_data.engine.collections import collection_options
 
-__all__ = ["collection_options_applied", "declared_indexes", "ensure_collection"]
+__all__ = ["declared_indexes", "ensure_collection"]
 
 
 def declared_indexes(document_type: type[BaseDocument]) -> list[IndexModel]:
@@ -85,7 +84,7 @@ async def ensure_collection(
     Shared collections record change-stream pre-images, so a tenant's stream can filter
     deletes too. A document's `caas_collection_options` (e.g. `timeseries`) are asked for
     first; a server that refuses them gets the collection without them (detected, not
-    assumed), and `collection_options_applied` tells which.
+    assumed), and `caas_data.engine.collections.collection_options` tells which.
     """
     wanted: dict[str, Any] = dict(document_type.caas_collection_options)
     images = {"changeStreamPreAndPostImages": {"enabled": True}} if pre_images else {}
@@ -123,8 +122,3 @@ async def ensure_collection(
             raise failure
         if indexes:
             await database[name].create_indexes(indexes)
-
-
-async def collection_options_applied(database: AsyncDatabase[Any], name: str) -> dict[str, Any]:
-    """The options the server actually created a collection with."""
-    return await collection_options(database, name) or {}

@@ -9,7 +9,7 @@ import pytest_asyncio
 from pymongo import ASCENDING, IndexModel
 
 from caas_data import AppendOnlyMixin, Area, BaseDocument, CreatedAtMixin, DataLayer, TenantMixin
-from caas_data.documents.indexes import collection_options_applied
+from caas_data.engine.collections import collection_options
 from caas_data.testing import ServerHandle, connect_for_tests, drop_prefix_databases
 
 
@@ -46,7 +46,8 @@ async def layer(caas_server: ServerHandle) -> AsyncIterator[DataLayer]:
 
 async def test_time_series_is_used_where_the_server_has_it(layer: DataLayer) -> None:
     database = layer.client[layer.database_name(Area.ANALYTICS)]
-    applied = await collection_options_applied(database, "test_readings")
+    applied = await collection_options(database, "test_readings")
+    assert applied is not None
     # Both MongoDB 7/8 and the embedded server create time-series collections.
     assert applied.get("timeseries", {}).get("timeField") == "created_at"
 
@@ -54,7 +55,8 @@ async def test_time_series_is_used_where_the_server_has_it(layer: DataLayer) -> 
 async def test_refused_options_fall_back_to_a_plain_collection(layer: DataLayer) -> None:
     database = layer.client[layer.database_name(Area.ANALYTICS)]
     assert "test_impossible" in await database.list_collection_names()
-    applied = await collection_options_applied(database, "test_impossible")
+    applied = await collection_options(database, "test_impossible")
+    assert applied is not None
     assert "noSuchOption" not in applied
     info = await database["test_impossible"].index_information()
     assert any(spec["key"] == [("tenant_id", 1)] for spec in info.values())
