@@ -55,18 +55,39 @@ def dump_document(document: BaseDocument) -> dict[str, Any]:
     return data
 
 
+_stamp_plans: dict[type[Any], tuple[tuple[str, ...], bool]] = {}
+
+
+def _stamp_plan(document_type: type[Any]) -> tuple[tuple[str, ...], bool]:
+    """The fields `stamp_new` sets to now on a class, and whether it is versioned (cached)."""
+    plan = _stamp_plans.get(document_type)
+    if plan is None:
+        if issubclass(document_type, TimestampMixin):
+            stamped_fields: tuple[str, ...] = ("created_at", "updated_at")
+        elif "created_at" in document_type.model_fields:
+            stamped_fields = ("created_at",)
+        else:
+            stamped_fields = ()
+        plan = (stamped_fields, issubclass(document_type, VersionMixin))
+        _stamp_plans[document_type] = plan
+    return plan
+
+
 def stamp_new(document: BaseDocument) -> None:
-    """Set what a new document gets from the layer: timestamps, version 0, an id."""
-    now = utcnow()
-    if isinstance(document, TimestampMixin):
-        document.created_at = now
-        document.updated_at = now
-    elif hasattr(document, "created_at"):
-        document.created_at = now
-    if isinstance(document, VersionMixin):
-        document.version = 0
-    if document.id is None:
-        document.id = PydanticObjectId()
+    """Set what a new document gets from the layer: timestamps, version 0, an id.
+
+    Written straight into the instance (the values are the fields' own types): per insert,
+    pydantic's and lazy-model's Python `__setattr__`/`__getattribute__` were measurable.
+    """
+    stamped_fields, versioned = _stamp_plan(type(document))
+    values: dict[str, Any] = dict.fromkeys(stamped_fields, utcnow())
+    if versioned:
+        values["version"] = 0
+    fields = document.__dict__
+    if fields.get("id") is None:
+        values["id"] = PydanticObjectId()
+    fields.update(values)
+    document.__pydantic_fields_set__.update(values)
 
 
 async def insert_document(

@@ -75,8 +75,11 @@ class ReadRepository(Generic[D]):
         return translate_driver_errors(tenant_id=tenant, document_type=self.document_type)
 
     def _load(self, raw: Mapping[str, Any]) -> D:
-        with self._errors():
+        try:
             loaded: D = load_stored(self.document_type, raw)  # Beanie types it loosely
+        except Exception:
+            with self._errors():  # only on failure: a context per read is measurable
+                raise
         return loaded
 
     def _load_many(self, raws: Iterable[Mapping[str, Any]]) -> list[D]:
@@ -86,21 +89,24 @@ class ReadRepository(Generic[D]):
             return [validate(raw) for raw in raws]
 
     def _validate(self, data: D | Mapping[str, Any]) -> D:
-        if isinstance(data, self.document_type):
+        kind = type(data)
+        if kind is not dict and isinstance(data, self.document_type):
             return data
-        if not isinstance(data, Mapping):
+        if kind is not dict and not isinstance(data, Mapping):
             raise DocumentValidationError(
                 f"expected {self.document_type.__name__} or a mapping, got {type(data).__name__}",
                 document_type=self.document_type,
             )
         fields = dict(data)
-        bad = [key for key in fields if not isinstance(key, str)]
-        if bad:
-            raise DocumentValidationError(
-                f"field names must be strings, got {bad[0]!r}",
-                fields=tuple(repr(k) for k in bad),
-                document_type=self.document_type,
-            )
+        for key in fields:
+            if type(key) is not str:  # one scan; the error lists every bad name
+                bad = [k for k in fields if not isinstance(k, str)]
+                if bad:
+                    raise DocumentValidationError(
+                        f"field names must be strings, got {bad[0]!r}",
+                        fields=tuple(repr(k) for k in bad),
+                        document_type=self.document_type,
+                    )
         with self._errors():
             return self.document_type(**fields)
 

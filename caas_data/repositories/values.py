@@ -101,6 +101,8 @@ def parse_id(
     Raises:
         DocumentValidationError: anything else; `fields` is `(name,)`.
     """
+    if type(value) is PydanticObjectId:  # the common case: an id read from a document
+        return value
     if isinstance(value, BaseDocument) and value.id is not None:
         value = value.id
     if isinstance(value, ObjectId):

@@ -45,22 +45,27 @@ def _walk(value: Any, logical_name: LogicalName, depth: int) -> Any:
         return value
     if depth > MAX_DEPTH:
         raise UnsafeOperation("a document or filter nested too deeply")
-    if isinstance(value, DBRef):
+    kind = type(value)
+    if kind is not dict and kind is not list and isinstance(value, DBRef):
         return _logical_dbref(value, logical_name)
-    if isinstance(value, Mapping):
+    if kind is dict or (kind is not list and isinstance(value, Mapping)):
         if "$ref" in value and "$id" in value:
             return _logical_ref_document(value, logical_name)
         copy: dict[Any, Any] | None = None
         for key, item in value.items():
+            if type(item) in _SCALARS:  # inline: a call per field was most of a walk's cost
+                continue
             new = _walk(item, logical_name, depth + 1)
             if new is not item:
                 if copy is None:
                     copy = dict(value.items())
                 copy[key] = new
         return value if copy is None else copy
-    if isinstance(value, list | tuple):
+    if kind is list or isinstance(value, list | tuple):
         items: list[Any] | None = None
         for index, item in enumerate(value):
+            if type(item) in _SCALARS:
+                continue
             new = _walk(item, logical_name, depth + 1)
             if new is not item:
                 if items is None:

@@ -30,9 +30,13 @@ def plain_key(key: Any) -> str:
 
 def plain_mapping(value: Any, what: str) -> dict[str, Any]:
     """A plain `dict` copy of a mapping, with plain keys (`what` names it in the error)."""
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise UnsafeOperation(f"{what} must be a mapping, got {type(value).__name__}")
-    return {plain_key(k): v for k, v in dict(value).items()}
+    copy = dict(value)
+    for key in copy:
+        if type(key) is not str:  # rare: a str subclass or a wrong key, checked one by one
+            return {plain_key(k): v for k, v in copy.items()}
+    return copy
 
 
 def plain_str(value: Any) -> str | None:
