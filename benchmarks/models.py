@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import string
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from beanie import Document, PydanticObjectId
@@ -71,6 +72,36 @@ class NestedFields(BaseModel):
     level: int
 
 
+# -- the schema's standard fields, stored by every contender -------------------------------
+
+
+class StandardFields(BaseModel):
+    """What every tenant document of the schema carries (caas-schema-index.md).
+
+    The layer stores them on every document; the baselines store them too, so every contender
+    reads and writes the same documents and the ratios measure the layer, not the schema.
+    """
+
+    model_config = ConfigDict(populate_by_name=True)
+    tenant_id: str
+    schema_version: int = 1
+    created_at: datetime
+    updated_at: datetime
+    version: int = Field(0, alias="__v")
+
+
+def standard_fields(tenant_id: str) -> dict[str, Any]:
+    """The standard fields of a new document, as a raw PyMongo user of the schema sets them."""
+    now = datetime.now(UTC)
+    return {
+        "tenant_id": tenant_id,
+        "schema_version": 1,
+        "created_at": now,
+        "updated_at": now,
+        "__v": 0,
+    }
+
+
 # -- the typed floor: plain pydantic models with the stored id --------------------------
 
 
@@ -79,38 +110,38 @@ class _Typed(BaseModel):
     id: ObjectId = Field(alias="_id")
 
 
-class TypedSmall(SmallFields, _Typed):
+class TypedSmall(SmallFields, StandardFields, _Typed):
     pass
 
 
-class TypedLarge(LargeFields, _Typed):
+class TypedLarge(LargeFields, StandardFields, _Typed):
     pass
 
 
-class TypedNested(NestedFields, _Typed):
+class TypedNested(NestedFields, StandardFields, _Typed):
     pass
 
 
 # -- plain Beanie: its own Document classes on its own database ---------------------------
 
 
-class BeanieSmall(SmallFields, Document):
+class BeanieSmall(SmallFields, StandardFields, Document):
     class Settings:
         name = "small"
 
 
-class BeanieLarge(LargeFields, Document):
+class BeanieLarge(LargeFields, StandardFields, Document):
     class Settings:
         name = "large"
 
 
-class BeanieNested(NestedFields, Document):
+class BeanieNested(NestedFields, StandardFields, Document):
     class Settings:
         name = "nested"
-        indexes = [IndexModel([(NESTED_PATH, ASCENDING)])]
+        indexes = [IndexModel([("tenant_id", ASCENDING), (NESTED_PATH, ASCENDING)])]
 
 
-class BeanieBulk(SmallFields, Document):
+class BeanieBulk(SmallFields, StandardFields, Document):
     class Settings:
         name = "bulk"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any
 
 from caas_data import DataLayer, Tier, tenant_scope
 from caas_data.documents.base import utcnow
@@ -53,43 +54,66 @@ class Writers:
         await asyncio.gather(*self.tasks)
 
 
+async def seed_users(layer: DataLayer, tenant: str, documents: int) -> None:
+    """`documents` users of `tenant`, inserted raw in batches (a short set-up)."""
+    placement = await layer.tenants.placement(tenant)
+    users = layer.unguarded_collection(placement.database, "users", why="benchmark seed")
+    now = utcnow()
+    for start in range(0, documents, 1000):
+        await users.insert_many(
+            [
+                {
+                    "tenant_id": tenant,
+                    "external_id": f"u{i}",
+                    "display_name": f"User {i}",
+                    "status": "active",
+                    "__v": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i in range(start, min(start + 1000, documents))
+            ]
+        )
+
+
+async def move_round(
+    layer: DataLayer, tenant: str, *, writers: int = 0
+) -> list[tuple[str, dict[str, Any]]]:
+    """Move `tenant` Free -> Pro -> Enterprise -> Free: a line and the figures of each move."""
+    out = []
+    for tier in (Tier.PRO, Tier.ENTERPRISE, Tier.FREE):
+        load = Writers(layer, tenant, writers, tier.value) if writers else None
+        report = await layer.tenants.move(tenant, to=tier, fence_grace=0)
+        figures: dict[str, Any] = {
+            "from": str(report.from_tier),
+            "to": str(report.to_tier),
+            "documents": report.documents,
+            "seconds": report.seconds,
+            "documents_per_s": report.documents / report.seconds if report.seconds else 0.0,
+            "write_pause_s": report.fence_seconds,
+        }
+        line = (
+            f"{report.from_tier} -> {report.to_tier}: {report.documents} documents in "
+            f"{report.seconds:.2f} s = {figures['documents_per_s']:.0f} documents/s; "
+            f"write pause {report.fence_seconds:.2f} s"
+        )
+        if load is not None:
+            await load.close()
+            line += (
+                f"; {writers} writers: {load.acknowledged} writes acknowledged, "
+                f"{report.caught_up} caught up, {load.fenced} fenced retries"
+            )
+        out.append((line, figures))
+    return out
+
+
 async def main(uri: str, documents: int, writers: int) -> None:
     layer = await connect_for_tests(uri)
     try:
         tenant = "bench-move"
         await layer.tenants.provision(tenant, tier=Tier.FREE)
-        placement = await layer.tenants.placement(tenant)
-        users = layer.unguarded_collection(placement.database, "users", why="benchmark seed")
-        now = utcnow()
-        for start in range(0, documents, 1000):
-            await users.insert_many(
-                [
-                    {
-                        "tenant_id": tenant,
-                        "external_id": f"u{i}",
-                        "display_name": f"User {i}",
-                        "status": "active",
-                        "__v": 0,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for i in range(start, min(start + 1000, documents))
-                ]
-            )
-        for tier in (Tier.PRO, Tier.ENTERPRISE, Tier.FREE):
-            load = Writers(layer, tenant, writers, tier.value) if writers else None
-            report = await layer.tenants.move(tenant, to=tier, fence_grace=0)
-            line = (
-                f"{report.from_tier} -> {report.to_tier}: {report.documents} documents in "
-                f"{report.seconds:.2f} s = {report.documents / report.seconds:.0f} documents/s; "
-                f"write pause {report.fence_seconds:.2f} s"
-            )
-            if load is not None:
-                await load.close()
-                line += (
-                    f"; {writers} writers: {load.acknowledged} writes acknowledged, "
-                    f"{report.caught_up} caught up, {load.fenced} fenced retries"
-                )
+        await seed_users(layer, tenant, documents)
+        for line, _ in await move_round(layer, tenant, writers=writers):
             print(line, flush=True)
     finally:
         await drop_prefix_databases(layer)

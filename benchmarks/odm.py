@@ -11,6 +11,7 @@ import gc
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import bson
@@ -73,35 +74,60 @@ _TYPED: dict[str, type[m._Typed]] = {
 
 
 class RawSide(Side):
-    """Raw PyMongo async with dicts: the floor of everything."""
+    """Raw PyMongo async with dicts, doing what the schema asks: the floor of everything.
 
-    name = "raw"
+    A new document gets the standard fields, every filter carries the tenant and an update
+    checks and bumps the version, as a raw PyMongo user of this schema would write them.
+    With `standard=False` ("raw, task fields only"): the task's fields alone, for reference.
+    """
 
-    def __init__(self, database: AsyncDatabase[dict[str, Any]]) -> None:
-        self.db = database
+    def __init__(
+        self, database: AsyncDatabase[dict[str, Any]], tenant_id: str, *, standard: bool = True
+    ) -> None:
+        self.db, self.tenant_id, self.standard = database, tenant_id, standard
+        self.name = "raw" if standard else "raw, task fields only"
+
+    def _new(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, **m.standard_fields(self.tenant_id)} if self.standard else dict(data)
+
+    def _where(self, query: dict[str, Any]) -> dict[str, Any]:
+        return {**query, "tenant_id": self.tenant_id} if self.standard else query
+
+    async def _update(self, shape: str, document_id: Any, version: int, fields: Any) -> int:
+        """$set `fields` if the stored version is still `version`; the new version."""
+        if not self.standard:
+            await self.db[shape].update_one({"_id": document_id}, {"$set": fields})
+            return version
+        result = await self.db[shape].update_one(
+            {"_id": document_id, "tenant_id": self.tenant_id, "__v": version},
+            {"$set": {**fields, "updated_at": datetime.now(UTC)}, "$inc": {"__v": 1}},
+        )
+        if result.matched_count != 1:
+            raise RuntimeError(f"{shape} {document_id} changed under the benchmark")
+        return version + 1
 
     async def create(self, shape: str, data: dict[str, Any]) -> Any:
-        document = dict(data)
+        document = self._new(data)
         await self.db[shape].insert_one(document)
-        return document["_id"]
+        return (document["_id"], 0)
 
     async def prepare(self, shape: str, datas: list[dict[str, Any]]) -> list[Any]:
-        documents = [dict(d) for d in datas]
+        documents = [self._new(d) for d in datas]
         await self.db[shape].insert_many(documents)
-        return [d["_id"] for d in documents]
+        return [(d["_id"], 0) for d in documents]
 
     async def update(self, shape: str, stored: Any, field: str, value: Any) -> Any:
-        await self.db[shape].update_one({"_id": stored}, {"$set": {field: value}})
-        return stored
+        document_id, version = stored
+        return (document_id, await self._update(shape, document_id, version, {field: value}))
 
     async def get(self, shape: str, stored: Any) -> Any:
-        return await self.db[shape].find_one({"_id": stored})
+        return await self.db[shape].find_one(self._where({"_id": stored[0]}))
 
     async def nested_find(self, city: str) -> Any:
-        return await self.db["nested"].find_one({m.NESTED_PATH: city})
+        return await self.db["nested"].find_one(self._where({m.NESTED_PATH: city}))
 
     async def bulk_read(self) -> int:
-        return len(await self.db["bulk"].find({}).to_list(None))
+        return len(await self.db["bulk"].find(self._where({})).to_list(None))
 
 
 class TypedSide(RawSide):
@@ -109,32 +135,36 @@ class TypedSide(RawSide):
 
     name = "typed floor"
 
+    def __init__(self, database: AsyncDatabase[dict[str, Any]], tenant_id: str) -> None:
+        super().__init__(database, tenant_id)
+        self.name = "typed floor"
+
     async def create(self, shape: str, data: dict[str, Any]) -> Any:
-        model = _TYPED[shape].model_validate({**data, "_id": bson.ObjectId()})
+        model = _TYPED[shape].model_validate({**self._new(data), "_id": bson.ObjectId()})
         await self.db[shape].insert_one(model.model_dump(by_alias=True))
         return model
 
     async def prepare(self, shape: str, datas: list[dict[str, Any]]) -> list[Any]:
-        ids = await super().prepare(shape, datas)
-        return [
-            _TYPED[shape].model_validate({**d, "_id": i}) for d, i in zip(datas, ids, strict=True)
-        ]
+        documents = [{**self._new(d), "_id": bson.ObjectId()} for d in datas]
+        models = [_TYPED[shape].model_validate(d) for d in documents]
+        await self.db[shape].insert_many([model.model_dump(by_alias=True) for model in models])
+        return models
 
     async def update(self, shape: str, stored: Any, field: str, value: Any) -> Any:
         model = type(stored).model_validate({**stored.model_dump(by_alias=True), field: value})
         dumped = model.model_dump(by_alias=True, include={field})
-        await self.db[shape].update_one({"_id": model.id}, {"$set": dumped})
+        model.version = await self._update(shape, model.id, model.version, dumped)
         return model
 
     async def get(self, shape: str, stored: Any) -> Any:
-        raw = await self.db[shape].find_one({"_id": stored.id})
+        raw = await self.db[shape].find_one(self._where({"_id": stored.id}))
         return _TYPED[shape].model_validate(raw)
 
     async def nested_find(self, city: str) -> Any:
         return m.TypedNested.model_validate(await super().nested_find(city))
 
     async def bulk_read(self) -> int:
-        raws = await self.db["bulk"].find({}).to_list(None)
+        raws = await self.db["bulk"].find(self._where({})).to_list(None)
         return len([m.TypedSmall.model_validate(raw) for raw in raws])
 
 
@@ -153,45 +183,70 @@ _OURS: dict[str, type[Any]] = {
 
 
 class BeanieApi(Side):
-    """Beanie's own API (`insert`, `get`, `save`, `find_one`, `find_all`) on some classes."""
+    """Plain Beanie's API (`insert`, `save`, `find_one`, `find`) on documents of the schema.
 
-    def __init__(self, name: str, classes: dict[str, type[Document]]) -> None:
-        self.name = name
-        self.classes = classes
+    Like the raw side, it sets the standard fields and puts the tenant in its filters itself.
+    """
+
+    def __init__(self, name: str, classes: dict[str, type[Document]], tenant_id: str) -> None:
+        self.name, self.classes, self.tenant_id = name, classes, tenant_id
+
+    def _new(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, **m.standard_fields(self.tenant_id)}
+
+    def _where(self, query: dict[str, Any]) -> dict[str, Any]:
+        return {**query, "tenant_id": self.tenant_id}
+
+    def _touch(self, document: Any) -> None:
+        document.updated_at = datetime.now(UTC)
+        document.version += 1
 
     async def create(self, shape: str, data: dict[str, Any]) -> Any:
-        return await self.classes[shape](**data).insert()
+        return await self.classes[shape](**self._new(data)).insert()
 
     async def prepare(self, shape: str, datas: list[dict[str, Any]]) -> list[Any]:
         cls = self.classes[shape]
-        documents = [cls(**d, id=PydanticObjectId()) for d in datas]
+        documents = [cls(**self._new(d), id=PydanticObjectId()) for d in datas]
         for start in range(0, len(documents), 1000):
             await cls.insert_many(documents[start : start + 1000])
         return documents
 
     async def update(self, shape: str, stored: Any, field: str, value: Any) -> Any:
         setattr(stored, field, value)
+        self._touch(stored)
         return await stored.save()
 
     async def get(self, shape: str, stored: Any) -> Any:
-        return await self.classes[shape].get(stored.id)
+        return await self.classes[shape].find_one(self._where({"_id": stored.id}))
 
     async def nested_find(self, city: str) -> Any:
-        return await self.classes["nested"].find_one({m.NESTED_PATH: city})
+        return await self.classes["nested"].find_one(self._where({m.NESTED_PATH: city}))
 
     async def bulk_read(self) -> int:
-        return len(await self.classes["bulk"].find_all().to_list())
+        return len(await self.classes["bulk"].find(self._where({})).to_list())
 
 
 class OurBeanieApi(BeanieApi):
-    """Beanie's API on the layer's documents, inside a tenant scope."""
+    """Beanie's API on the layer's documents, inside a tenant scope (the layer does the rest)."""
 
     def __init__(self, name: str, layer: DataLayer, tenant_id: str) -> None:
-        super().__init__(name, _OURS)
-        self.layer, self.tenant_id = layer, tenant_id
+        super().__init__(name, _OURS, tenant_id)
+        self.layer = layer
 
     def scope(self) -> contextlib.AbstractAsyncContextManager[Any]:
         return tenant_scope(self.tenant_id, layer=self.layer)
+
+    def _new(self, data: dict[str, Any]) -> dict[str, Any]:
+        return data
+
+    def _where(self, query: dict[str, Any]) -> dict[str, Any]:
+        return query
+
+    def _touch(self, document: Any) -> None:
+        pass
+
+    async def get(self, shape: str, stored: Any) -> Any:
+        return await self.classes[shape].get(stored.id)
 
 
 _REPOS: dict[str, type[Repository[Any]]] = {
@@ -298,10 +353,11 @@ class OdmRun:
         self.data = m.Data(seed)
         self.random = random.Random(seed)
         self.samples: dict[tuple[str, str], list[Sample]] = {}
+        standard = m.standard_fields("t-0123456789")
         self.sizes = {
-            "small create": len(bson.encode(self.data.small(0))),
-            "large create": len(bson.encode(self.data.large(0))),
-            "bulk read": len(bson.encode(self.data.small(0))),
+            "small create": len(bson.encode({**self.data.small(0), **standard})),
+            "large create": len(bson.encode({**self.data.large(0), **standard})),
+            "bulk read": len(bson.encode({**self.data.small(0), **standard})),
         }
         self._smalls = [self.data.small(i) for i in range(ops)]
         self._larges = [self.data.large(i) for i in range(ops)]

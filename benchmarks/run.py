@@ -19,6 +19,7 @@ from pymongo import AsyncMongoClient
 from benchmarks import models as m
 from benchmarks import tenancy
 from benchmarks.micro import client_costs
+from benchmarks.move_throughput import move_round, seed_users
 from benchmarks.odm import (
     SINGLE_TASKS,
     TASKS,
@@ -67,16 +68,21 @@ class Profile:
     odm: bool = True
     tasks: tuple[str, ...] = TASKS  # a subset, for the before/after of one change
     sides: str = ""  # a regex: only the contenders whose name matches (and raw, typed, beanie)
+    move_documents: int = 0  # users of the tenant moved Free -> Pro -> Enterprise -> Free
 
 
 PROFILES = {
-    "tiny": Profile("tiny", 5, 1, 50, (10, 20), 5, 1, (60, 120), 3, 25, 3, False),
+    "tiny": Profile(
+        "tiny", 5, 1, 50, (10, 20), 5, 1, (60, 120), 3, 25, 3, False, move_documents=50
+    ),
     # What fits a few minutes on a loaded 2-CPU host: smaller batches, 10k-row data sets.
     "reduced": Profile(
-        "reduced", 40, 2, 10_000, (10, 1_000, 10_000), 50, 1, (1_000, 10_000), 30, 1_000, 20
+        "reduced", 40, 2, 10_000, (10, 1_000, 10_000), 50, 1, (1_000, 10_000), 30, 1_000, 20,
+        move_documents=2_000,
     ),
     "quick": Profile(
-        "quick", 100, 3, 10_000, (10, 1_000, 100_000), 100, 2, (1_000, 100_000), 50, 1_000, 50
+        "quick", 100, 3, 10_000, (10, 1_000, 100_000), 100, 2, (1_000, 100_000), 50, 1_000, 50,
+        move_documents=5_000,
     ),
     # The ODM tasks alone, smaller: the before/after of one change.
     "cuts": Profile(
@@ -89,7 +95,7 @@ PROFILES = {
     ),
     "full": Profile(
         "full", 500, 7, 10_000, (10, 1_000, 100_000), 500, 5, (1_000, 100_000, 1_000_000), 500,
-        1_000, 300,
+        1_000, 300, move_documents=50_000,
     ),
 }  # fmt: skip
 
@@ -134,7 +140,9 @@ async def run(profile: Profile, uri: str, out: Path | None, *, server: str) -> R
     try:
         report.server["buildinfo"] = (await raw_client.admin.command("buildinfo")).get("version")
         raw_db = raw_client[f"{prefix}_raw"]
-        await raw_db["nested"].create_index(m.NESTED_PATH)
+        await raw_db["nested"].create_index([("tenant_id", 1), (m.NESTED_PATH, 1)])
+        bare_db = raw_client[f"{prefix}_bare"]
+        await bare_db["nested"].create_index(m.NESTED_PATH)
         beanie_db = raw_client[f"{prefix}_beanie"]
         await init_beanie(database=beanie_db, document_models=m.BEANIE_DOCUMENTS)
         tenants = {}
@@ -144,7 +152,7 @@ async def run(profile: Profile, uri: str, out: Path | None, *, server: str) -> R
         log("client-side costs")
         report.micro = await client_costs(layer, tenants["shared"], max(profile.ops, 1000))
         if profile.odm:
-            await odm_figures(report, layer, raw_db, tenants, profile)
+            await odm_figures(report, layer, raw_db, bare_db, tenants, profile)
         if profile.timeout_variants:
             log("timeoutMS variants")
             report.timeouts = await timeout_variants(uri, prefix, profile)
@@ -153,7 +161,7 @@ async def run(profile: Profile, uri: str, out: Path | None, *, server: str) -> R
             report.tenancy = await tenancy_figures(layer, tenants, profile)
     finally:
         await drop_prefix_databases(layer)
-        for name in (f"{prefix}_raw", f"{prefix}_beanie"):
+        for name in (f"{prefix}_raw", f"{prefix}_bare", f"{prefix}_beanie"):
             await raw_client.drop_database(name)
         await layer.close()
         await raw_client.close()
@@ -167,12 +175,15 @@ async def odm_figures(
     report: Report,
     layer: DataLayer,
     raw_db: Any,
+    bare_db: Any,
     tenants: dict[str, str],
     profile: Profile,
 ) -> None:
-    sides: list[Side] = [RawSide(raw_db), TypedSide(raw_db), BeanieApi("beanie", {
-        "small": m.BeanieSmall, "large": m.BeanieLarge, "nested": m.BeanieNested,
-        "bulk": m.BeanieBulk})]  # fmt: skip
+    # The baselines store the same documents as the layer, for a tenant of their own.
+    baseline = new_tenant_id("bbase")
+    sides: list[Side] = [RawSide(raw_db, baseline), TypedSide(raw_db, baseline), BeanieApi(
+        "beanie", {"small": m.BeanieSmall, "large": m.BeanieLarge, "nested": m.BeanieNested,
+        "bulk": m.BeanieBulk}, baseline), RawSide(bare_db, baseline, standard=False)]  # fmt: skip
     for model, tenant_id in tenants.items():
         sides.append(RepoSide(f"repo, {model}", layer, tenant_id))
     for model, tenant_id in tenants.items():
@@ -182,7 +193,7 @@ async def odm_figures(
     sides += [paged, PlatformRepoSide(layer)]
     if profile.sides:
         wanted = re.compile(profile.sides)
-        sides = sides[:3] + [s for s in sides[3:] if wanted.search(s.name)]
+        sides = sides[:4] + [s for s in sides[4:] if wanted.search(s.name)]
     odm = OdmRun(sides, ops=profile.ops, bulk_docs=profile.bulk_docs)
     log(f"ODM tasks: setting up {len(sides)} contenders")
     await odm.setup()
@@ -219,6 +230,12 @@ async def tenancy_figures(
     figures.inbox = await tenancy.inbox(
         layer, shared, profile.inbox_conversations, profile.inbox_calls
     )
+    if profile.move_documents:
+        log(f"tenancy: moving a tenant of {profile.move_documents:,} users")
+        moving = new_tenant_id("bmove")
+        await layer.tenants.provision(moving, tier=Tier.FREE)
+        await seed_users(layer, moving, profile.move_documents)
+        figures.moves = [figures for _, figures in await move_round(layer, moving)]
     return figures
 
 

@@ -64,6 +64,7 @@ class TenancyFigures:
     history: dict[int, dict[str, float]] = field(default_factory=dict)
     inbox: dict[str, float] = field(default_factory=dict)
     history_plan: list[str] = field(default_factory=list)
+    moves: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def scope_entry(layer: DataLayer, tenant_id: str, ops: int) -> float:

@@ -15,7 +15,7 @@ from benchmarks.run import PROFILES, run
 from caas_data.testing import ServerHandle
 
 CONTENDERS = {
-    "raw", "typed floor", "beanie", "repo, shared", "repo, pro", "repo, enterprise",
+    "raw", "raw, task fields only", "typed floor", "beanie", "repo, shared", "repo, pro", "repo, enterprise",
     "beanie api, shared", "beanie api, pro", "beanie api, enterprise",
 }  # fmt: skip
 
@@ -43,6 +43,8 @@ async def test_a_tiny_run_measures_every_task_of_every_contender(
     assert sorted(tenancy.resolve) == list(PROFILES["tiny"].directory_sizes)
     assert sorted(tenancy.history) == list(PROFILES["tiny"].history_sizes)
     assert "IXSCAN" in tenancy.history_plan and "COLLSCAN" not in tenancy.history_plan
+    moves = [(move["from"], move["to"], move["documents"]) for move in tenancy.moves]
+    assert moves == [("free", "pro", 50), ("pro", "enterprise", 50), ("enterprise", "free", 50)]
 
     written = json.loads((tmp_path / "tiny.json").read_text())
     assert written["versions"]["pymongo"] and written["machine"]["cpus"]
