@@ -81,7 +81,7 @@ PROFILES = {
         move_documents=2_000,
     ),
     "quick": Profile(
-        "quick", 100, 3, 10_000, (10, 1_000, 100_000), 100, 2, (1_000, 100_000), 50, 1_000, 50,
+        "quick", 100, 3, 10_000, (10, 1_000, 100_000), 200, 2, (1_000, 100_000), 200, 1_000, 50,
         move_documents=5_000,
     ),
     # The ODM tasks alone, smaller: the before/after of one change.
@@ -210,7 +210,7 @@ async def tenancy_figures(
     shared = tenants["shared"]
     figures.scope_entry_us = await tenancy.scope_entry(layer, shared, profile.ops * 5)
     figures.overhead = await tenancy.tenancy_overhead(
-        layer, shared, profile.ops, profile.iterations
+        layer, shared, profile.ops * 3, profile.iterations
     )
     figures.provision = await tenancy.provisioning(layer, profile.provision_per_model)
     directory = layer.unguarded_platform_collection(

@@ -33,6 +33,7 @@ from caas_data.documents.beanie_state import (
     reset_abstract_bases,
 )
 from caas_data.documents.cache import key_cache_by_tenant
+from caas_data.documents.loading import fast_loader
 from caas_data.errors import ConfigurationError, SchemaVersionError, TenantContextMissing
 from caas_data.tenancy.context import current_scope
 from caas_data.tenancy.field_encryption import FieldEncryption
@@ -276,6 +277,8 @@ def _single_private_init(cls: type[BaseModel]) -> None:
             object.__setattr__(self, "__pydantic_private__", private)
 
     model_post_init._caas_single_init = True  # type: ignore[attr-defined]
+    # The same plan, for the stored-document loader that builds the dict itself.
+    model_post_init._caas_private = (statics, tuple(factories))  # type: ignore[attr-defined]
     setattr(cls, "model_post_init", model_post_init)  # noqa: B010 - mypy: method assignment
 
 
@@ -403,6 +406,40 @@ class BaseDocument(Document):
     # This __init__ is pydantic's own: telling pydantic so keeps `model_validate` from calling
     # it, which would validate every stored document twice (issue 16).
     __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    @classmethod
+    def model_validate(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        from_attributes: bool | None = None,
+        context: Any | None = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self:
+        """Pydantic's `model_validate`; a plain dict goes through the fast loader.
+
+        The loader validates exactly as pydantic does (`documents/loading.py`), so Beanie's
+        reads (`get`, `find`, which call this per document) cost what the repositories' do.
+        """
+        plain = strict is None and extra is None and from_attributes is None
+        if type(obj) is dict and plain and context is None and by_alias is by_name is None:
+            loader = fast_loader(cls)
+            if loader is not None:
+                loaded: Self = loader(obj)
+                return loaded
+        validated: Self = super().model_validate(
+            obj,
+            strict=strict,
+            extra=extra,
+            from_attributes=from_attributes,
+            context=context,
+            by_alias=by_alias,
+            by_name=by_name,
+        )
+        return validated
 
     @classmethod
     def get_pymongo_collection(cls) -> Any:

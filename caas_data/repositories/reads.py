@@ -107,8 +107,8 @@ class ReadRepository(Generic[D]):
                         fields=tuple(repr(k) for k in bad),
                         document_type=self.document_type,
                     )
-        with self._errors():
-            return self.document_type(**fields)
+        with self._errors():  # model_validate: the fast loader, no __init__ chain
+            return self.document_type.model_validate(fields)
 
     def _id(self, value: Any) -> PydanticObjectId:
         return parse_id(value, "id", document_type=self.document_type)

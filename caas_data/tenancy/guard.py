@@ -349,7 +349,8 @@ class GuardedCollection:
         new = self._references(guard_new_document(document, self._rules, now=write_stamp()))
         options = self._session(kwargs)
         with self._errors():
-            new = await self._sealed_document(new)
+            if self._cipher is not None:  # the hot path: no coroutine for a no-op step
+                new = await self._sealed_document(new)
             result = await self._writer(options).insert_one(new, **options)
         if isinstance(document, dict) and "_id" not in document:
             document["_id"] = result.inserted_id  # as PyMongo does
@@ -380,8 +381,10 @@ class GuardedCollection:
         )
         query, options = guarded.filter(self._write_filter(filter)), self._session(kwargs)
         with self._errors():
-            query = await self._sealed_filter(query)
-            body = await self._sealed_update(self._references(guarded.update))
+            body = self._references(guarded.update)
+            if self._cipher is not None:  # the hot path: no coroutine for the no-op steps
+                query = await self._sealed_filter(query)
+                body = await self._sealed_update(body)
             return await retry_write_conflicts(
                 lambda: self._writer(options).update_one(query, body, **options),
                 options["session"],

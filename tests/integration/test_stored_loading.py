@@ -47,6 +47,10 @@ async def test_the_loader_is_the_fast_path_and_equals_model_validate(
     assert loaded == validated and type(loaded) is User
     assert loaded.__pydantic_fields_set__ == validated.__pydantic_fields_set__
     assert loaded.__pydantic_private__ == validated.__pydantic_private__
+    # The loader builds the private attributes itself: each document gets its own dict.
+    again = load_stored(User, raw)
+    assert again.__pydantic_private__ == loaded.__pydantic_private__
+    assert again.__pydantic_private__ is not loaded.__pydantic_private__
 
 
 @pytest.mark.parametrize(
