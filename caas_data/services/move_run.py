@@ -1,4 +1,4 @@
-"""One run of a recorded tenant move, from whatever step it stands at (see `tenancy.moves`).
+"""One run of a recorded tenant move, from whatever step it stands at (see `services.moves`).
 
 Steps: copy (in batches, under the change feed of `move_feed`), catch up, verify every
 document before the fence (`move_verify`), fence, drain and re-check what changed, switch

@@ -234,6 +234,10 @@ BOUNDED: dict[str, tuple[str, Call]] = {
         "limit",
         lambda layer, v: layer.repo(EventRepository).purge_older_than(NOW, limit=v),
     ),
+    "messages.purge_older_than.limit": (
+        "limit",
+        lambda layer, v: layer.repo(MessageRepository).purge_older_than(NOW, limit=v),
+    ),
 }
 
 

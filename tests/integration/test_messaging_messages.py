@@ -451,7 +451,14 @@ async def test_purge_older_than_deletes_old_messages_in_batches(
         cutoff = utcnow()
         await asyncio.sleep(0.01)
         kept = await messages.send(conv.id, bob, text="new")
-        assert await messages.purge_older_than(cutoff, batch_size=3) == 7  # three batches
+        # `limit` bounds the total, across batches, oldest first: 2 of 3 + 2 of 3 + 1.
+        assert await messages.purge_older_than(cutoff, limit=5, batch_size=2) == 5
+        left = await messages.find(include_deleted=True, sort=[("seq", 1)])
+        assert [m.text for m in left] == ["old 5", "old 6", "new"]
+        with pytest.raises(DocumentValidationError) as bad_limit:
+            await messages.purge_older_than(cutoff, limit=0)
+        assert bad_limit.value.fields == ("limit",)
+        assert await messages.purge_older_than(cutoff, batch_size=3) == 2  # the rest
         assert await messages.count(include_deleted=True) == 1
         assert (await messages.get(kept.id)).text == "new"
         assert await caas_layer.repo(ReactionRepository).count() == 0

@@ -34,7 +34,7 @@ from caas_data.repositories.values import (
     parse_id,
     typed_equality,
 )
-from caas_data.tenancy.cutoffs import retention_cutoff
+from caas_data.tenancy.cutoffs import retention_cutoff, retention_limit
 
 __all__ = ["MessageRepository"]
 
@@ -318,33 +318,43 @@ class MessageRepository(MessageSending):
         if await self._purge_ids([document_id]) != 1:
             raise NotFoundError(f"message {document_id} not found", document_type=Message)
 
-    async def purge_older_than(self, cutoff: datetime, *, batch_size: int = 500) -> int:
+    async def purge_older_than(
+        self, cutoff: datetime, *, limit: int | None = None, batch_size: int = 500
+    ) -> int:
         """Retention: delete for good the messages created before `cutoff`, batch by batch.
 
         Each batch (oldest first) removes the messages' reactions, then the messages, so an
-        interrupted run leaves nothing orphaned and can simply be run again.
+        interrupted run leaves nothing orphaned and can simply be run again. With `limit`, at
+        most that many go (as for events and the audit trail); `batch_size` is per round trip.
         Returns how many messages were deleted.
 
         Raises:
-            DocumentValidationError: `cutoff` is naive or in the future (before any I/O).
+            DocumentValidationError: `cutoff` is naive or in the future, or `limit` or
+                `batch_size` is bad (before any I/O).
         """
         cutoff = retention_cutoff(cutoff)
+        remaining = retention_limit(limit)
         check_int("batch_size", batch_size, minimum=1, maximum=10_000)
         collection = self.collection(include_deleted=True)
         total = 0
-        while True:
+        while remaining is None or remaining > 0:
+            size = batch_size if remaining is None else min(batch_size, remaining)
             with self._errors(collection):
                 batch = await collection.find(
                     {"created_at": {"$lt": cutoff}},
                     {"_id": 1},
                     sort=[("created_at", 1)],
-                    limit=batch_size,
-                ).to_list(batch_size)
+                    limit=size,
+                ).to_list(size)
             if not batch:
                 return total
-            total += await self._purge_ids([raw["_id"] for raw in batch])
-            if len(batch) < batch_size:
+            deleted = await self._purge_ids([raw["_id"] for raw in batch])
+            total += deleted
+            if remaining is not None:
+                remaining -= len(batch)
+            if len(batch) < size:
                 return total
+        return total
 
     async def _purge_ids(self, ids: list[Any]) -> int:
         await self.layer.collection(Reaction).delete_many({"message_id": {"$in": ids}})
