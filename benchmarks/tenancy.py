@@ -16,7 +16,7 @@ from bson import ObjectId
 from pymongo import IndexModel
 
 from benchmarks import models as m
-from benchmarks.timing import latencies, median, percentile, timed
+from benchmarks.timing import latencies, median, percentile, python_calls, timed
 from caas_data import DataLayer, Tier, tenant_scope
 from caas_data.documents.saas.messaging import direct_key
 from caas_data.platform import SaasClient
@@ -108,11 +108,16 @@ async def tenancy_overhead(
         off_cpu.append(b.cpu / ops)
         on_wall.append(a.wall / ops)
         off_wall.append(b.wall / ops)
+    calls_on = await python_calls(ops, with_tenancy)
+    calls_off = await python_calls(ops, without)
     return {
         "on_cpu_us": median(on_cpu) * 1e6,
         "off_cpu_us": median(off_cpu) * 1e6,
         "cpu_ratio": median(on_cpu) / median(off_cpu),
         "wall_ratio": median(on_wall) / median(off_wall),
+        "on_calls": calls_on,
+        "off_calls": calls_off,
+        "calls_ratio": calls_on / calls_off,
     }
 
 

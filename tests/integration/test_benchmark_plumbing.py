@@ -15,8 +15,8 @@ from benchmarks.run import PROFILES, run
 from caas_data.testing import ServerHandle
 
 CONTENDERS = {
-    "raw", "raw, task fields only", "typed floor", "beanie", "repo, shared", "repo, pro", "repo, enterprise",
-    "beanie api, shared", "beanie api, pro", "beanie api, enterprise",
+    "raw", "raw, task fields only", "typed floor", "beanie", "repo, shared", "repo, pro",
+    "repo, enterprise", "beanie api, shared", "beanie api, pro", "beanie api, enterprise",
 }  # fmt: skip
 
 
