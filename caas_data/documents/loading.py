@@ -36,6 +36,7 @@ Loader = Callable[[Mapping[str, Any]], Any]
 
 _loaders: dict[type[Any], Loader | None] = {}
 _UNBUILT: Any = object()
+_UNKNOWN: Any = object()  # not a plain dict: the upcaster decides
 _PRIVATE_SLOT: Any = BaseModel.__dict__["__pydantic_private__"]
 
 
@@ -95,11 +96,13 @@ def _build(document_type: type[Any]) -> tuple[Loader | None, bool]:
         stripped = {**outer, "schema": stripped}
     validate = _validator(document_type, stripped, model.get("config")).validate_python
     current = document_type.caas_schema_version()
+    # A new document (no schema_version) at version 1: the upcaster would return it as is.
+    fresh = None if current == 1 else _UNKNOWN
     if private is None:
 
         def load(raw: Mapping[str, Any]) -> Any:
-            stored = raw.get("schema_version") if type(raw) is dict else None
-            if stored is current or (type(stored) is int and stored == current):
+            stored = raw.get("schema_version") if type(raw) is dict else _UNKNOWN
+            if stored is current or stored is fresh or (type(stored) is int and stored == current):
                 return validate(raw)
             return validate(upcast(raw))
 
@@ -107,8 +110,8 @@ def _build(document_type: type[Any]) -> tuple[Loader | None, bool]:
     statics, factories = private
 
     def load_and_init(raw: Mapping[str, Any]) -> Any:
-        stored = raw.get("schema_version") if type(raw) is dict else None
-        if stored is current or (type(stored) is int and stored == current):
+        stored = raw.get("schema_version") if type(raw) is dict else _UNKNOWN
+        if stored is current or stored is fresh or (type(stored) is int and stored == current):
             document = validate(raw)
         else:
             document = validate(upcast(raw))
