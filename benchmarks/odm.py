@@ -400,8 +400,18 @@ class OdmRun:
             # for a full collection its predecessor's garbage triggered (bulk reads swung
             # 2-3x between runs with it).
             if task == "bulk read":
+                counted: list[int] = []
+
+                async def read(_: int) -> None:
+                    counted.append(await side.bulk_read())
+
                 gc.collect()
-                sample = await timed(1, lambda _: side.bulk_read())
+                sample = await timed(1, read)
+                if counted != [self.bulk_docs]:  # a per-document figure needs the true count
+                    raise RuntimeError(
+                        f"{side.name}: the bulk read returned {counted[0]} documents, "
+                        f"expected {self.bulk_docs}"
+                    )
                 return Sample(self.bulk_docs, sample.wall, sample.cpu)
             prepared: list[Any] = []
             if task in ("small update", "find by id"):
