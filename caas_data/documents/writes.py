@@ -7,6 +7,7 @@ run Beanie's own path (`run_stored_write`, `save_document`) with the guard below
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 from uuid import uuid4
 
@@ -14,6 +15,7 @@ from beanie import BulkWriter, Document, PydanticObjectId, WriteRules
 from beanie.exceptions import DocumentNotFound, RevisionIdWasChanged
 from beanie.odm.actions import ActionDirections
 from beanie.odm.utils.dump import get_dict
+from pydantic_core import PydanticUndefined
 from pymongo import ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 
@@ -43,7 +45,9 @@ __all__ = [
     "run_stored_write",
     "save_document",
     "set_deleted",
+    "shallow_copy",
     "stamp_new",
+    "stamp_updated",
 ]
 
 D = TypeVar("D", bound=BaseDocument)
@@ -88,6 +92,39 @@ def stamp_new(document: BaseDocument) -> None:
         values["id"] = PydanticObjectId()
     fields.update(values)
     document.__pydantic_fields_set__.update(values)
+
+
+def stamp_updated(document: BaseDocument, *, version: int, now: datetime) -> None:
+    """Set on a document in memory what an update stored: its new `__v` and `updated_at`."""
+    stamped_fields, versioned = _stamp_plan(type(document))
+    values: dict[str, Any] = {"updated_at": now} if "updated_at" in stamped_fields else {}
+    if versioned:
+        values["version"] = version
+    document.__dict__.update(values)
+    document.__pydantic_fields_set__.update(values)
+
+
+def shallow_copy(document: D) -> D:
+    """Pydantic's `model_copy()` (a shallow copy), without lazy-model's Python lookups.
+
+    The same steps as `BaseModel.__copy__`, reading the instance's slots directly: per update
+    the copy went through lazy-model's `__getattribute__` a dozen times.
+    """
+    get = object.__getattribute__
+    cls = type(document)
+    copy = cls.__new__(cls)
+    _SET(copy, "__dict__", dict(get(document, "__dict__")))
+    extra = get(document, "__pydantic_extra__")
+    _SET(copy, "__pydantic_extra__", None if extra is None else dict(extra))
+    _SET(copy, "__pydantic_fields_set__", set(get(document, "__pydantic_fields_set__")))
+    private = get(document, "__pydantic_private__")
+    if private is not None:
+        private = {k: v for k, v in private.items() if v is not PydanticUndefined}
+    _SET(copy, "__pydantic_private__", private)
+    return copy
+
+
+_SET = object.__setattr__
 
 
 async def insert_document(

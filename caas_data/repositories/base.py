@@ -22,6 +22,7 @@ from caas_data.documents.writes import (
     replace_document,
     set_deleted,
     stamp_new,
+    stamp_updated,
 )
 from caas_data.engine.transactions import in_transaction
 from caas_data.errors import (
@@ -225,8 +226,7 @@ class Repository(ReadRepository[D]):
         )
         if result.matched_count != 1:
             await raise_write_miss(collection, self.document_type, document.id, expected)
-        updated.version = expected + 1
-        updated.updated_at = now
+        stamp_updated(updated, version=expected + 1, now=now)
         return updated
 
     async def update_by_id(

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import pydantic
 
 from caas_data.documents.base import BaseDocument
-from caas_data.documents.writes import dump_document
+from caas_data.documents.writes import dump_document, shallow_copy
 from caas_data.driver_errors import translate_driver_errors
 from caas_data.errors import DocumentValidationError, TenantMismatch
 
@@ -110,7 +110,7 @@ class FieldSchema:
             else:
                 # Only the changed fields (with their field validators): the rest of the
                 # document was valid when it was read, and no model validator looks across.
-                updated = document.model_copy()
+                updated = shallow_copy(document)
                 validator = type(document).__pydantic_validator__
                 for name, value in changes.items():
                     validator.validate_assignment(updated, self.attributes[name], value)

@@ -11,6 +11,7 @@ from pydantic import PrivateAttr
 from caas_data import TenantDocument
 from caas_data.documents import loading
 from caas_data.documents.base import utcnow
+from caas_data.documents.writes import shallow_copy
 from caas_data.saas import User
 
 
@@ -82,3 +83,18 @@ def test_a_classes_own_post_init_still_runs() -> None:
     document = WithOwnPostInit.model_validate({**_stored_user(), "label": "y"})
     assert document._seen == ["post-init ran"]
     assert "_store" in (document.__pydantic_private__ or {})
+
+
+def test_the_update_copy_is_pydantics_shallow_copy() -> None:
+    """`shallow_copy` (the update path's copy) gives what `model_copy()` gives, independent."""
+    user = User.model_validate(_stored_user())
+    ours, theirs = shallow_copy(user), user.model_copy()
+    assert type(ours) is User and ours == theirs
+    assert ours.__dict__ == theirs.__dict__ and ours.__dict__ is not user.__dict__
+    assert ours.__pydantic_fields_set__ == theirs.__pydantic_fields_set__
+    assert ours.__pydantic_private__ == theirs.__pydantic_private__
+    assert ours.__pydantic_extra__ == theirs.__pydantic_extra__
+    ours.display_name = "Changed"
+    ours._saved_state = {"x": 1}
+    assert user.display_name == "Ada" and user._saved_state != {"x": 1}
+    assert "display_name" in ours.__pydantic_fields_set__
