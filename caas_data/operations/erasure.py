@@ -18,17 +18,19 @@ messages stay in their conversations as a "deleted user" (`DELETED_USER_ID` as s
 attachments, edit history and search terms removed), reactions, read receipts, devices,
 sessions, keys, prekey bundles, relationships (both directions), files, their metadata and
 posts are deleted, memberships are deleted with each group's member and owner counts
-decremented, and the user's row is deleted.
+decremented, and the user's row is deleted. The tenant's analytics events naming the user
+(`user_id` equal to its id, its `external_id` or a string the caller names) are deleted too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 
-from caas_data.documents.analytics import PLATFORM_AUDIT_TENANT
+from caas_data.documents.analytics import PLATFORM_AUDIT_TENANT, Event
 from caas_data.documents.base import BaseDocument, utcnow
 from caas_data.documents.billing import Invoice
 from caas_data.documents.registry import spec_of
@@ -44,7 +46,7 @@ from caas_data.documents.saas.users import (
     UserSession,
 )
 from caas_data.driver_errors import translate_driver_errors
-from caas_data.errors import NotFoundError, OperationRefused
+from caas_data.errors import DocumentValidationError, NotFoundError, OperationRefused
 from caas_data.operations._common import pseudonym, require_operator_scope
 from caas_data.repositories.analytics.audit import AuditLogRepository
 from caas_data.tenancy.ids import validate_tenant_id
@@ -52,6 +54,8 @@ from caas_data.tenancy.ids import validate_tenant_id
 if TYPE_CHECKING:
     from caas_data.layer import DataLayer
     from caas_data.tenancy.guard import GuardedCollection
+
+_EVENT_USER_ID_MAX = 128  # Event.user_id's own bound
 
 __all__ = [
     "DELETED_USER_ID",
@@ -156,13 +160,56 @@ def _handle(layer: DataLayer, document_type: type[BaseDocument]) -> GuardedColle
     return layer.collection(document_type, include_deleted=True)
 
 
+def _event_ids(uid: ObjectId, user: Mapping[str, Any], extra: Iterable[str]) -> list[str]:
+    """The strings analytics events may name the user by: its id, external id, and `extra`.
+
+    Raises:
+        DocumentValidationError: `extra` is a string, or holds anything but short strings.
+    """
+    if isinstance(extra, str | bytes) or not isinstance(extra, Iterable):
+        raise DocumentValidationError(
+            "event_user_ids must be a list of strings", fields=("event_user_ids",)
+        )
+    given = list(extra)
+    for value in given:
+        if type(value) is not str or not 1 <= len(value) <= _EVENT_USER_ID_MAX:
+            raise DocumentValidationError(
+                f"event_user_ids holds {value!r}: each must be a string of 1 to "
+                f"{_EVENT_USER_ID_MAX} characters",
+                fields=("event_user_ids",),
+            )
+    external = user.get("external_id")
+    names = {str(uid), *given, *([external] if isinstance(external, str) else [])}
+    return sorted(names)
+
+
+async def _erase_events(layer: DataLayer, tenant_id: str, names: list[str]) -> int:
+    """Delete the tenant's analytics events naming the user (past the append-only guard)."""
+    events = layer.unguarded_platform_collection(
+        Event, why="erase_user deletes the user's own events from the append-only analytics log"
+    )
+    with translate_driver_errors(tenant_id=tenant_id, document_type=Event):
+        result = await events.delete_many({"tenant_id": tenant_id, "user_id": {"$in": names}})
+    return int(result.deleted_count)
+
+
 async def erase_user(
-    layer: DataLayer, tenant_id: str, user_id: str | ObjectId, *, actor: str | None = None
+    layer: DataLayer,
+    tenant_id: str,
+    user_id: str | ObjectId,
+    *,
+    actor: str | None = None,
+    event_user_ids: Iterable[str] = (),
 ) -> UserErasure:
     """Erase one end user of a tenant across every domain (GDPR art. 17); a report.
 
+    The tenant's analytics events naming the user (`Event.user_id` equal to the user's id,
+    its `external_id`, or one of `event_user_ids`, the application's own strings for it)
+    are deleted too.
+
     Raises:
         NotFoundError: the tenant has no such user.
+        DocumentValidationError: `event_user_ids` is not a list of strings (before any write).
         TenantNotFound: the tenant is not live.
         TenantMismatch: called inside a tenant scope.
     """
@@ -172,8 +219,10 @@ async def erase_user(
     report = UserErasure(tenant_id, str(uid))
     async with layer.tenant_scope(tenant_id):
         users = _handle(layer, User)
-        if await users.find_one({"_id": uid}, {"_id": 1}) is None:
+        found = await users.find_one({"_id": uid}, {"_id": 1, "external_id": 1})
+        if found is None:
             raise NotFoundError(f"no user {uid}", tenant_id=tenant_id, document_type=User)
+        event_names = _event_ids(uid, found, event_user_ids)
 
         def name(document_type: type[BaseDocument]) -> str:
             return spec_of(document_type).name
@@ -228,6 +277,7 @@ async def erase_user(
             await files.delete_many({"uploader_id": uid})
         ).deleted_count
         report.deleted[name(User)] = (await users.delete_many({"_id": uid})).deleted_count
+    report.deleted[spec_of(Event).name] = await _erase_events(layer, tenant_id, event_names)
     async with layer.tenant_scope(tenant_id):
         await layer.repo(AuditLogRepository).append(
             "user.erased",
@@ -268,6 +318,10 @@ async def export_user(
     validate_tenant_id(tenant_id)
     require_operator_scope("export_user", tenant_id)
     uid = _user_id(user_id)
+    async with layer.tenant_scope(tenant_id):
+        found = await _handle(layer, User).find_one({"_id": uid}, {"_id": 1, "external_id": 1})
+    if found is None:
+        raise NotFoundError(f"no user {uid}", tenant_id=tenant_id, document_type=User)
     queries: list[tuple[type[BaseDocument], dict[str, Any]]] = [
         (User, {"_id": uid}),
         (UserDevice, {"user_id": uid}),
@@ -281,6 +335,7 @@ async def export_user(
         (Post, {"author_id": uid}),
         (UserKey, {"user_id": uid}),
         (PrekeyBundle, {"user_id": uid}),
+        (Event, {"user_id": {"$in": _event_ids(uid, found, ())}}),
     ]
     result: dict[str, list[dict[str, Any]]] = {}
     async with layer.tenant_scope(tenant_id):
@@ -289,6 +344,4 @@ async def export_user(
                 query, sort=[("_id", 1)]
             )
             result[spec_of(document_type).name] = [raw async for raw in cursor]
-    if not result[spec_of(User).name]:
-        raise NotFoundError(f"no user {uid}", tenant_id=tenant_id, document_type=User)
     return result

@@ -12,8 +12,15 @@ import pytest_asyncio
 from bson import json_util
 
 from caas_data import DataLayer, Tier
+from caas_data.analytics import Event, EventRepository
 from caas_data.documents.analytics import PLATFORM_AUDIT_TENANT
-from caas_data.errors import NotFoundError, OperationRefused, TenantMismatch, TenantNotFound
+from caas_data.errors import (
+    DocumentValidationError,
+    NotFoundError,
+    OperationRefused,
+    TenantMismatch,
+    TenantNotFound,
+)
 from caas_data.operations import (
     DELETED_USER_ID,
     doctor,
@@ -173,14 +180,32 @@ async def test_erase_tenant_leaves_nothing_of_it_but_anonymised_invoices(
     assert await caas_layer.tenants.retained_rows(tenant) == {}
 
 
-async def test_erase_user_across_every_domain(caas_layer: DataLayer, tenant: str) -> None:
+async def test_erase_user_across_every_domain(
+    caas_layer: DataLayer, tenant: str, shared_tenant: str
+) -> None:
     made = await populate(caas_layer, tenant)
     ada, bo = made["ada"], made["bo"]
+    # Events name users by the application's strings: the id, the external id, its own.
+    names = [str(ada.id), ada.external_id, "crm-ada", str(bo.id)]
+    for scope in (tenant, shared_tenant):  # a neighbour's events with the same strings stay
+        async with caas_layer.tenant_scope(scope):
+            for user_name in names:
+                await caas_layer.repo(EventRepository).record("app.opened", user_id=user_name)
     mine = await export_user(caas_layer, tenant, str(ada.id))
     assert [m["text"] for m in mine["messages"]] == ["hello bo"]
     assert len(mine["users"]) == len(mine["user_keys"]) == len(mine["files"]) == 1
+    assert sorted(e["user_id"] for e in mine["events"]) == sorted(names[:2])
 
-    report = await erase_user(caas_layer, tenant, str(ada.id), actor="dpo")
+    with pytest.raises(DocumentValidationError, match="event_user_ids"):
+        await erase_user(caas_layer, tenant, str(ada.id), event_user_ids="crm-ada")
+    report = await erase_user(
+        caas_layer, tenant, str(ada.id), actor="dpo", event_user_ids=["crm-ada"]
+    )
+    assert report.deleted["events"] == 3
+    for scope, left in ((tenant, [str(bo.id)]), (shared_tenant, names)):
+        async with caas_layer.tenant_scope(scope):
+            events = caas_layer.collection(Event).find({"name": "app.opened"})
+            assert sorted([e["user_id"] async for e in events]) == sorted(left), scope
     assert report.deleted["users"] == 1
     assert report.anonymised["messages"] == 1
     assert report.deleted["group_members"] == 1
