@@ -140,7 +140,8 @@ async def run(profile: Profile, uri: str, out: Path | None, *, server: str) -> R
     # The baselines' client has the layer's client options (a per-operation deadline,
     # timeoutMS, and the write concern): PyMongo's timeoutMS alone costs 2-25% of a
     # single-document call (the "per timeout choice" table), a cost of the option, not of
-    # the layer. The layer's command listener is not copied: that one is the layer's.
+    # the layer. The layer installs no command listener unless something watches (no
+    # observer here), so neither client publishes command events.
     raw_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         patient_uri(uri),
         tz_aware=True,

@@ -494,7 +494,9 @@ async def connect(
         operation_timeout_ms: per-operation timeout; defaults to the setting.
         encryption: field encryption (data keys per tenant); needs the `encryption` extra.
         observers: callables given a `CommandEvent` (command, database, collection, tenant,
-            duration, success) after each database command (`caas_data.observers`).
+            duration, success) after each database command (`caas_data.observers`). The
+            command listener is installed only with observers, or when the
+            `caas_data.commands` logger is enabled for DEBUG at this call.
         client_options: more `AsyncMongoClient` options (`maxPoolSize=`, `appname=`,
             `event_listeners=`...), for every cluster; the ones the layer owns are refused.
 
@@ -558,13 +560,14 @@ _OWNED_OPTIONS = {
 
 
 def _client_options(given: Mapping[str, Any], listener: CommandObservers) -> dict[str, Any]:
-    """`connect()`'s extra client options, checked, with the layer's command listener added."""
+    """`connect()`'s extra client options, checked, with the layer's listener when needed."""
     for name in given:
         reason = _OWNED_OPTIONS.get(name.lower())
         if reason is not None:
             raise ConfigurationError(f"client option {name!r} is the layer's own: {reason}")
     options = dict(given)
-    options["event_listeners"] = [*options.get("event_listeners", ()), listener]
+    if listener.needed:  # an idle listener would still cost every command its events
+        options["event_listeners"] = [*options.get("event_listeners", ()), listener]
     return options
 
 

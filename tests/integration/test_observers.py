@@ -18,7 +18,7 @@ from pymongo.errors import OperationFailure
 
 import caas_data
 from caas_data import ConfigurationError, DataLayer, Tier, tenant_scope
-from caas_data.observers import CommandEvent, opentelemetry_observer
+from caas_data.observers import CommandEvent, CommandObservers, opentelemetry_observer
 from caas_data.saas import UserRepository
 from caas_data.testing import ServerHandle, new_tenant_id
 from caas_data.testing.helpers import TEST_NAMESPACE_BUDGET
@@ -112,7 +112,8 @@ async def test_an_observer_that_raises_never_breaks_a_call(
 async def test_commands_are_logged_at_debug_with_the_tenant(
     observed: Observed, caplog: pytest.LogCaptureFixture
 ) -> None:
-    layer = await observed()  # no observer: the logger alone
+    with caplog.at_level(logging.DEBUG, logger="caas_data"):
+        layer = await observed()  # no observer: the logger alone, enabled at connect()
     tenant = new_tenant_id("obs-log")
     await layer.tenants.provision(tenant, tier=Tier.FREE)
     with caplog.at_level(logging.DEBUG, logger="caas_data"):
@@ -120,6 +121,17 @@ async def test_commands_are_logged_at_debug_with_the_tenant(
             await layer.repo(UserRepository).find()
     lines = [r.getMessage() for r in caplog.records if r.name == "caas_data.commands"]
     assert any(line.startswith("find ") and f"tenant={tenant}" in line for line in lines), lines
+
+
+async def test_no_listener_is_installed_when_nothing_watches(observed: Observed) -> None:
+    """No observer and command logging off at connect(): PyMongo publishes no events."""
+    assert not logging.getLogger("caas_data.commands").isEnabledFor(logging.DEBUG)
+    quiet = await observed()
+    watched = await observed(lambda event: None)
+    assert not quiet.client.options.event_listeners
+    assert [type(listener) for listener in watched.client.options.event_listeners] == [
+        CommandObservers
+    ]
 
 
 class _Span:
