@@ -49,9 +49,7 @@ from caas_data.operations import (
     MigrationReport,
     doctor,
     erase_tenant,
-    erase_user,
     export_tenant,
-    export_user,
     import_tenant,
     migrate,
     sync_indexes,
@@ -409,49 +407,6 @@ def tenants_deprovision(
             f"deprovisioned {tenant_id}" if done else f"nothing to do for {tenant_id}"
         ),
     )
-
-
-# -- users -----------------------------------------------------------------------------------
-
-
-@users_app.command("export")
-def users_export(
-    ctx: typer.Context,
-    tenant_id: str,
-    user_id: str,
-    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
-) -> None:
-    """One user's own data as relaxed Extended JSON (GDPR access/portability)."""
-    data = _run(ctx, lambda layer: export_user(layer, tenant_id, user_id))
-    text = json_util.dumps(data, json_options=json_util.RELAXED_JSON_OPTIONS, indent=2)
-    if out is None:
-        sys.stdout.write(text + "\n")
-    else:
-        out.write_text(text + "\n")
-        if not ctx.obj.json:
-            _out.print(f"wrote {sum(len(v) for v in data.values())} documents to {out}")
-
-
-@users_app.command("erase")
-def users_erase(
-    ctx: typer.Context,
-    tenant_id: str,
-    user_id: str,
-    confirm: Annotated[str | None, typer.Option(help="The user id again.")] = None,
-) -> None:
-    """Erase one end user across every domain (GDPR); needs --confirm <user>."""
-    _confirmed(confirm, user_id, "erasing a user")
-    result = _run(ctx, lambda layer: erase_user(layer, tenant_id, user_id, actor="caas-data"))
-
-    def human() -> None:
-        table = Table("collection", "deleted", "anonymised")
-        for name in sorted(set(result.deleted) | set(result.anonymised)):
-            table.add_row(
-                name, str(result.deleted.get(name, "")), str(result.anonymised.get(name, ""))
-            )
-        _out.print(table)
-
-    _emit(ctx, result, human)
 
 
 # -- platform-wide ---------------------------------------------------------------------------

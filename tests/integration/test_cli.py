@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 from caas_data import DataLayer, Tier, system_scope
+from caas_data.analytics import EventRepository
 from caas_data.platform import SaasClientRepository
 from caas_data.saas import User
 from caas_data.testing import ServerHandle
@@ -203,9 +204,17 @@ async def test_users_export_and_erase(cli, cli_layer: DataLayer, tmp_path: Path)
     assert data["users"][0]["display_name"] == ada.display_name
     assert [m["text"] for m in data["messages"]] == ["hello bo"]
 
+    async with cli_layer.tenant_scope(tenant_id):
+        for name in (str(ada.id), "crm-ada", "someone-else"):
+            await cli_layer.repo(EventRepository).record("app.opened", user_id=name)
+
     one_line_error(cli("users", "erase", tenant_id, str(ada.id)), "--confirm")
-    erased = cli("--json", "users", "erase", tenant_id, str(ada.id), "--confirm", str(ada.id))
+    erased = cli(
+        "--json", "users", "erase", tenant_id, str(ada.id), "--confirm", str(ada.id),
+        "--event-user-id", "crm-ada",
+    )  # fmt: skip
     assert erased.code == 0 and erased.json["deleted"]["users"] == 1
+    assert erased.json["deleted"]["events"] == 2  # its id and the string named; not the other
     one_line_error(cli("users", "export", tenant_id, str(ada.id)), "no user")
 
 
