@@ -43,6 +43,7 @@ async def test_a_tiny_run_measures_every_task_of_every_contender(
     assert sorted(tenancy.resolve) == list(PROFILES["tiny"].directory_sizes)
     assert sorted(tenancy.history) == list(PROFILES["tiny"].history_sizes)
     assert "IXSCAN" in tenancy.history_plan and "COLLSCAN" not in tenancy.history_plan
+    assert tenancy.overhead["on_calls"] > 0 and tenancy.overhead["off_calls"] > 0
     moves = [(move["from"], move["to"], move["documents"]) for move in tenancy.moves]
     assert moves == [("free", "pro", 50), ("pro", "enterprise", 50), ("enterprise", "free", 50)]
 
