@@ -396,6 +396,9 @@ class BaseDocument(Document):
     @classmethod
     def get_settings(cls) -> DocumentSettings:
         """Beanie's settings of the class (Beanie's defaults for an abstract base)."""
+        settings = cls.__dict__.get("_document_settings")  # Beanie asks ~6 times a call
+        if settings is not None and "caas_abstract" not in cls.__dict__:
+            return settings  # type: ignore[no-any-return]  # mypy: a mappingproxy value
         if is_abstract(cls):
             return abstract_settings(cls)
         try:

@@ -346,7 +346,7 @@ class GuardedCollection:
     async def insert_one(self, document: Any, **kwargs: Any) -> Any:
         """`insert_one`, with the tenant stamped (or checked) on the document."""
         self._writable("insert_one", insert=True)
-        new = self._references(guard_new_document(document, self._rules, now=write_stamp()))
+        new = self._references(guard_new_document(document, self._rules))
         options = self._session(kwargs)
         with self._errors():
             if self._cipher is not None:  # the hot path: no coroutine for a no-op step

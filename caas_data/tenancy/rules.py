@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from caas_data.clock import write_stamp
 from caas_data.errors import TenantMismatch, UnsafeOperation
 from caas_data.tenancy.snapshots import (
     MAX_DEPTH,
@@ -248,18 +249,23 @@ def _check_protected_new(document: Mapping[str, Any], rules: CollectionRules) ->
 
 
 def guard_new_document(
-    document: Mapping[str, Any], rules: CollectionRules, *, now: datetime
+    document: Mapping[str, Any], rules: CollectionRules, *, now: datetime | None = None
 ) -> dict[str, Any]:
-    """A document about to be inserted: tenant stamped, timestamps and version set."""
+    """A document about to be inserted: tenant stamped, timestamps and version set.
+
+    `now` stamps missing timestamps; without it the clock is read only when one is missing
+    (the repositories and Beanie send both already).
+    """
     result = plain_mapping(document, "a document")
     _stamp_tenant(result, rules, "document")
     _check_protected_new(result, rules)
     # Every document class carries schema_version (default 1); a raw insert that omits it
     # must store it too, or a later replacement (conditional on it) could never match.
     result.setdefault("schema_version", 1)
-    if rules.timestamps:
-        result.setdefault("created_at", now)
-        result.setdefault("updated_at", now)
+    if rules.timestamps and ("created_at" not in result or "updated_at" not in result):
+        stamp = now if now is not None else write_stamp()
+        result.setdefault("created_at", stamp)
+        result.setdefault("updated_at", stamp)
     if rules.versioned:
         version = result.get(VERSION_FIELD, 0)
         if (type(version) is not int or version != 0) and not rules.privileged:
