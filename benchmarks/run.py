@@ -103,10 +103,6 @@ LOAD_TIMEOUT_MS = 300_000
 DEFAULT_CACHE = "--cache-size 2G"
 
 
-def _w(value: str) -> str | int:
-    return int(value) if value.isdigit() else value
-
-
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for package in ("caas-data", "pymongo", "beanie", "pydantic", "pydantic-core", "SecantusDB"):
@@ -146,8 +142,8 @@ async def run(profile: Profile, uri: str, out: Path | None, *, server: str) -> R
         patient_uri(uri),
         tz_aware=True,
         uuidRepresentation="standard",
-        timeoutMS=LOAD_TIMEOUT_MS,
-        w=_w(layer.settings.write_concern),
+        timeoutMS=layer.settings.operation_timeout_ms,
+        **layer.client.write_concern.document,
     )
     report = Report(profile.name, machine(), {"kind": server}, versions())
     try:

@@ -397,7 +397,7 @@ class BaseDocument(Document):
     def get_settings(cls) -> DocumentSettings:
         """Beanie's settings of the class (Beanie's defaults for an abstract base)."""
         settings = cls.__dict__.get("_document_settings")  # Beanie asks ~6 times a call
-        if settings is not None and "caas_abstract" not in cls.__dict__:
+        if settings is not None and not is_abstract(cls):  # set by init_beanie on this class
             return settings  # type: ignore[no-any-return]  # mypy: a mappingproxy value
         if is_abstract(cls):
             return abstract_settings(cls)

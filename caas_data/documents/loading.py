@@ -98,30 +98,22 @@ def _build(document_type: type[Any]) -> tuple[Loader | None, bool]:
     current = document_type.caas_schema_version()
     # A new document (no schema_version) at version 1: the upcaster would return it as is.
     fresh = None if current == 1 else _UNKNOWN
-    if private is None:
+    statics, factories = private if private is not None else ({}, ())
 
-        def load(raw: Mapping[str, Any]) -> Any:
-            stored = raw.get("schema_version") if type(raw) is dict else _UNKNOWN
-            if stored is current or stored is fresh or (type(stored) is int and stored == current):
-                return validate(raw)
-            return validate(upcast(raw))
-
-        return load, True
-    statics, factories = private
-
-    def load_and_init(raw: Mapping[str, Any]) -> Any:
+    def load(raw: Mapping[str, Any]) -> Any:
         stored = raw.get("schema_version") if type(raw) is dict else _UNKNOWN
         if stored is current or stored is fresh or (type(stored) is int and stored == current):
             document = validate(raw)
         else:
             document = validate(upcast(raw))
-        attributes = dict(statics)
-        for name, factory in factories:
-            attributes[name] = factory()
-        _PRIVATE_SLOT.__set__(document, attributes)
+        if private is not None:  # else pydantic's own post-init ran inside `validate`
+            attributes = dict(statics)
+            for name, factory in factories:
+                attributes[name] = factory()
+            _PRIVATE_SLOT.__set__(document, attributes)
         return document
 
-    return load_and_init, True
+    return load, True
 
 
 def fast_loader(document_type: type[Any]) -> Loader | None:

@@ -99,7 +99,7 @@ class ReadRepository(Generic[D]):
             )
         fields = dict(data)
         for key in fields:
-            if type(key) is not str:  # one scan; the error lists every bad name
+            if type(key) is not str:  # rare: look once at every name, list the bad ones
                 bad = [k for k in fields if not isinstance(k, str)]
                 if bad:
                     raise DocumentValidationError(
@@ -107,6 +107,7 @@ class ReadRepository(Generic[D]):
                         fields=tuple(repr(k) for k in bad),
                         document_type=self.document_type,
                     )
+                break  # only str subclasses: valid names
         with self._errors():  # model_validate: the fast loader, no __init__ chain
             return self.document_type.model_validate(fields)
 
