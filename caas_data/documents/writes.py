@@ -94,14 +94,20 @@ def stamp_new(document: BaseDocument) -> None:
     document.__pydantic_fields_set__.update(values)
 
 
-def stamp_updated(document: BaseDocument, *, version: int, now: datetime) -> None:
-    """Set on a document in memory what an update stored: its new `__v` and `updated_at`."""
+def stamp_updated(document: BaseDocument, *, version: int | None, now: datetime) -> None:
+    """Set on a document in memory what an update stored: its new `__v` and `updated_at`.
+
+    Only the fields the class has; `version` None leaves `__v` as it is.
+    """
     stamped_fields, versioned = _stamp_plan(type(document))
     values: dict[str, Any] = {"updated_at": now} if "updated_at" in stamped_fields else {}
-    if versioned:
+    if versioned and version is not None:
         values["version"] = version
     document.__dict__.update(values)
     document.__pydantic_fields_set__.update(values)
+
+
+_SET = object.__setattr__
 
 
 def shallow_copy(document: D) -> D:
@@ -122,9 +128,6 @@ def shallow_copy(document: D) -> D:
         private = {k: v for k, v in private.items() if v is not PydanticUndefined}
     _SET(copy, "__pydantic_private__", private)
     return copy
-
-
-_SET = object.__setattr__
 
 
 async def insert_document(
@@ -202,10 +205,7 @@ async def replace_document(
         target = target.including_deleted()
     result = await target.replace_one({"_id": document.id}, data, session=session, stamp_time=now)
     if result.matched_count == 1:
-        if isinstance(document, VersionMixin):
-            document.version = expected + 1
-        if isinstance(document, TimestampMixin):
-            document.updated_at = now
+        stamp_updated(document, version=expected + 1, now=now)
         return document
     if upsert and expected == 0:
         exists = await target.including_deleted().find_one({"_id": document.id}, {"_id": 1})
@@ -293,10 +293,7 @@ async def run_stored_write(
         await raise_write_miss(target, document_type, document_id, expected)
     if deferred:
         return document
-    if isinstance(document, VersionMixin) and expected is not None:
-        document.version = expected + 1
-    if isinstance(document, TimestampMixin):
-        document.updated_at = now
+    stamp_updated(document, version=None if expected is None else expected + 1, now=now)
     if document.use_state_management():
         # The state Beanie saved before the write lacks the new `__v`/`updated_at`; the
         # previous state it kept stays as it is.
