@@ -20,6 +20,7 @@ from beanie import (
     Indexed,
     Insert,
     Link,
+    PydanticObjectId,
     Replace,
     Save,
     WriteRules,
@@ -297,6 +298,29 @@ async def test_beanies_insert_encodes_links_and_runs_actions(
     assert found.day == date(2024, 2, 29)
     assert isinstance(found.owner, Member)
     assert found.owner.email == "owner@example.com"
+
+
+async def test_insert_hands_beanie_the_id_in_its_own_type(
+    caas_layer: DataLayer, tenant: str
+) -> None:
+    """The guard returns a new ObjectId as Beanie's `PydanticObjectId` (issue 16).
+
+    Beanie's `insert()` otherwise converts the id through a new pydantic TypeAdapter per call;
+    the id it keeps is the same either way, and a dict keeps the driver's own ObjectId.
+    """
+    async with tenant_scope(tenant, layer=caas_layer):
+        member = await Member(email="typed-id@example.com").insert()
+        plain = {"email": "plain-id@example.com"}
+        result = await Member.get_pymongo_collection().insert_one(plain)
+        chosen = await Member.get_pymongo_collection().insert_one(
+            {"_id": "chosen", "email": "chosen-id@example.com"}
+        )
+        stored = await _raw(caas_layer, Member).find_one({"_id": member.id})
+    assert type(member.id) is PydanticObjectId
+    assert stored is not None and stored["_id"] == member.id
+    assert type(result.inserted_id) is PydanticObjectId
+    assert type(plain["_id"]) is ObjectId and plain["_id"] == result.inserted_id
+    assert chosen.inserted_id == "chosen"
 
 
 async def test_an_is_root_child_is_found_through_its_root(
