@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from beanie import PydanticObjectId
 from bson import ObjectId
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.results import InsertOneResult
+from pymongo.results import InsertManyResult, InsertOneResult
 
 from caas_data.clock import write_stamp
 from caas_data.driver_errors import translate_driver_errors
@@ -34,6 +36,7 @@ from caas_data.tenancy.bulk_requests import BulkRequest
 from caas_data.tenancy.change_streams import change_stream_stages, records_pre_images
 from caas_data.tenancy.cursors import GuardedCursor
 from caas_data.tenancy.cutoffs import retention_cutoff, retention_limit
+from caas_data.tenancy.encoded import encode_new_document, raw_codec_options
 from caas_data.tenancy.field_encryption import FieldCipher
 from caas_data.tenancy.handle_scope import ScopeKey, check_handle_scope, scope_key
 from caas_data.tenancy.pipeline_rules import LookupTarget, guard_pipeline
@@ -84,6 +87,7 @@ class GuardedCollection:
         "_document_type",
         "_include_deleted",
         "_logical_name",
+        "_raw_options",
         "_reference_name",
         "_resolve",
         "_rules",
@@ -115,6 +119,7 @@ class GuardedCollection:
         self._scope = scope
         self._document_type = document_type
         self._include_deleted = include_deleted
+        self._raw_options: CodecOptions[Any] | None = None
 
     # -- introspection ----------------------------------------------------------------
 
@@ -199,6 +204,13 @@ class GuardedCollection:
         """`value` with its references naming logical collections of the scope (or refused)."""
         result: T = logical_references(value, self._reference_name)
         return result
+
+    def _encoded(self, new: dict[str, Any]) -> tuple[RawBSONDocument, Any]:
+        """A new document as the bytes to send, checked for references, and its `_id`."""
+        codec_options = self._collection.codec_options
+        if self._raw_options is None:
+            self._raw_options = raw_codec_options(codec_options)
+        return encode_new_document(new, codec_options, self._raw_options, self._references)
 
     def _errors(self) -> AbstractContextManager[None]:
         return translate_driver_errors(
@@ -349,29 +361,39 @@ class GuardedCollection:
     async def insert_one(self, document: Any, **kwargs: Any) -> Any:
         """`insert_one`, with the tenant stamped (or checked) on the document."""
         self._writable("insert_one", insert=True)
-        new = self._references(guard_new_document(document, self._rules))
+        new = guard_new_document(document, self._rules)
         options = self._session(kwargs)
         with self._errors():
-            if self._cipher is not None:  # the hot path: no coroutine for a no-op step
-                new = await self._sealed_document(new)
-            result = await self._writer(options).insert_one(new, **options)
+            if self._cipher is None:  # the hot path: encoded once, here (`encoded.py`)
+                raw, new_id = self._encoded(new)
+                result = await self._writer(options).insert_one(raw, **options)
+            else:
+                sealed = await self._sealed_document(self._references(new))
+                result = await self._writer(options).insert_one(sealed, **options)
+                new_id = result.inserted_id
         if isinstance(document, dict) and "_id" not in document:
-            document["_id"] = result.inserted_id  # as PyMongo does
-        if type(result.inserted_id) is ObjectId:
+            document["_id"] = new_id  # as PyMongo does
+        if type(new_id) is ObjectId:
             # Beanie's `insert()` converts a bare ObjectId to its id type through a new
             # pydantic TypeAdapter per call (~40 us, a quarter of a small insert's CPU);
             # the same id as Beanie's `PydanticObjectId` (an ObjectId) needs no conversion.
-            result = InsertOneResult(PydanticObjectId(result.inserted_id), result.acknowledged)
-        return result
+            new_id = PydanticObjectId(new_id)
+        return InsertOneResult(new_id, result.acknowledged)
 
     async def insert_many(self, documents: Any, **kwargs: Any) -> Any:
         """`insert_many`, with the tenant stamped (or checked) on every document."""
         self._writable("insert_many", insert=True)
         now = write_stamp()
-        news = [self._references(guard_new_document(d, self._rules, now=now)) for d in documents]
+        news = [guard_new_document(d, self._rules, now=now) for d in documents]
         options = self._session(kwargs)
         with self._errors():
-            news = [await self._sealed_document(new) for new in news]
+            if self._cipher is None:  # encoded once, here (`encoded.py`)
+                encoded = [self._encoded(new) for new in news]
+                result = await self._writer(options).insert_many(
+                    [raw for raw, _ in encoded], **options
+                )
+                return InsertManyResult([new_id for _, new_id in encoded], result.acknowledged)
+            news = [await self._sealed_document(self._references(new)) for new in news]
             return await self._writer(options).insert_many(news, **options)
 
     async def update_one(

@@ -1,9 +1,16 @@
 """References (DBRefs) name a logical collection of the tenant, or are refused."""
 
+from typing import Any
+
+import bson
 import pytest
 from bson import DBRef, ObjectId
+from bson.binary import UuidRepresentation
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
 
 from caas_data import UnsafeOperation
+from caas_data.tenancy.encoded import encode_new_document, raw_codec_options
 from caas_data.tenancy.references import logical_references
 
 OID = ObjectId()
@@ -59,3 +66,61 @@ def test_a_deep_value_is_refused_not_followed_forever() -> None:
         document = {"d": document}
     with pytest.raises(UnsafeOperation):
         logical_references(document, logical)
+
+
+# -- a new document is checked in its encoded bytes (tenancy/encoded.py) -------------------
+
+OPTIONS = CodecOptions(tz_aware=True, uuid_representation=UuidRepresentation.STANDARD)
+RAW_OPTIONS = raw_codec_options(OPTIONS)
+
+
+class CountingCheck:
+    """The reference check, counting the documents it was asked to walk."""
+
+    def __init__(self) -> None:
+        self.walked = 0
+
+    def __call__(self, document: dict[str, Any]) -> dict[str, Any]:
+        self.walked += 1
+        checked: dict[str, Any] = logical_references(document, logical)
+        return checked
+
+
+def encode(document: dict[str, Any]) -> tuple[RawBSONDocument, Any, int]:
+    check = CountingCheck()
+    raw, new_id = encode_new_document(document, OPTIONS, RAW_OPTIONS, check)
+    return raw, new_id, check.walked
+
+
+def test_a_document_without_ref_bytes_is_sent_unwalked_with_an_id() -> None:
+    document = {"name": "x", "price": "$5", "tags": [{"k": "v"}], "n": 1}
+    raw, new_id, walked = encode(document)
+    assert walked == 0
+    assert isinstance(new_id, ObjectId) and document["_id"] == new_id
+    assert bson.decode(raw.raw, OPTIONS) == document
+
+
+@pytest.mark.parametrize(
+    "owner",
+    [DBRef("acme_users", OID), {"$ref": "acme_users", "$id": OID}],
+    ids=["dbref", "sub-document"],
+)
+def test_a_nested_reference_is_walked_and_stored_by_its_logical_name(owner: object) -> None:
+    raw, _, walked = encode({"_id": 7, "items": [{"deep": [{"owner": owner}]}]})
+    assert walked == 1
+    assert bson.decode(raw.raw)["items"][0]["deep"][0]["owner"] == DBRef("users", OID)
+
+
+def test_a_value_ending_in_ref_is_a_false_alarm_that_changes_nothing() -> None:
+    document = {"_id": 1, "note": "costs $ref"}  # a BSON string ends in NUL, like a key
+    raw, _, walked = encode(document)
+    assert walked == 1
+    assert bson.decode(raw.raw) == document
+
+
+@pytest.mark.parametrize(
+    "owner", [DBRef("other_users", OID), {"$ref": "users", "$id": OID, "$db": "other"}]
+)
+def test_a_reference_outside_the_tenant_is_refused_before_any_bytes_leave(owner: object) -> None:
+    with pytest.raises(UnsafeOperation):
+        encode({"list": [1, {"owner": owner}]})
