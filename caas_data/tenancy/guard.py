@@ -93,6 +93,7 @@ class GuardedCollection:
         "_rules",
         "_scope",
         "_shared",
+        "_translation",
     )
 
     def __init__(
@@ -120,6 +121,9 @@ class GuardedCollection:
         self._document_type = document_type
         self._include_deleted = include_deleted
         self._raw_options: CodecOptions[Any] | None = None
+        self._translation = translate_driver_errors(
+            tenant_id=rules.tenant_id, document_type=document_type
+        )
 
     # -- introspection ----------------------------------------------------------------
 
@@ -213,9 +217,8 @@ class GuardedCollection:
         return encode_new_document(new, codec_options, self._raw_options, self._references)
 
     def _errors(self) -> AbstractContextManager[None]:
-        return translate_driver_errors(
-            tenant_id=self._rules.tenant_id, document_type=self._document_type
-        )
+        """One translation per handle: it holds no state between uses (re-entrant)."""
+        return self._translation
 
     def _cursor(
         self,
