@@ -31,7 +31,7 @@ from caas_data.clock import write_stamp
 from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.sessions import current_session, current_write_concern
 from caas_data.engine.write_conflicts import retry_write_conflicts
-from caas_data.errors import UnsafeOperation
+from caas_data.errors import DocumentValidationError, UnsafeOperation
 from caas_data.tenancy.bulk_requests import BulkRequest
 from caas_data.tenancy.change_streams import change_stream_stages, records_pre_images
 from caas_data.tenancy.cursors import GuardedCursor
@@ -388,6 +388,12 @@ class GuardedCollection:
         self._writable("insert_many", insert=True)
         now = write_stamp()
         news = [guard_new_document(d, self._rules, now=now) for d in documents]
+        if not news:  # PyMongo raises a bare TypeError for it
+            raise DocumentValidationError(
+                "insert_many needs at least one document",
+                tenant_id=self._rules.tenant_id,
+                document_type=self._document_type,
+            )
         options = self._session(kwargs)
         with self._errors():
             if self._cipher is None:  # encoded once, here (`encoded.py`)

@@ -138,3 +138,15 @@ async def test_connect_reads_the_environment(
         await layer.client.drop_database("envprefix_platform")
     with pytest.raises(ConfigurationError, match="invalid settings"):
         await caas_data.connect(database_prefix="Bad Prefix")
+
+
+async def test_an_empty_insert_many_is_the_layers_error_not_a_type_error(
+    caas_layer: DataLayer, pro_tenant: str
+) -> None:
+    async with tenant_scope(pro_tenant):
+        collection = caas_layer.collection(User)
+        with pytest.raises(DocumentValidationError, match="at least one document") as caught:
+            await collection.insert_many([])
+        with pytest.raises(DocumentValidationError, match="at least one document"):
+            await collection.insert_many(iter(()))
+    assert caught.value.tenant_id == pro_tenant
