@@ -14,7 +14,6 @@ from uuid import uuid4
 from beanie import BulkWriter, Document, PydanticObjectId, WriteRules
 from beanie.exceptions import DocumentNotFound, RevisionIdWasChanged
 from beanie.odm.actions import ActionDirections
-from beanie.odm.utils.dump import get_dict
 from pydantic_core import PydanticUndefined
 from pymongo import ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -27,6 +26,7 @@ from caas_data.documents.base import (
     VersionMixin,
     utcnow,
 )
+from caas_data.documents.encoding import document_dict
 from caas_data.documents.routing import collection_for
 from caas_data.errors import (
     CaasDataError,
@@ -297,7 +297,7 @@ async def run_stored_write(
     if document.use_state_management():
         # The state Beanie saved before the write lacks the new `__v`/`updated_at`; the
         # previous state it kept stays as it is.
-        document._saved_state = get_dict(
+        document._saved_state = document_dict(
             document,
             to_db=True,
             keep_nulls=document.get_settings().keep_nulls,
@@ -326,7 +326,7 @@ async def _queue_save(
         if not force:
             query["revision_id"] = document.revision_id
         document.revision_id = uuid4()
-    replacement = get_dict(
+    replacement = document_dict(
         document, to_db=True, exclude={"_id"}, keep_nulls=document.get_settings().keep_nulls
     )
     bulk_writer.add_operation(document_type, ReplaceOne(query, replacement, upsert=True))
