@@ -11,13 +11,15 @@ str-keyed dict, an Optional/Union or a plain pydantic model of those. Beanie kee
 as they are and so does `model_dump` in python mode. This module proves that per class, from
 the declared field types, and otherwise keeps Beanie's encoder:
 
-- whatever Beanie converts (dates, decimals, UUIDs, bytes, URLs, secrets, sets, `Any`...),
-  links, `_class_id`/union documents, `bson_encoders`, revisions and `keep_nulls=False` go to
+- whatever Beanie converts (dates, decimals, UUIDs, bytes, URLs, secrets, sets...), links,
+  `_class_id`/union documents, `bson_encoders`, revisions and `keep_nulls=False` go to
   Beanie's own `get_dict`;
 - so does anything pydantic would serialise differently from the value itself: serializers,
   computed fields, extra fields, an alias that differs from the serialisation alias;
 - at run time a value that does not match its declared type (assigned without validation)
-  makes `model_dump(warnings="error")` raise, and that document goes to Beanie's encoder too.
+  makes `model_dump(warnings="error")` raise, and that document goes to Beanie's encoder too;
+  so does one whose `Any`-typed field (`metadata: dict[str, Any]`) holds anything but plain
+  JSON-like values, datetimes and ObjectIds, or whose nested model has a subclass.
 
 Only the layer's own documents take the fast path; a plain Beanie class keeps Beanie's
 function untouched. `get_dict` is rebound once, on import, in the two Beanie modules that call
@@ -38,7 +40,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import annotated_types
 import beanie.odm.documents as beanie_documents
 import beanie.odm.queries.find as beanie_find
-from beanie import Document
+from beanie import Document, PydanticObjectId
 from beanie.odm.utils.dump import get_dict
 from bson import ObjectId
 from pydantic import (
@@ -78,9 +80,15 @@ class _Plan:
     # pydantic dumps a subclass instance as the declared model; Beanie walks all its fields.
     # So a nested model with a subclass (declared at any time) sends its documents to Beanie.
     nested_models: tuple[type[BaseModel], ...]
+    # Fields typed with `Any` (e.g. `dict[str, Any]` metadata): their values are checked at
+    # each call, since pydantic keeps a Decimal or a date there and Beanie converts it.
+    checked_fields: tuple[str, ...]
 
-    def subclassed(self) -> bool:
-        return any(model.__subclasses__() for model in self.nested_models)
+    def dumps_alike(self, values: dict[str, Any]) -> bool:
+        """False when this document must take Beanie's encoder."""
+        if any(model.__subclasses__() for model in self.nested_models):
+            return False
+        return all(_plain_value(values.get(name)) for name in self.checked_fields)
 
 
 _plans: dict[type[Any], _Plan | None] = {}
@@ -88,30 +96,35 @@ _UNPLANNED: Any = object()
 _GET = object.__getattribute__
 
 
-def _plain_annotation(annotation: Any, seen: set[type[Any]]) -> bool:
-    """True if Beanie's encoder and `model_dump` keep every valid value of this type alike."""
+def _plain_annotation(annotation: Any, seen: set[type[Any]], any_ok: bool = False) -> bool:
+    """True if Beanie's encoder and `model_dump` keep every valid value of this type alike.
+
+    `any_ok`: `Any` passes too (a field whose values are then checked at each call).
+    """
     if annotation in _SCALARS or annotation is JsonValue:
         return True  # JsonValue: JSON's types, every one a BSON scalar, list or str-keyed dict
+    if annotation is Any:
+        return any_ok
     origin = get_origin(annotation)
     if origin is typing.Annotated:
         inner, *metadata = get_args(annotation)
         return all(isinstance(m, _NEUTRAL_METADATA) for m in metadata) and _plain_annotation(
-            inner, seen
+            inner, seen, any_ok
         )
     if origin is Literal:
         return all(type(value) in (str, int, bool) for value in get_args(annotation))
     if origin in (Union, types.UnionType):
-        return all(_plain_annotation(arg, seen) for arg in get_args(annotation))
+        return all(_plain_annotation(arg, seen, any_ok) for arg in get_args(annotation))
     if origin is list:
         (item,) = get_args(annotation) or (Any,)
-        return _plain_annotation(item, seen)
+        return _plain_annotation(item, seen, any_ok)
     if origin is dict:
         key, value = get_args(annotation) or (Any, Any)
         # Beanie keeps a str or an enum key and turns any other into a str; pydantic keeps it.
         str_key = key is str or (
             isinstance(key, type) and issubclass(key, enum.Enum) and issubclass(key, str)
         )
-        return str_key and _plain_annotation(value, seen)
+        return str_key and _plain_annotation(value, seen, any_ok)
     if not isinstance(annotation, type) or origin is not None:
         return False
     if annotation is ObjectId or annotation.__name__ == "PydanticObjectId":
@@ -124,14 +137,32 @@ def _plain_annotation(annotation: Any, seen: set[type[Any]]) -> bool:
     return False
 
 
-def _plain_field(field: FieldInfo, seen: set[type[Any]]) -> bool:
+def _plain_field(field: FieldInfo, seen: set[type[Any]], any_ok: bool = False) -> bool:
     if field.exclude is True:
         return True  # neither writes it
     if field.serialization_alias != field.alias or getattr(field, "exclude_if", None):
         return False
     if not all(isinstance(m, _NEUTRAL_METADATA) for m in field.metadata):
         return False
-    return _plain_annotation(field.annotation, seen)
+    return _plain_annotation(field.annotation, seen, any_ok)
+
+
+# Values an `Any` field may hold for the fast path: each type exactly, as Beanie keeps it and
+# pydantic's inference returns it (a tuple, a subclass or a Decimal sends it to Beanie).
+_PLAIN_VALUE_TYPES: frozenset[type[Any]] = frozenset(
+    {str, int, float, bool, type(None), datetime.datetime, ObjectId, PydanticObjectId}
+)
+
+
+def _plain_value(value: Any) -> bool:
+    kind = type(value)
+    if kind in _PLAIN_VALUE_TYPES:
+        return True
+    if kind is list:
+        return all(_plain_value(item) for item in value)
+    if kind is dict:
+        return all(type(key) is str and _plain_value(item) for key, item in value.items())
+    return False
 
 
 def _plain_model_body(model: type[BaseModel]) -> bool:
@@ -161,14 +192,26 @@ def _build_plan(document_type: type[Any]) -> _Plan | None:
     if not issubclass(document_type, BaseDocument):
         return None  # a plain Beanie class keeps Beanie's encoder as it is
     fields = document_type.model_fields
-    seen: set[type[Any]] = {document_type}
-    if not _plain_model_body(document_type) or not all(
-        _plain_field(field, seen) for field in fields.values()
-    ):
+    if not _plain_model_body(document_type):
         return None
+    nested: set[type[Any]] = set()
+    checked = []
+    for name, field in fields.items():
+        for any_ok in (False, True):
+            # A fresh `seen` per attempt: a model assumed plain while a failed attempt was
+            # checking it must not count as proven.
+            seen: set[type[Any]] = {document_type}
+            if _plain_field(field, seen, any_ok):
+                nested |= seen
+                if any_ok:
+                    checked.append(name)
+                break
+        else:
+            return None
     return _Plan(
         {(field.alias or name): name for name, field in fields.items()},
-        tuple(seen - {document_type}),
+        tuple(nested - {document_type}),
+        tuple(checked),
     )
 
 
@@ -193,12 +236,15 @@ def document_dict(
     """Beanie's `get_dict`, by `model_dump` for a layer document proven to dump alike."""
     document_type = type(document)
     plan = _plan(document_type)
-    if plan is None or not keep_nulls or plan.subclassed() or _beanie_decides(document_type):
+    if plan is None or not keep_nulls or _beanie_decides(document_type):
         return beanie_get_dict(document, to_db=to_db, exclude=exclude, keep_nulls=keep_nulls)
     # Plain attribute reads: lazy-model's __getattribute__ costs a call per attribute.
     if _GET(document, "__pydantic_private__").get("_store"):
         document.parse_store()  # loaded with `lazy_parse`: Beanie's encoder parses it first
-    excluded = _excluded(plan, exclude, _GET(document, "__dict__").get("id") is None)
+    values = _GET(document, "__dict__")
+    if not plan.dumps_alike(values):
+        return beanie_get_dict(document, to_db=to_db, exclude=exclude, keep_nulls=keep_nulls)
+    excluded = _excluded(plan, exclude, values.get("id") is None)
     try:
         dumped: dict[str, Any] = document.model_dump(
             by_alias=True, exclude=excluded, warnings="error"
