@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from caas_data.config import EncryptionOptions
@@ -16,6 +17,7 @@ __all__ = [
     "TEST_OPERATION_TIMEOUT_MS",
     "connect_for_tests",
     "drop_prefix_databases",
+    "layer_for_tests",
     "new_prefix",
     "new_tenant_id",
     "patient_uri",
@@ -99,3 +101,16 @@ async def drop_prefix_databases(layer: DataLayer) -> list[str]:
             layer.forget_ensured(name, cluster=cluster)
         dropped += names
     return dropped
+
+
+@asynccontextmanager
+async def layer_for_tests(
+    uri: str, *, documents: Iterable[type[BaseDocument]] | None = None
+) -> AsyncIterator[DataLayer]:
+    """A layer of its own on fresh databases, dropped and closed on the way out."""
+    layer = await connect_for_tests(uri, documents=documents)
+    try:
+        yield layer
+    finally:
+        await drop_prefix_databases(layer)
+        await layer.close()

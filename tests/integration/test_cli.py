@@ -19,7 +19,12 @@ from caas_data.analytics import EventRepository
 from caas_data.platform import SaasClientRepository
 from caas_data.saas import User
 from caas_data.testing import ServerHandle
-from caas_data.testing.helpers import connect_for_tests, drop_prefix_databases, new_tenant_id
+from caas_data.testing.helpers import (
+    connect_for_tests,
+    drop_prefix_databases,
+    layer_for_tests,
+    new_tenant_id,
+)
 from tests.integration.conftest import raw_collection
 from tests.integration.migration_fixtures import DOCUMENTS
 from tests.integration.moving import raw_external_ids, seed, tenant_rows
@@ -43,12 +48,8 @@ class Run:
 @pytest_asyncio.fixture(loop_scope="session")
 async def cli_layer(caas_server: ServerHandle) -> AsyncIterator[DataLayer]:
     """Databases of the CLI tests' own (a prefix), which the command reaches through env."""
-    layer = await connect_for_tests(caas_server.uri, documents=DOCUMENTS)
-    try:
+    async with layer_for_tests(caas_server.uri, documents=DOCUMENTS) as layer:
         yield layer
-    finally:
-        await drop_prefix_databases(layer)
-        await layer.close()
 
 
 @pytest.fixture

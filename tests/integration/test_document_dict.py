@@ -37,7 +37,10 @@ from caas_data.documents.saas.groups import GroupMember
 from caas_data.documents.saas.messaging import Conversation, Message, Reaction, ReadReceipt
 from caas_data.documents.saas.users import User
 from caas_data.testing import ServerHandle
-from caas_data.testing.helpers import connect_for_tests, drop_prefix_databases, new_tenant_id
+from caas_data.testing.helpers import (
+    layer_for_tests,
+    new_tenant_id,
+)
 
 
 class Colour(StrEnum):
@@ -280,12 +283,8 @@ def same_as_beanie(document: Document, **call: Any) -> None:
 
 @pytest.fixture(scope="module")
 async def encoding_layer(caas_server: ServerHandle) -> AsyncIterator[DataLayer]:
-    layer = await connect_for_tests(caas_server.uri, documents=DOCUMENTS)
-    try:
+    async with layer_for_tests(caas_server.uri, documents=DOCUMENTS) as layer:
         yield layer
-    finally:
-        await drop_prefix_databases(layer)
-        await layer.close()
 
 
 def test_beanie_instance_methods_encode_through_the_layer() -> None:

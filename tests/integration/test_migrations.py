@@ -17,7 +17,10 @@ from caas_data.documents.platform import MigrationRecord
 from caas_data.errors import SchemaVersionError
 from caas_data.operations import migrate
 from caas_data.testing import ServerHandle
-from caas_data.testing.helpers import connect_for_tests, drop_prefix_databases, new_tenant_id
+from caas_data.testing.helpers import (
+    layer_for_tests,
+    new_tenant_id,
+)
 from tests.integration.conftest import MODEL_TIERS, raw_collection
 from tests.integration.migration_fixtures import DOCUMENTS, Note
 
@@ -27,12 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest_asyncio.fixture(loop_scope="session")
 async def note_layer(caas_server: ServerHandle) -> AsyncIterator[DataLayer]:
     """A layer of its own that knows `Note` (a class with two schema steps)."""
-    layer = await connect_for_tests(caas_server.uri, documents=DOCUMENTS)
-    try:
+    async with layer_for_tests(caas_server.uri, documents=DOCUMENTS) as layer:
         yield layer
-    finally:
-        await drop_prefix_databases(layer)
-        await layer.close()
 
 
 async def _tenant_with_v1_notes(layer: DataLayer, model: str, names: list[object]) -> str:

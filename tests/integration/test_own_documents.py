@@ -20,7 +20,12 @@ from caas_data import (
 from caas_data.fastapi import caas_lifespan, get_layer
 from caas_data.repositories.base import Repository
 from caas_data.testing import ServerHandle
-from caas_data.testing.helpers import connect_for_tests, drop_prefix_databases, new_tenant_id
+from caas_data.testing.helpers import (
+    connect_for_tests,
+    drop_prefix_databases,
+    layer_for_tests,
+    new_tenant_id,
+)
 
 from .conftest import MODEL_TIERS
 
@@ -56,12 +61,8 @@ async def test_an_unregistered_document_is_refused_at_first_use(
 
 @pytest.fixture
 async def own_layer(caas_server: ServerHandle) -> AsyncIterator[DataLayer]:
-    layer = await connect_for_tests(caas_server.uri, documents=[Ticket])
-    try:
+    async with layer_for_tests(caas_server.uri, documents=[Ticket]) as layer:
         yield layer
-    finally:
-        await drop_prefix_databases(layer)
-        await layer.close()
 
 
 @pytest.mark.parametrize("model", list(MODEL_TIERS))
