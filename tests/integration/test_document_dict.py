@@ -266,8 +266,8 @@ def plain(**changes: Any) -> Plain:
 
 CALLS: list[dict[str, Any]] = [
     {"to_db": True},
-    {"to_db": True, "exclude": {"_id"}},
-    {"to_db": True, "exclude": {"tenant_id", "rn", "not-a-field"}},
+    {"to_db": True, "exclude": ("_id",)},
+    {"to_db": True, "exclude": ("tenant_id", "rn", "not-a-field")},
     {"to_db": False},
     {"to_db": True, "keep_nulls": False},
 ]
