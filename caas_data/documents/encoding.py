@@ -234,23 +234,31 @@ def document_dict(
     keep_nulls: bool = True,
 ) -> dict[str, Any]:
     """Beanie's `get_dict`, by `model_dump` for a layer document proven to dump alike."""
+    dumped = _dumped(document, exclude) if keep_nulls else None
+    if dumped is None:
+        return beanie_get_dict(document, to_db=to_db, exclude=exclude, keep_nulls=keep_nulls)
+    return dumped
+
+
+def _dumped(document: Document, exclude: set[str] | None) -> dict[str, Any] | None:
+    """The document by `model_dump`, or None where Beanie's encoder decides."""
     document_type = type(document)
     plan = _plan(document_type)
-    if plan is None or not keep_nulls or _beanie_decides(document_type):
-        return beanie_get_dict(document, to_db=to_db, exclude=exclude, keep_nulls=keep_nulls)
+    if plan is None or _beanie_decides(document_type):
+        return None
     # Plain attribute reads: lazy-model's __getattribute__ costs a call per attribute.
     if _GET(document, "__pydantic_private__").get("_store"):
         document.parse_store()  # loaded with `lazy_parse`: Beanie's encoder parses it first
     values = _GET(document, "__dict__")
     if not plan.dumps_alike(values):
-        return beanie_get_dict(document, to_db=to_db, exclude=exclude, keep_nulls=keep_nulls)
+        return None
     excluded = _excluded(plan, exclude, values.get("id") is None)
     try:
         dumped: dict[str, Any] = document.model_dump(
             by_alias=True, exclude=excluded, warnings="error"
         )
     except PydanticSerializationError:  # a value unlike its type: Beanie's walk decides
-        return beanie_get_dict(document, to_db=to_db, exclude=exclude, keep_nulls=keep_nulls)
+        return None
     return dumped
 
 
