@@ -23,6 +23,8 @@ from caas_data.documents.views import TenantView
 from caas_data.tenancy.field_encryption import FieldEncryption
 
 install_storage(STORAGE)  # the declarations' routing and writes (see DocumentStorage)
+# Beanie's find queries on the layer's documents: projection and filter built without waste.
+import caas_data.documents.queries  # noqa: E402, F401
 
 # Every document class that ships with caas_data; connect() registers them all.
 ALL_DOCUMENTS: tuple[type[BaseDocument], ...] = (
