@@ -373,7 +373,16 @@ class OdmRun:
                 await side.prepare("nested", nested)
                 await side.prepare("bulk", bulk)
 
-    def _op(self, side: Side, task: str, prepared: list[Any]) -> Callable[[int], Awaitable[Any]]:
+    async def prepare_for(self, side: Side, task: str) -> list[Any]:
+        """The stored documents `task` works on (updates and reads by id), in `side`'s scope."""
+        if task in ("small update", "find by id"):
+            return await side.prepare("small", self._smalls)
+        if task == "large update":
+            return await side.prepare("large", self._larges)
+        return []
+
+    def op(self, side: Side, task: str, prepared: list[Any]) -> Callable[[int], Awaitable[Any]]:
+        """Operation `i` of a single-document `task` (`i` < `self.ops`)."""
         if task in ("small create", "large create"):
             shape = task.split()[0]
             datas = self._smalls if shape == "small" else self._larges
@@ -412,13 +421,9 @@ class OdmRun:
                         f"expected {self.bulk_docs}"
                     )
                 return Sample(self.bulk_docs, sample.wall, sample.cpu)
-            prepared: list[Any] = []
-            if task in ("small update", "find by id"):
-                prepared = await side.prepare("small", self._smalls)
-            elif task == "large update":
-                prepared = await side.prepare("large", self._larges)
+            prepared = await self.prepare_for(side, task)
             gc.collect()
-            return await timed(self.ops, self._op(side, task, prepared))
+            return await timed(self.ops, self.op(side, task, prepared))
 
     async def iterate(self, tasks: tuple[str, ...], iterations: int) -> None:
         """Interleave: every iteration runs each task on every contender, in a rotating order.

@@ -47,10 +47,19 @@ async def test_a_tiny_run_measures_every_task_of_every_contender(
     moves = [(move["from"], move["to"], move["documents"]) for move in tenancy.moves]
     assert moves == [("free", "pro", 50), ("pro", "enterprise", 50), ("enterprise", "free", 50)]
 
+    # Every family that misses the floor target says where its time goes.
+    for family, (ratio, task, side) in report.worst_vs_floor().items():
+        if ratio > 1.15:
+            assert report.gaps[family]["task"] == task and report.gaps[family]["side"] == side
+            assert report.gaps[family]["lines"], family
+        else:
+            assert family not in report.gaps
+
     written = json.loads((tmp_path / "tiny.json").read_text())
     assert written["versions"]["pymongo"] and written["machine"]["cpus"]
     assert {row["contender"] for row in written["odm"]} >= CONTENDERS
     assert written["targets"] and all("met" in t for t in written["targets"])
+    assert written["gaps"] == report.gaps
     markdown = (tmp_path / "tiny.md").read_text()
     assert "| bulk read |" in markdown and "### Targets" in markdown
     assert (tmp_path / "tiny.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
