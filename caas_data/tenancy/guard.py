@@ -36,7 +36,7 @@ from caas_data.tenancy.bulk_requests import BulkRequest
 from caas_data.tenancy.change_streams import change_stream_stages, records_pre_images
 from caas_data.tenancy.cursors import GuardedCursor
 from caas_data.tenancy.cutoffs import retention_cutoff, retention_limit
-from caas_data.tenancy.encoded import encode_new_document, raw_codec_options
+from caas_data.tenancy.encoded import encode_checked, encode_new_document, raw_codec_options
 from caas_data.tenancy.field_encryption import FieldCipher
 from caas_data.tenancy.handle_scope import ScopeKey, check_handle_scope, scope_key
 from caas_data.tenancy.pipeline_rules import LookupTarget, guard_pipeline
@@ -212,9 +212,17 @@ class GuardedCollection:
     def _encoded(self, new: dict[str, Any]) -> tuple[RawBSONDocument, Any]:
         """A new document as the bytes to send, checked for references, and its `_id`."""
         codec_options = self._collection.codec_options
+        return encode_new_document(new, codec_options, self._raw(), self._references)
+
+    def _encoded_replacement(self, new: dict[str, Any]) -> RawBSONDocument:
+        """A replacement as the bytes to send, checked for references."""
+        codec_options = self._collection.codec_options
+        return encode_checked(new, codec_options, self._raw(), self._references)
+
+    def _raw(self) -> CodecOptions[Any]:
         if self._raw_options is None:
-            self._raw_options = raw_codec_options(codec_options)
-        return encode_new_document(new, codec_options, self._raw_options, self._references)
+            self._raw_options = raw_codec_options(self._collection.codec_options)
+        return self._raw_options
 
     def _errors(self) -> AbstractContextManager[None]:
         """One translation per handle: it holds no state between uses (re-entrant)."""
@@ -460,9 +468,14 @@ class GuardedCollection:
         options = self._session(kwargs)
         with self._errors():
             query = await self._sealed_filter(query)
-            new = await self._sealed_document(self._references(new))
+            body: Any
+            if self._cipher is None:  # encoded once: the walk only if the bytes hold a `$ref`
+                body = self._encoded_replacement(new)
+            else:
+                body = await self._sealed_document(self._references(new))
+            writer = self._writer(options)
             return await retry_write_conflicts(
-                lambda: self._writer(options).replace_one(query, new, **options), options["session"]
+                lambda: writer.replace_one(query, body, **options), options["session"]
             )
 
     async def delete_one(self, filter: Any, **kwargs: Any) -> Any:

@@ -523,7 +523,14 @@ async def test_a_reference_never_points_outside_the_tenant(
         )
         as_document = {"$ref": own_name, "$id": mine.id}
         await ledgers.update_one({"_id": written.inserted_id}, {"$set": {"owner": as_document}})
+        # A replacement too: the guard encodes it and walks it when its bytes hold `$ref`.
+        current = await ledgers.find_one({"_id": written.inserted_id})
+        assert current is not None
+        await ledgers.replace_one(
+            {"_id": written.inserted_id}, {**current, "owner": DBRef(own_name, mine.id)}
+        )
         raw = await _raw(caas_layer, Ledger).find_one({"_id": written.inserted_id})
+        assert raw is not None and raw["__v"] == current["__v"] + 1  # the replacement landed
         # A platform collection has one name for every tenant: a reference may name it.
         platform = spec_of(caas_layer.registry.in_area(Area.PLATFORM)[0]).name
         to_platform = await ledgers.insert_one({"day": day, "owner": DBRef(platform, 1)})
@@ -548,6 +555,10 @@ async def test_a_reference_never_points_outside_the_tenant(
                 await ledgers.find_one({"owner": ref})
             with pytest.raises(UnsafeOperation):
                 await ledgers.bulk_write([InsertOne({"day": day, "owner": ref})])
+            with pytest.raises(UnsafeOperation):  # deep in a replacement
+                await ledgers.replace_one(
+                    {"_id": written.inserted_id}, {**raw, "notes": [{"owner": ref}]}
+                )
             with pytest.raises(UnsafeOperation):
                 await ledgers.update_one(
                     {"_id": written.inserted_id},

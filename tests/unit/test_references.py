@@ -8,9 +8,10 @@ from bson import DBRef, ObjectId
 from bson.binary import UuidRepresentation
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
+from pymongo.common import validate_ok_for_replace
 
 from caas_data import UnsafeOperation
-from caas_data.tenancy.encoded import encode_new_document, raw_codec_options
+from caas_data.tenancy.encoded import encode_checked, encode_new_document, raw_codec_options
 from caas_data.tenancy.references import logical_references
 
 OID = ObjectId()
@@ -124,3 +125,26 @@ def test_a_value_ending_in_ref_is_a_false_alarm_that_changes_nothing() -> None:
 def test_a_reference_outside_the_tenant_is_refused_before_any_bytes_leave(owner: object) -> None:
     with pytest.raises(UnsafeOperation):
         encode({"list": [1, {"owner": owner}]})
+
+
+def test_a_replacement_is_encoded_as_it_is_and_walked_only_for_ref_bytes() -> None:
+    check = CountingCheck()
+    plain = {"_id": 3, "name": "x", "items": [{"k": "v"}], "__v": 2}
+    raw = encode_checked(dict(plain), OPTIONS, RAW_OPTIONS, check)
+    assert check.walked == 0 and bson.decode(raw.raw, OPTIONS) == plain
+    no_id = {"name": "x"}
+    assert bson.decode(encode_checked(no_id, OPTIONS, RAW_OPTIONS, check).raw) == {"name": "x"}
+    assert no_id == {"name": "x"}  # a replacement gets no `_id` of its own
+    raw = encode_checked({"owner": DBRef("acme_users", OID)}, OPTIONS, RAW_OPTIONS, check)
+    assert check.walked == 1
+    assert bson.decode(raw.raw) == {"owner": DBRef("users", OID)}
+
+
+def test_the_driver_checks_a_sent_replacement_without_decoding_it() -> None:
+    # PyMongo asks a replacement whether it is empty; a plain RawBSONDocument decodes itself
+    # whole to answer (more than the walk the bytes save).
+    sent = encode_checked({"items": [{"k": 1}] * 20}, OPTIONS, RAW_OPTIONS, CountingCheck())
+    validate_ok_for_replace(sent)
+    assert sent._RawBSONDocument__inflated_doc is None  # type: ignore[attr-defined]
+    assert sent and not encode_checked({}, OPTIONS, RAW_OPTIONS, CountingCheck())
+    assert isinstance(sent, RawBSONDocument) and bson.decode(sent.raw)["items"][0] == {"k": 1}
