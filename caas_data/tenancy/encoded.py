@@ -20,7 +20,7 @@ from bson import ObjectId
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 
-__all__ = ["encode_checked", "encode_new_document", "raw_codec_options"]
+__all__ = ["encode_new_document", "encode_replacement", "raw_codec_options"]
 
 _MARK = b"$"  # memchr: most documents hold no "$" at all
 _REF_KEY = b"$ref\x00"
@@ -59,19 +59,30 @@ def encode_new_document(
     """
     if "_id" not in document:
         document["_id"] = ObjectId()  # as the driver does, before the bytes exist
-    return encode_checked(document, codec_options, raw_options, references), document["_id"]
+    # A plain RawBSONDocument: the driver's checks of its exact type skip an ABC lookup.
+    raw = RawBSONDocument(_checked_bytes(document, codec_options, references), raw_options)
+    return raw, document["_id"]
 
 
-def encode_checked(
+def encode_replacement(
     document: dict[str, Any],
     codec_options: CodecOptions[Any],
     raw_options: CodecOptions[Any],
     references: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> RawBSONDocument:
-    """`document` as the bytes to send, walked by `references` only if they may hold one."""
+    """A replacement (guarded) as the bytes to send, checked like a new document."""
+    return _Sent(_checked_bytes(document, codec_options, references), raw_options)
+
+
+def _checked_bytes(
+    document: dict[str, Any],
+    codec_options: CodecOptions[Any],
+    references: Callable[[dict[str, Any]], dict[str, Any]],
+) -> bytes:
+    """`document` encoded, walked by `references` only if the bytes may hold a reference."""
     raw = bson.encode(document, codec_options=codec_options)
     if _MARK in raw and _REF_KEY in raw:
         checked = references(document)
         if checked is not document:
             raw = bson.encode(checked, codec_options=codec_options)
-    return _Sent(raw, raw_options)
+    return raw

@@ -36,7 +36,7 @@ from caas_data.tenancy.bulk_requests import BulkRequest
 from caas_data.tenancy.change_streams import change_stream_stages, records_pre_images
 from caas_data.tenancy.cursors import GuardedCursor
 from caas_data.tenancy.cutoffs import retention_cutoff, retention_limit
-from caas_data.tenancy.encoded import encode_checked, encode_new_document, raw_codec_options
+from caas_data.tenancy.encoded import encode_new_document, encode_replacement, raw_codec_options
 from caas_data.tenancy.field_encryption import FieldCipher
 from caas_data.tenancy.handle_scope import ScopeKey, check_handle_scope, scope_key
 from caas_data.tenancy.pipeline_rules import LookupTarget, guard_pipeline
@@ -217,7 +217,7 @@ class GuardedCollection:
     def _encoded_replacement(self, new: dict[str, Any]) -> RawBSONDocument:
         """A replacement as the bytes to send, checked for references."""
         codec_options = self._collection.codec_options
-        return encode_checked(new, codec_options, self._raw(), self._references)
+        return encode_replacement(new, codec_options, self._raw(), self._references)
 
     def _raw(self) -> CodecOptions[Any]:
         if self._raw_options is None:

@@ -11,7 +11,7 @@ from bson.raw_bson import RawBSONDocument
 from pymongo.common import validate_ok_for_replace
 
 from caas_data import UnsafeOperation
-from caas_data.tenancy.encoded import encode_checked, encode_new_document, raw_codec_options
+from caas_data.tenancy.encoded import encode_new_document, encode_replacement, raw_codec_options
 from caas_data.tenancy.references import logical_references
 
 OID = ObjectId()
@@ -97,6 +97,7 @@ def test_a_document_without_ref_bytes_is_sent_unwalked_with_an_id() -> None:
     document = {"name": "x", "price": "$5", "tags": [{"k": "v"}], "n": 1}
     raw, new_id, walked = encode(document)
     assert walked == 0
+    assert type(raw) is RawBSONDocument  # the driver's isinstance checks take the fast path
     assert isinstance(new_id, ObjectId) and document["_id"] == new_id
     assert bson.decode(raw.raw, OPTIONS) == document
 
@@ -130,12 +131,12 @@ def test_a_reference_outside_the_tenant_is_refused_before_any_bytes_leave(owner:
 def test_a_replacement_is_encoded_as_it_is_and_walked_only_for_ref_bytes() -> None:
     check = CountingCheck()
     plain = {"_id": 3, "name": "x", "items": [{"k": "v"}], "__v": 2}
-    raw = encode_checked(dict(plain), OPTIONS, RAW_OPTIONS, check)
+    raw = encode_replacement(dict(plain), OPTIONS, RAW_OPTIONS, check)
     assert check.walked == 0 and bson.decode(raw.raw, OPTIONS) == plain
     no_id = {"name": "x"}
-    assert bson.decode(encode_checked(no_id, OPTIONS, RAW_OPTIONS, check).raw) == {"name": "x"}
+    assert bson.decode(encode_replacement(no_id, OPTIONS, RAW_OPTIONS, check).raw) == {"name": "x"}
     assert no_id == {"name": "x"}  # a replacement gets no `_id` of its own
-    raw = encode_checked({"owner": DBRef("acme_users", OID)}, OPTIONS, RAW_OPTIONS, check)
+    raw = encode_replacement({"owner": DBRef("acme_users", OID)}, OPTIONS, RAW_OPTIONS, check)
     assert check.walked == 1
     assert bson.decode(raw.raw) == {"owner": DBRef("users", OID)}
 
@@ -143,8 +144,8 @@ def test_a_replacement_is_encoded_as_it_is_and_walked_only_for_ref_bytes() -> No
 def test_the_driver_checks_a_sent_replacement_without_decoding_it() -> None:
     # PyMongo asks a replacement whether it is empty; a plain RawBSONDocument decodes itself
     # whole to answer (more than the walk the bytes save).
-    sent = encode_checked({"items": [{"k": 1}] * 20}, OPTIONS, RAW_OPTIONS, CountingCheck())
+    sent = encode_replacement({"items": [{"k": 1}] * 20}, OPTIONS, RAW_OPTIONS, CountingCheck())
     validate_ok_for_replace(sent)
     assert sent._RawBSONDocument__inflated_doc is None  # type: ignore[attr-defined]
-    assert sent and not encode_checked({}, OPTIONS, RAW_OPTIONS, CountingCheck())
+    assert sent and not encode_replacement({}, OPTIONS, RAW_OPTIONS, CountingCheck())
     assert isinstance(sent, RawBSONDocument) and bson.decode(sent.raw)["items"][0] == {"k": 1}
