@@ -56,7 +56,7 @@ from pydantic_core import PydanticSerializationError
 
 from caas_data.documents.base import BaseDocument
 
-__all__ = ["beanie_get_dict", "document_dict", "dumps_like_beanie"]
+__all__ = ["BEANIE_KEPT_TYPES", "beanie_get_dict", "document_dict", "dumps_like_beanie"]
 
 # Beanie's own, for every case not proven here.
 beanie_get_dict: Callable[..., dict[str, Any]] = get_dict
@@ -147,16 +147,18 @@ def _plain_field(field: FieldInfo, seen: set[type[Any]], any_ok: bool = False) -
     return _plain_annotation(field.annotation, seen, any_ok)
 
 
-# Values an `Any` field may hold for the fast path: each type exactly, as Beanie keeps it and
-# pydantic's inference returns it (a tuple, a subclass or a Decimal sends it to Beanie).
-_PLAIN_VALUE_TYPES: frozenset[type[Any]] = frozenset(
+# The values Beanie's encoder returns as they are (it checks BSON's scalar types before any
+# conversion), each type exactly: a str enum, a subclass, a tuple or a Decimal goes to Beanie.
+# An `Any` field may hold these for the fast path (pydantic's inference returns them as they
+# are); `queries` copies filters made of them.
+BEANIE_KEPT_TYPES: frozenset[type[Any]] = frozenset(
     {str, int, float, bool, type(None), datetime.datetime, ObjectId, PydanticObjectId}
 )
 
 
 def _plain_value(value: Any) -> bool:
     kind = type(value)
-    if kind in _PLAIN_VALUE_TYPES:
+    if kind in BEANIE_KEPT_TYPES:
         return True
     if kind is list:
         return all(_plain_value(item) for item in value)

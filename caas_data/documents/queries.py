@@ -19,19 +19,17 @@ Only the layer's documents take these paths; a plain Beanie class keeps Beanie's
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 import beanie.odm.queries.find as beanie_find
-from beanie import PydanticObjectId
 from beanie.odm.fields import ExpressionField
 from beanie.odm.operators import BaseOperator
 from beanie.odm.operators.find.logical import And
 from beanie.odm.queries.find import FindQuery
 from beanie.odm.utils.projection import get_projection
-from bson import ObjectId
 
 from caas_data.documents.base import BaseDocument
+from caas_data.documents.encoding import BEANIE_KEPT_TYPES
 from caas_data.tenancy.snapshots import MAX_DEPTH
 
 __all__ = ["beanie_get_filter_query", "beanie_get_projection", "document_projection"]
@@ -40,11 +38,6 @@ __all__ = ["beanie_get_filter_query", "beanie_get_projection", "document_project
 beanie_get_projection = get_projection
 beanie_get_filter_query = FindQuery.get_filter_query
 
-# Values Beanie's encoder returns as they are (it checks BSON's scalar types before any
-# conversion); exact types only: a str enum or a subclass goes to the encoder.
-_KEPT = frozenset(
-    {str, int, float, bool, type(None), datetime.datetime, ObjectId, PydanticObjectId}
-)
 _NOT_PLAIN: Any = object()
 # class -> (the settings `init_beanie` gave it, its projection): a re-initialised class
 # (new settings, perhaps another inheritance state) gets its projection built again.
@@ -83,7 +76,7 @@ def _get_filter_query(self: FindQuery[Any]) -> dict[str, Any]:
 def _plain_copy(value: Any, depth: int) -> Any:
     """What Beanie's encoder returns for `value`, or `_NOT_PLAIN` if it would convert anything."""
     kind = type(value)
-    if kind in _KEPT:
+    if kind in BEANIE_KEPT_TYPES:
         return value
     if depth > MAX_DEPTH:
         return _NOT_PLAIN  # Beanie's encoder decides (and the guard refuses the depth)
@@ -94,7 +87,7 @@ def _plain_copy(value: Any, depth: int) -> Any:
     elif kind is list:
         copied_list = []
         for item in value:
-            copied = item if type(item) in _KEPT else _plain_copy(item, depth + 1)
+            copied = item if type(item) in BEANIE_KEPT_TYPES else _plain_copy(item, depth + 1)
             if copied is _NOT_PLAIN:
                 return _NOT_PLAIN
             copied_list.append(copied)
@@ -110,7 +103,7 @@ def _plain_copy(value: Any, depth: int) -> Any:
             key = str(key)  # the encoder turns every non-enum key into a str
         elif key_kind is not str:
             return _NOT_PLAIN
-        copied = item if type(item) in _KEPT else _plain_copy(item, depth + 1)
+        copied = item if type(item) in BEANIE_KEPT_TYPES else _plain_copy(item, depth + 1)
         if copied is _NOT_PLAIN:
             return _NOT_PLAIN
         copied_dict[key] = copied
