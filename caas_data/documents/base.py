@@ -396,12 +396,11 @@ class BaseDocument(Document):
     @classmethod
     def get_settings(cls) -> DocumentSettings:
         """Beanie's settings of the class (Beanie's defaults for an abstract base)."""
-        own = cls.__dict__  # Beanie asks ~10 times a save: one lookup of the class's own dict
-        settings = own.get("_document_settings")
-        if settings is not None and not own.get("caas_abstract", False):  # set by init_beanie
-            return settings  # type: ignore[no-any-return]  # mypy: a mappingproxy value
         if is_abstract(cls):
             return abstract_settings(cls)
+        settings = cls.__dict__.get("_document_settings")  # Beanie asks ~10 times a save
+        if settings is not None:  # set by init_beanie on this class
+            return settings  # type: ignore[no-any-return]  # mypy: a mappingproxy value
         try:
             return super().get_settings()
         except CollectionWasNotInitialized as exc:
