@@ -79,11 +79,12 @@ class Report:
     def worst_vs_floor(self) -> dict[str, tuple[float, str, str]]:
         """Per family of the layer's contenders: its worst single-document ratio to the floor."""
         out = {}
+        ours = self._ours()
         for family in ("repo", "beanie api"):
             cells = [
                 (self.ratio(task, side, "typed floor") or 0.0, task, side)
                 for task in SINGLE_TASKS
-                for side in self._ours()
+                for side in ours
                 if side.startswith(family + ", ")
             ]
             if cells:
