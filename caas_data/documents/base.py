@@ -27,6 +27,7 @@ from pydantic_core import PydanticUndefined
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from caas_data.clock import utcnow
+from caas_data.documents.bare_writes import bare_writes, insert_directly, replace_directly
 from caas_data.documents.beanie_state import (
     abstract_settings,
     is_abstract,
@@ -455,7 +456,21 @@ class BaseDocument(Document):
     # -- Beanie's instance writes ------------------------------------------------------
     # `insert()`/`create()` and `replace()` are Beanie's own (its encoder, links, class id,
     # actions, saved state, bulk writers, revision); the guard below stamps the tenant and
-    # the timestamps and makes a replacement conditional on the `__v` it carries.
+    # the timestamps and makes a replacement conditional on the `__v` it carries. On a class
+    # where Beanie's wrappers would do nothing, their bodies run without them (`bare_writes`).
+
+    async def insert(
+        self,
+        *,
+        link_rule: WriteRules = WriteRules.DO_NOTHING,
+        session: AsyncClientSession | None = None,
+        skip_actions: list[ActionDirections | str] | None = None,
+    ) -> Self:
+        """Beanie's `insert()`."""
+        if bare_writes(type(self)):
+            await insert_directly(self, session)
+            return self
+        return await super().insert(link_rule=link_rule, session=session, skip_actions=skip_actions)
 
     async def replace(
         self,
@@ -473,6 +488,9 @@ class BaseDocument(Document):
         """
 
         async def write() -> None:
+            if bulk_writer is None and bare_writes(type(self)):
+                await replace_directly(self, session)
+                return
             await super(BaseDocument, self).replace(
                 ignore_revision=ignore_revision,
                 session=session,
@@ -485,10 +503,31 @@ class BaseDocument(Document):
             self, write, session=session, deferred=bool(bulk_writer), force=ignore_revision
         )
 
-    @validate_self_before
-    @wrap_with_actions(EventTypes.SAVE)
-    @save_state_after
     async def save(
+        self,
+        session: AsyncClientSession | None = None,
+        link_rule: WriteRules = WriteRules.DO_NOTHING,
+        ignore_revision: bool = False,
+        bulk_writer: BulkWriter | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """Insert a new document, or replace a stored one if its version is unchanged.
+
+        Beanie's own `save()` is an unconditional upsert; this one is Beanie's `insert()`
+        or `replace()` (their actions skipped: `save()` runs the SAVE ones).
+        """
+        save = self._save
+        if bulk_writer is not None or not bare_writes(type(self)):
+            save = self._save_with_wrappers
+        return await save(
+            session=session,
+            link_rule=link_rule,
+            ignore_revision=ignore_revision,
+            bulk_writer=bulk_writer,
+            **kwargs,
+        )
+
+    async def _save(
         self,
         session: AsyncClientSession | None = None,
         link_rule: WriteRules = WriteRules.DO_NOTHING,
@@ -496,11 +535,6 @@ class BaseDocument(Document):
         bulk_writer: BulkWriter | None = None,
         **_: Any,
     ) -> Self:
-        """Insert a new document, or replace a stored one if its version is unchanged.
-
-        Beanie's own `save()` is an unconditional upsert; this one is Beanie's `insert()`
-        or `replace()` (their actions skipped: `save()` runs the SAVE ones).
-        """
         await _installed().save_document(
             self,
             session=session,
@@ -509,6 +543,11 @@ class BaseDocument(Document):
             bulk_writer=bulk_writer,
         )
         return self
+
+    # Beanie's wrappers of `save()`: self-validation, the SAVE actions, the saved state.
+    _save_with_wrappers = validate_self_before(
+        wrap_with_actions(EventTypes.SAVE)(save_state_after(_save))
+    )
 
 
 class AppendOnlyMixin(BaseModel):
