@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import methodcaller
 from typing import Any
 
 from caas_data.clock import write_stamp
@@ -76,6 +77,7 @@ _UPDATE_OPERATORS = frozenset(
     }
 )  # fmt: skip
 _UPDATE_PIPELINE_STAGES = frozenset({"$set", "$addFields", "$unset"})
+_IS_OPERATOR = methodcaller("startswith", "$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,7 +324,7 @@ def guard_replacement(
     `query` must already have passed `guard_filter`.
     """
     new = plain_mapping(replacement, "a replacement")
-    if any(k.startswith("$") for k in new):
+    if any(map(_IS_OPERATOR, new)):  # keys are exact str here; no Python frame per key
         raise UnsafeOperation("a replacement must not contain update operators")
     _stamp_tenant(new, rules, "replacement")
     conditions: dict[str, Any] = {}

@@ -214,6 +214,13 @@ class TestWrites:
         assert "created_at" not in query and query["schema_version"] == {"$in": [1, None]}
         assert query["deleted_at"] is None and query["deleted_by"] is None
 
+    @pytest.mark.parametrize("key", ["$set", "$inc", "$"])
+    def test_replacement_with_an_operator_key_is_refused(self, key: str) -> None:
+        with pytest.raises(UnsafeOperation, match="update operators"):
+            guard_replacement({"_id": 1}, {"__v": 0, "a": 1, key: {"a": 2}}, PLAIN, now=NOW)
+        _, new = guard_replacement({"_id": 1}, {"__v": 0, "a$": 1}, PLAIN, now=NOW)
+        assert new["a$"] == 1  # a `$` elsewhere in a name is no operator
+
     def test_replacement_without_version_is_refused(self) -> None:
         with pytest.raises(UnsafeOperation, match="__v"):
             guard_replacement({"_id": 1}, {"a": 1}, PLAIN, now=NOW)
