@@ -1,0 +1,57 @@
+"""A run says how noisy it was, and a floor target missed by less than that says so.
+
+Cells on a shared 2-CPU host move by up to 15% between runs of the same code; the report
+measures the movement of the baselines' own samples in the run and puts it beside the verdict.
+"""
+
+from __future__ import annotations
+
+from benchmarks.odm import TaskResult
+from benchmarks.report import Report
+from benchmarks.timing import Sample
+
+
+def _result(*cpu_us: float) -> TaskResult:
+    samples = [Sample(10, 1.0, us * 10 / 1e6) for us in cpu_us]  # 10 ops per sample
+    return TaskResult(1.0, sorted(cpu_us)[len(cpu_us) // 2], None, samples)
+
+
+def _report(floor_samples: tuple[float, ...], ours: float) -> Report:
+    report = Report("unit", {"cpus": 2}, {"kind": "unit"}, dict.fromkeys(
+        ("python", "pymongo", "beanie", "pydantic"), "x"))  # fmt: skip
+    for task in ("small create", "find by id"):
+        report.odm[(task, "raw")] = _result(90.0, 100.0, 110.0)  # +/-10%
+        report.odm[(task, "typed floor")] = _result(*floor_samples)
+        report.odm[(task, "beanie")] = _result(300.0)
+        report.odm[(task, "repo, shared")] = _result(ours)
+    return report
+
+
+def _floor_target(report: Report) -> str:
+    (target,) = [t for t in report.targets() if "typed floor (repo)" in t.name]
+    assert not target.met
+    return target.detail
+
+
+def test_the_noise_is_the_median_half_range_of_the_baselines_samples() -> None:
+    report = _report((80.0, 100.0, 120.0), 120.0)  # the floor +/-20%, raw +/-10%
+    noise = report.noise()
+    assert noise is not None and abs(noise - 0.15) < 1e-9
+    assert "moved +/-15% between iterations" in report.markdown()
+    assert report.as_json()["noise"] == noise
+
+
+def test_a_miss_within_the_noise_says_so_and_a_larger_one_does_not() -> None:
+    within = _floor_target(_report((95.0, 100.0, 105.0), 120.0))  # missed by 4%, noise 7.5%
+    assert within.startswith("worst 1.20x") and "missed by 4%" in within
+    assert "within this run's noise (+/-8%)" in within
+    beyond = _floor_target(_report((95.0, 100.0, 105.0), 130.0))  # missed by 13%
+    assert "missed by 13%" in beyond and "noise" not in beyond
+
+
+def test_a_run_of_single_samples_claims_no_noise() -> None:
+    report = _report((100.0,), 120.0)
+    for task in ("small create", "find by id"):
+        report.odm[(task, "raw")] = _result(100.0)
+    assert report.noise() is None
+    assert "noise" not in report.markdown() and "noise" not in _floor_target(report)
