@@ -83,7 +83,7 @@ PROFILES = {
         move_documents=2_000,
     ),
     "quick": Profile(
-        "quick", 100, 5, 10_000, (10, 1_000, 100_000), 200, 2, (1_000, 100_000), 200, 1_000, 50,
+        "quick", 100, 5, 10_000, (10, 1_000, 100_000), 200, 2, (1_000, 100_000), 500, 1_000, 50,
         move_documents=2_000,
     ),
     # The ODM tasks alone, smaller: the before/after of one change.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,14 @@ from bson import ObjectId
 from pymongo import IndexModel
 
 from benchmarks import models as m
-from benchmarks.timing import latencies, median, percentile, python_calls, timed
+from benchmarks.timing import (
+    interleaved_latencies,
+    latencies,
+    median,
+    percentile,
+    python_calls,
+    timed,
+)
 from caas_data import DataLayer, Tier, tenant_scope
 from caas_data.documents.saas.messaging import direct_key
 from caas_data.platform import SaasClient
@@ -226,9 +233,12 @@ async def history_pages(
             [{"external_id": f"u{i}", "display_name": f"U {i}"} for i in range(len(sizes) * 2)]
         )
         messages = layer.repo(MessageRepository)
+        pages_of: list[Callable[[int], Awaitable[None]]] = []
+        conversations = []
         for k, size in enumerate(sizes):
             conversation, template = await _conversation(layer, users[2 * k : 2 * k + 2])
             await seed_messages(layer, template, size)
+            conversations.append(conversation)
             rng = random.Random(size)
             # The newest page, then pages of 50 from random seqs (`newer_than`, index-served).
             starts = [None] + [rng.randrange(0, size - 49) for _ in range(pages - 1)]
@@ -237,11 +247,15 @@ async def history_pages(
                 result = await messages.history(conversation.id, newer_than=b[i], limit=50)
                 assert len(result) == 50
 
-            await latencies(pages, page)  # untimed: the server settles after the load
-            times = await latencies(pages, page)
+            pages_of.append(page)
+        # The sizes alternate page by page: a p99 is a few slow calls, and on a shared host
+        # timing one size after the other compared the noise of two different minutes.
+        await interleaved_latencies(pages, pages_of)  # untimed: the server settles after loads
+        times = await interleaved_latencies(pages, pages_of)
+        for size, conversation, size_times in zip(sizes, conversations, times, strict=True):
             out[size] = {
-                "p50_ms": percentile(times, 0.5) * 1e3,
-                "p99_ms": percentile(times, 0.99) * 1e3,
+                "p50_ms": percentile(size_times, 0.5) * 1e3,
+                "p99_ms": percentile(size_times, 0.99) * 1e3,
             }
             plan = await messages.explain_history(conversation.id, newer_than=size // 2, limit=50)
             plan_stages = _stages(plan["queryPlanner"]["winningPlan"])

@@ -42,6 +42,28 @@ async def latencies(
     return out
 
 
+async def interleaved_latencies(
+    count: int, ops: list[Callable[[int], Awaitable[object]]], *, budget: float = 60.0
+) -> list[list[float]]:
+    """Wall seconds of `count` calls of each op, the ops alternating call by call.
+
+    Every op's `i`-th call runs next to the others' (in turn first), so a burst of noise on a
+    shared host falls on all of them alike instead of on whichever ran during it. Fewer calls
+    (at least 10 each) past `budget` seconds.
+    """
+    out: list[list[float]] = [[] for _ in ops]
+    deadline = time.perf_counter() + budget
+    for i in range(count):
+        for k in range(len(ops)):
+            which = (k + i) % len(ops)
+            start = time.perf_counter()
+            await ops[which](i)
+            out[which].append(time.perf_counter() - start)
+        if i >= 9 and time.perf_counter() > deadline:
+            break
+    return out
+
+
 def percentile(values: list[float], q: float) -> float:
     """The `q` quantile (0..1) by nearest rank."""
     ordered = sorted(values)
