@@ -514,34 +514,22 @@ class BaseDocument(Document):
         """Insert a new document, or replace a stored one if its version is unchanged.
 
         Beanie's own `save()` is an unconditional upsert; this one is Beanie's `insert()`
-        or `replace()` (their actions skipped: `save()` runs the SAVE ones).
+        or `replace()` (their actions skipped: `save()` runs the SAVE ones, less any named
+        in `skip_actions=`).
         """
-        save = self._save
-        if bulk_writer is not None or not bare_writes(type(self)):
-            save = self._save_with_wrappers
-        return await save(
-            session=session,
-            link_rule=link_rule,
-            ignore_revision=ignore_revision,
-            bulk_writer=bulk_writer,
-            **kwargs,
-        )
+        options: dict[str, Any] = {
+            "session": session,
+            "link_rule": link_rule,
+            "ignore_revision": ignore_revision,
+            "bulk_writer": bulk_writer,
+        }
+        if bulk_writer is None and bare_writes(type(self)):
+            return await self._save(options)
+        return await self._save_with_wrappers(options, **kwargs)
 
-    async def _save(
-        self,
-        session: AsyncClientSession | None = None,
-        link_rule: WriteRules = WriteRules.DO_NOTHING,
-        ignore_revision: bool = False,
-        bulk_writer: BulkWriter | None = None,
-        **_: Any,
-    ) -> Self:
-        await _installed().save_document(
-            self,
-            session=session,
-            link_rule=link_rule,
-            ignore_revision=ignore_revision,
-            bulk_writer=bulk_writer,
-        )
+    async def _save(self, options: dict[str, Any], **_: Any) -> Self:
+        """`save()`'s body (the rest of its keywords are the wrappers', `skip_actions`)."""
+        await _installed().save_document(self, **options)
         return self
 
     # Beanie's wrappers of `save()`: self-validation, the SAVE actions, the saved state.

@@ -25,6 +25,7 @@ from beanie import (
     ValidateOnSave,
     after_event,
 )
+from beanie.odm.actions import ActionDirections
 from pydantic import BaseModel
 
 from caas_data import (
@@ -167,6 +168,13 @@ async def test_actions_run_once_per_write_where_a_class_has_them(bare_layer: Dat
         await twin.save()
         saved = Twin.actions_run - inserted - replaced
     assert (inserted, replaced, saved) == (2, 2, 2)  # the event's action and ValidateOnSave's
+    async with tenant_scope(await _tenant(bare_layer), layer=bare_layer):
+        twin = await Twin(text="b").insert()
+        before = Twin.actions_run
+        twin.amount = 3
+        await twin.save(skip_actions=[ActionDirections.AFTER])
+        await twin.save(skip_actions=["count"])
+    assert Twin.actions_run == before  # Beanie's save() passes skip_actions to its wrappers
 
 
 def _stored(document: Any) -> dict[str, Any]:
