@@ -3,7 +3,7 @@
 Beanie wraps `insert()`, `replace()` and `save()` in self-validation, event actions and saved
 state, and `replace()` builds a query object to send one filter. On a class with no actions for
 these events, no links, and neither state management, revisions nor `validate_on_save`, all of
-that runs and does nothing: about 150 Python calls a write, the largest share of what Beanie's
+that runs and does nothing: 80-135 Python calls a write, the largest share of what Beanie's
 API costs over the typed floor (issue 16). On such a class the layer sends the write itself: the
 document as Beanie's encoder dumps it (`get_dict`), to the same routed and guarded collection,
 with Beanie's results and errors. A class that uses any of those features, or overrides a
@@ -23,6 +23,8 @@ from beanie.odm.actions import ActionDirections, ActionRegistry, EventTypes
 from beanie.odm.utils.pydantic import get_field_type, get_model_fields, parse_object_as
 from beanie.odm.utils.typing import extract_id_class
 from pymongo.asynchronous.client_session import AsyncClientSession
+
+from caas_data.documents.beanie_state import PerInitialisation
 
 __all__ = ["bare_writes", "insert_directly", "replace_directly"]
 
@@ -45,28 +47,21 @@ _WRAPPER_HOOKS = (
 
 @dataclass(frozen=True)
 class _Plan:
-    settings: Any  # the settings `init_beanie` gave the class: a new one means ask again
     bare: bool
     id_type: Any = None
     id_class: Any = None
 
 
-_plans: dict[type[Any], _Plan] = {}
-
-
-def _plan(document_type: type[Document]) -> _Plan:
+def _build_plan(document_type: type[Document]) -> _Plan:
     settings = document_type.__dict__.get("_document_settings")
-    plan = _plans.get(document_type)
-    if plan is not None and plan.settings is settings:
-        return plan
     if settings is None or not _wrappers_do_nothing(document_type, settings):
-        plan = _Plan(settings, bare=False)
-    else:
-        fields = get_model_fields(document_type)  # type: ignore[no-untyped-call]  # Beanie's
-        id_type = get_field_type(fields["id"])  # type: ignore[no-untyped-call]
-        plan = _Plan(settings, bare=True, id_type=id_type, id_class=extract_id_class(id_type))
-    _plans[document_type] = plan
-    return plan
+        return _Plan(bare=False)
+    fields = get_model_fields(document_type)  # type: ignore[no-untyped-call]  # Beanie's
+    id_type = get_field_type(fields["id"])  # type: ignore[no-untyped-call]
+    return _Plan(bare=True, id_type=id_type, id_class=extract_id_class(id_type))
+
+
+_plan = PerInitialisation(_build_plan)
 
 
 def _wrappers_do_nothing(document_type: type[Document], settings: Any) -> bool:

@@ -16,14 +16,15 @@ Two things users of Beanie rely on and the layer must agree with:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar
 
 from beanie import Document, UnionDoc
 from beanie.odm.fields import ExpressionField
 from beanie.odm.settings.document import DocumentSettings
 
 __all__ = [
+    "PerInitialisation",
     "abstract_settings",
     "beanie_models",
     "collection_name",
@@ -60,6 +61,30 @@ def reset_abstract_bases(document_type: type[Any]) -> None:
         for name, value in list(base.__dict__.items()):
             if name in _BEANIE_CLASS_STATE or isinstance(value, ExpressionField):
                 type.__delattr__(base, name)
+
+
+_T = TypeVar("_T")
+
+
+class PerInitialisation(Generic[_T]):
+    """A value derived from a document class, built once per Beanie initialisation of it.
+
+    Keyed by the settings object `init_beanie` gave the class: initialising it again gives it
+    new settings (and perhaps new links, actions or an inheritance state), so the value is
+    built again (a class not initialised yet is built again once it is).
+    """
+
+    def __init__(self, build: Callable[[type[Any]], _T]) -> None:
+        self._build = build
+        self._built: dict[type[Any], tuple[Any, _T]] = {}
+
+    def __call__(self, document_type: type[Any]) -> _T:
+        """The value for `document_type`'s current initialisation."""
+        settings = document_type.__dict__.get("_document_settings")
+        built = self._built.get(document_type)
+        if built is None or built[0] is not settings:
+            built = self._built[document_type] = (settings, self._build(document_type))
+        return built[1]
 
 
 def abstract_settings(document_type: type[Any]) -> DocumentSettings:

@@ -29,6 +29,7 @@ from beanie.odm.queries.find import FindQuery
 from beanie.odm.utils.projection import get_projection
 
 from caas_data.documents.base import BaseDocument
+from caas_data.documents.beanie_state import PerInitialisation
 from caas_data.documents.encoding import BEANIE_KEPT_TYPES
 from caas_data.tenancy.snapshots import MAX_DEPTH
 
@@ -39,20 +40,15 @@ beanie_get_projection = get_projection
 beanie_get_filter_query = FindQuery.get_filter_query
 
 _NOT_PLAIN: Any = object()
-# class -> (the settings `init_beanie` gave it, its projection): a re-initialised class
-# (new settings, perhaps another inheritance state) gets its projection built again.
-_projections: dict[type[Any], tuple[Any, dict[str, int] | None]] = {}
+# A re-initialised class (perhaps another inheritance state) gets its projection built again.
+_projection_of = PerInitialisation(beanie_get_projection)
 
 
 def document_projection(model: type[Any]) -> dict[str, int] | None:
     """Beanie's `get_projection`, built once per layer document class."""
     if not (isinstance(model, type) and issubclass(model, BaseDocument)):
         return beanie_get_projection(model)
-    settings = model.__dict__.get("_document_settings")
-    built = _projections.get(model)
-    if built is None or built[0] is not settings:
-        built = _projections[model] = (settings, beanie_get_projection(model))
-    projection = built[1]
+    projection = _projection_of(model)
     # A copy, as Beanie gives each query its own.
     return None if projection is None else dict(projection)
 
