@@ -7,6 +7,7 @@ creates some 25 collections, the largest set-up cost of the suite on the embedde
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -84,3 +85,12 @@ def raw_collection(layer: DataLayer, tenant_id: str, tier: Tier, name: str) -> A
     if tier is Tier.PRO:
         return layer.client[f"{layer.prefix}_shared"][f"{tenant_id}_{name}"]
     return layer.client[f"{layer.prefix}_shared"][name]
+
+
+def typed(value: Any) -> Any:
+    """`value` with the exact type of every key and value beside it (equal only if BSON-equal)."""
+    if isinstance(value, dict):
+        return [(type(k), k, typed(v)) for k, v in value.items()]
+    if isinstance(value, list):
+        return [typed(v) for v in value]
+    return (type(value), value)

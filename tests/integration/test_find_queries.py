@@ -34,6 +34,8 @@ from caas_data.documents.queries import (
 from caas_data.testing import ServerHandle
 from caas_data.testing.helpers import layer_for_tests, new_tenant_id
 
+from .conftest import typed
+
 WHEN = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 
 
@@ -125,15 +127,6 @@ def same_as_beanie(document_type: type[Document], *expressions: Any) -> dict[str
     assert ours == theirs
     assert typed(ours) == typed(theirs)  # key order, key and value types, at every depth
     return ours
-
-
-def typed(value: Any) -> Any:
-    """`value` with the exact type of every key and value beside it."""
-    if isinstance(value, dict):
-        return [(type(k), k, typed(v)) for k, v in value.items()]
-    if isinstance(value, list):
-        return [typed(v) for v in value]
-    return (type(value), value)
 
 
 def test_the_find_query_builds_through_the_layer() -> None:
