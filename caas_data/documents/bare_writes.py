@@ -119,13 +119,12 @@ async def insert_directly(document: Document, session: AsyncClientSession | None
 async def replace_directly(document: Document, session: AsyncClientSession | None) -> None:
     """The body of Beanie's `replace()` for a class without revisions or links.
 
+    The document has an id (`BaseDocument.replace` checks, on every path).
+
     Raises:
-        ValueError: the document has no id (as Beanie's).
         DocumentNotFound: no stored document matched (as Beanie's).
     """
     document_type, document_id = type(document), document.id
-    if document_id is None:
-        raise ValueError("Document must have an id")
     keep_nulls = document_type.get_settings().keep_nulls
     result = await document_type.get_pymongo_collection().replace_one(
         {"_id": document_id},

@@ -35,7 +35,12 @@ from caas_data.documents.beanie_state import (
 )
 from caas_data.documents.cache import key_cache_by_tenant
 from caas_data.documents.loading import fast_loader
-from caas_data.errors import ConfigurationError, SchemaVersionError, TenantContextMissing
+from caas_data.errors import (
+    ConfigurationError,
+    DocumentValidationError,
+    SchemaVersionError,
+    TenantContextMissing,
+)
 from caas_data.tenancy.context import current_scope
 from caas_data.tenancy.field_encryption import FieldEncryption
 from caas_data.tenancy.guard import GuardedCollection
@@ -483,9 +488,17 @@ class BaseDocument(Document):
         """Beanie's `replace()`, only if nobody wrote the document since it was read.
 
         Raises:
+            DocumentValidationError: the object has no id (a `ValueError`, as Beanie's).
             VersionConflict: the stored `__v` differs from this object's.
             NotFoundError: the document does not exist (or is soft-deleted).
         """
+        if self.id is None:
+            raise DocumentValidationError(
+                f"{type(self).__name__} has no id: replace() writes over a stored document; "
+                "insert() or save() store a new one",
+                fields=("_id",),
+                document_type=type(self),
+            )
 
         async def write() -> None:
             if bulk_writer is None and bare_writes(type(self)):

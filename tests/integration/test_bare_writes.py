@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from caas_data import (
     CaasDataError,
     DataLayer,
+    DocumentValidationError,
     NotFoundError,
     TenantDocument,
     TenantMismatch,
@@ -245,8 +246,10 @@ async def test_save_upserts_a_new_document_and_replaces_a_stored_one(bare_layer:
 
 async def test_bare_writes_keep_beanies_errors(bare_layer: DataLayer) -> None:
     async with tenant_scope(await _tenant(bare_layer), layer=bare_layer):
-        with pytest.raises(ValueError, match="must have an id"):
-            await Card(text="no id").replace()
+        for cls in (Card, Twin):  # bare, and Beanie's path
+            with pytest.raises(DocumentValidationError, match="has no id") as no_id:
+                await cls(text="no id").replace()
+            assert isinstance(no_id.value, ValueError)  # what Beanie raises
         with pytest.raises(NotFoundError):
             await Card(text="ghost", id=PydanticObjectId()).replace()
         card = await Card(text="a").insert()
