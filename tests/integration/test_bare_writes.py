@@ -34,6 +34,7 @@ from caas_data import (
     DataLayer,
     DocumentValidationError,
     NotFoundError,
+    TenantContextMissing,
     TenantDocument,
     TenantMismatch,
     Tier,
@@ -323,3 +324,14 @@ async def test_a_bare_write_never_reaches_another_tenant(bare_layer: DataLayer, 
         planted = await Card.find_one({"text": "planted"})
     assert after == before
     assert planted is None
+
+
+async def test_a_bare_write_outside_a_scope_fails_loudly(bare_layer: DataLayer) -> None:
+    async with tenant_scope(await _tenant(bare_layer), layer=bare_layer):
+        card = await Card(text="kept past its scope").insert()
+    card.amount = 9
+    for write in (card.save, card.replace, card.insert):
+        with pytest.raises(TenantContextMissing):
+            await write()
+    with pytest.raises(TenantContextMissing):  # a new one cannot even name its tenant
+        Card(text="new")
