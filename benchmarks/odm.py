@@ -1,15 +1,16 @@
 """The ODM tasks (after MongoDB's ODM performance benchmark), one class per contender.
 
-Every contender implements the same five operations on the same shapes; `run_odm` times them
-interleaved (each iteration runs every task on every contender in turn) and keeps medians.
+Every contender implements the same five operations on the same shapes; `OdmRun` times them
+interleaved (each iteration runs every task on every contender, the contenders taking turns
+operation by operation) and keeps medians.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
+import functools
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,7 @@ from beanie import Document, PydanticObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from benchmarks import models as m
-from benchmarks.timing import Sample, median, timed
+from benchmarks.timing import Sample, Session, in_turns, median
 from caas_data import DataLayer, Repository, tenant_scope
 
 TASKS = (
@@ -402,42 +403,43 @@ class OdmRun:
             return lambda i: side.nested_find(cities[i])
         raise ValueError(task)
 
-    async def batch(self, side: Side, task: str) -> Sample:
-        async with side.scope():
-            # Every batch starts from the same collector state: otherwise one contender pays
-            # for a full collection its predecessor's garbage triggered (bulk reads swung
-            # 2-3x between runs with it).
-            if task == "bulk read":
-                counted: list[int] = []
+    def session(self, side: Side, task: str) -> Session:
+        """`side`'s scope with the documents `task` works on, yielding its operation `i`."""
 
-                async def read(_: int) -> None:
-                    counted.append(await side.bulk_read())
+        @contextlib.asynccontextmanager
+        async def opened() -> AsyncIterator[Callable[[int], Awaitable[Any]]]:
+            async with side.scope():
+                if task == "bulk read":
+                    yield functools.partial(self._bulk_read, side)
+                else:
+                    yield self.op(side, task, await self.prepare_for(side, task))
 
-                gc.collect()
-                sample = await timed(1, read)
-                if counted != [self.bulk_docs]:  # a per-document figure needs the true count
-                    raise RuntimeError(
-                        f"{side.name}: the bulk read returned {counted[0]} documents, "
-                        f"expected {self.bulk_docs}"
-                    )
-                return Sample(self.bulk_docs, sample.wall, sample.cpu)
-            prepared = await self.prepare_for(side, task)
-            gc.collect()
-            return await timed(self.ops, self.op(side, task, prepared))
+        return opened
+
+    async def _bulk_read(self, side: Side, _: int) -> None:
+        count = await side.bulk_read()
+        if count != self.bulk_docs:  # a per-document figure needs the true count
+            raise RuntimeError(
+                f"{side.name}: the bulk read returned {count} documents, expected {self.bulk_docs}"
+            )
 
     async def iterate(self, tasks: tuple[str, ...], iterations: int) -> None:
-        """Interleave: every iteration runs each task on every contender, in a rotating order.
+        """Every iteration runs each task on every contender, operation by operation in turn.
 
         A first, untimed round warms caches, connections and pydantic's validators up.
         """
         for it in range(-1, iterations):
             for task in tasks:
-                order = self.sides[it % len(self.sides) :] + self.sides[: it % len(self.sides)]
-                for side in order:
-                    if side.tasks is not None and task not in side.tasks:
-                        continue
-                    sample = await self.batch(side, task)
-                    if it >= 0:
+                sides = [s for s in self.sides if s.tasks is None or task in s.tasks]
+                sessions = [self.session(side, task) for side in sides]
+                if task == "bulk read":
+                    # One long read each: every contender starts from a collected heap.
+                    samples = await in_turns(1, sessions, first=it, collect=True)
+                    samples = [Sample(self.bulk_docs, s.wall, s.cpu) for s in samples]
+                else:
+                    samples = await in_turns(self.ops, sessions, first=it)
+                if it >= 0:
+                    for side, sample in zip(sides, samples, strict=True):
                         self.samples.setdefault((task, side.name), []).append(sample)
 
     def results(self) -> dict[tuple[str, str], TaskResult]:

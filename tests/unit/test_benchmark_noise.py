@@ -1,7 +1,8 @@
 """A run says how noisy it was, and a floor target missed by less than that says so.
 
-Cells on a shared 2-CPU host move by up to 15% between runs of the same code; the report
-measures the movement of the baselines' own samples in the run and puts it beside the verdict.
+Cells on a shared 2-CPU host move between runs of the same code; the report measures how far
+the typed floor's ratio to raw PyMongo (code that did not change) moved between the run's
+iterations and puts it beside the verdict. Ratios pair the contenders iteration by iteration.
 """
 
 from __future__ import annotations
@@ -33,18 +34,36 @@ def _floor_target(report: Report) -> str:
     return target.detail
 
 
-def test_the_noise_is_the_median_half_range_of_the_baselines_samples() -> None:
-    report = _report((80.0, 100.0, 120.0), 120.0)  # the floor +/-20%, raw +/-10%
+def test_the_noise_is_the_half_range_of_the_floors_ratio_to_raw_by_iteration() -> None:
+    # raw 90/100/110, the floor 72/100/132: ratios 0.8, 1.0, 1.2 -> +/-20%
+    report = _report((72.0, 100.0, 132.0), 120.0)
     noise = report.noise()
-    assert noise is not None and abs(noise - 0.15) < 1e-9
-    assert "moved +/-15% between iterations" in report.markdown()
+    assert noise is not None and abs(noise - 0.2) < 1e-9
+    assert "moved +/-20% between iterations" in report.markdown()
     assert report.as_json()["noise"] == noise
 
 
+def test_a_speed_change_shared_by_an_iteration_is_no_noise() -> None:
+    report = _report((108.0, 120.0, 132.0), 120.0)  # always 1.2x raw: the host moved both
+    noise = report.noise()
+    assert noise is not None and noise < 1e-9
+
+
+def test_a_ratio_is_the_median_of_the_iterations_ratios() -> None:
+    report = _report((72.0, 100.0, 132.0), 120.0)
+    report.odm[("small create", "repo, pro")] = _result(180.0, 120.0, 121.0)
+    # by iteration: 2.0, 1.2, 1.1 -> 1.2 (the ratio of the medians would say 1.21)
+    ratio = report.ratio("small create", "repo, pro", "raw")
+    assert ratio is not None and abs(ratio - 1.2) < 1e-9
+    # a result without one sample per iteration: the ratio of the medians
+    assert report.ratio("small create", "beanie", "raw") == 3.0
+
+
 def test_a_miss_within_the_noise_says_so_and_a_larger_one_does_not() -> None:
-    within = _floor_target(_report((95.0, 100.0, 105.0), 120.0))  # missed by 4%, noise 7.5%
+    # raw 90/100/110, the floor 100 each time: ratios 1.11, 1.0, 0.91 -> noise +/-10%
+    within = _floor_target(_report((100.0, 100.0, 100.0), 120.0))  # 1.20x: missed by 4%
     assert within.startswith("worst 1.20x") and "missed by 4%" in within
-    assert "within this run's noise (+/-8%)" in within
+    assert "within this run's noise (+/-10%)" in within
     beyond = _floor_target(_report((95.0, 100.0, 105.0), 130.0))  # missed by 13%
     assert "missed by 13%" in beyond and "noise" not in beyond
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+import contextvars
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-from benchmarks.timing import interleaved_latencies
+import pytest
+
+from benchmarks.timing import Session, in_turns, interleaved_latencies
 
 
 def _recorder(name: str, calls: list[tuple[str, int]]) -> Callable[[int], Awaitable[None]]:
@@ -28,3 +32,72 @@ async def test_past_the_budget_each_op_still_gets_ten_calls() -> None:
     times = await interleaved_latencies(50, ops, budget=0.0)
     assert [len(t) for t in times] == [10, 10, 10]
     assert len(calls) == 30
+
+
+def _sessions(
+    names: str, calls: list[tuple[str, int]], opened: list[str], *, failing: str = ""
+) -> list[Session]:
+    def session(name: str) -> Session:
+        @contextlib.asynccontextmanager
+        async def opened_session() -> AsyncIterator[Callable[[int], Awaitable[None]]]:
+            opened.append(f"open {name}")
+            token = _WHO.set(name)
+            try:
+
+                async def op(i: int) -> None:
+                    if name == failing and i == 1:
+                        raise RuntimeError(f"{name} failed")
+                    calls.append((_WHO.get(), i))
+
+                yield op
+            finally:
+                _WHO.reset(token)
+                opened.append(f"close {name}")
+
+        return opened_session
+
+    return [session(name) for name in names]
+
+
+_WHO: contextvars.ContextVar[str] = contextvars.ContextVar("who")
+
+
+async def test_sessions_take_turns_op_by_op_each_in_its_own_context() -> None:
+    calls: list[tuple[str, int]] = []
+    opened: list[str] = []
+    samples = await in_turns(3, _sessions("abc", calls, opened), first=1)
+    # round i opens with session first + i; each op sees its own session's context
+    assert calls == [
+        ("b", 0), ("c", 0), ("a", 0),
+        ("c", 1), ("a", 1), ("b", 1),
+        ("a", 2), ("b", 2), ("c", 2),
+    ]  # fmt: skip
+    # every session opens before the first timed op and closes after its last
+    assert opened[:3] == ["open a", "open b", "open c"]
+    assert sorted(opened[3:]) == ["close a", "close b", "close c"]
+    assert [s.ops for s in samples] == [3, 3, 3]
+    assert all(s.cpu >= 0 and s.wall >= 0 for s in samples)
+    assert _WHO.get("nobody") == "nobody"  # the caller's context is untouched
+
+
+async def test_a_failing_op_raises_and_closes_every_session() -> None:
+    calls: list[tuple[str, int]] = []
+    opened: list[str] = []
+    with pytest.raises(RuntimeError, match="b failed"):
+        await in_turns(3, _sessions("ab", calls, opened, failing="b"))
+    # round 1 opens with b, which fails: nothing runs after it
+    assert calls == [("a", 0), ("b", 0)]
+    assert sorted(opened) == ["close a", "close b", "open a", "open b"]
+
+
+async def test_a_session_that_cannot_open_raises() -> None:
+    @contextlib.asynccontextmanager
+    async def broken() -> AsyncIterator[Callable[[int], Awaitable[None]]]:
+        raise LookupError("no such tenant")
+        yield _recorder("never", [])  # pragma: no cover
+
+    calls: list[tuple[str, int]] = []
+    opened: list[str] = []
+    with pytest.raises(LookupError, match="no such tenant"):
+        await in_turns(2, [*_sessions("a", calls, opened), broken])
+    assert calls == [] and sorted(opened) == ["close a", "open a"]
