@@ -426,6 +426,8 @@ class OdmRun:
     async def iterate(self, tasks: tuple[str, ...], iterations: int) -> None:
         """Every iteration runs each task on every contender, operation by operation in turn.
 
+        The contenders go in a new random order every round (seeded: the same in every run).
+
         A first, untimed round warms caches, connections and pydantic's validators up.
         """
         for it in range(-1, iterations):
@@ -437,7 +439,7 @@ class OdmRun:
                     samples = await in_turns(1, sessions, first=it, collect=True)
                     samples = [Sample(self.bulk_docs, s.wall, s.cpu) for s in samples]
                 else:
-                    samples = await in_turns(self.ops, sessions, first=it)
+                    samples = await in_turns(self.ops, sessions, shuffle=self.random)
                 if it >= 0:
                     for side, sample in zip(sides, samples, strict=True):
                         self.samples.setdefault((task, side.name), []).append(sample)

@@ -6,6 +6,7 @@ import asyncio
 import cProfile
 import gc
 import pstats
+import random
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -73,7 +74,12 @@ Session = Callable[[], AbstractAsyncContextManager[Callable[[int], Awaitable[obj
 
 
 async def in_turns(
-    count: int, sessions: list[Session], *, first: int = 0, collect: bool = False
+    count: int,
+    sessions: list[Session],
+    *,
+    first: int = 0,
+    shuffle: random.Random | None = None,
+    collect: bool = False,
 ) -> list[Sample]:
     """`count` operations of each session, the sessions taking turns operation by operation.
 
@@ -85,9 +91,12 @@ async def in_turns(
     Each session stays open, in a task of its own (its scope is a context variable), from
     before its first turn to after its last; only the operation itself is timed. Contender
     `first % len(sessions)` opens the first round, and the next one opens each following
-    round. `collect` runs a full garbage collection before every turn, untimed (for long
-    operations: one contender must not pay for the collection its predecessor's garbage
-    triggered); without it, collections fall on whichever operation allocates.
+    round; with `shuffle`, every round goes in an order of its own instead (a rotation keeps
+    each contender behind the same predecessor, whose leftovers, such as the server's work
+    after a write, it would always inherit). `collect` runs a full garbage collection before
+    every turn, untimed (for long operations: one contender must not pay for the collection
+    its predecessor's garbage triggered); without it, collections fall on whichever
+    operation allocates.
     """
     loop = asyncio.get_running_loop()
     inboxes: list[asyncio.Queue[tuple[int, asyncio.Future[None]] | None]] = [
@@ -124,11 +133,16 @@ async def in_turns(
         for k in range(len(sessions)):  # open every session (prepare), untimed
             await take_turn(k, -1)
         gc.collect()
+        order = list(range(len(sessions)))
         for i in range(count):
-            for j in range(len(sessions)):
+            if shuffle is None:
+                order = [(first + i + j) % len(sessions) for j in range(len(sessions))]
+            else:
+                shuffle.shuffle(order)
+            for k in order:
                 if collect:
                     gc.collect()
-                await take_turn((first + i + j) % len(sessions), i)
+                await take_turn(k, i)
         for inbox in inboxes:
             inbox.put_nowait(None)
         await asyncio.gather(*tasks)

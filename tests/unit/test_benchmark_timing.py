@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -101,3 +102,15 @@ async def test_a_session_that_cannot_open_raises() -> None:
     with pytest.raises(LookupError, match="no such tenant"):
         await in_turns(2, [*_sessions("a", calls, opened), broken])
     assert calls == [] and sorted(opened) == ["close a", "open a"]
+
+
+async def test_shuffled_rounds_give_every_session_one_turn_each() -> None:
+    calls: list[tuple[str, int]] = []
+    opened: list[str] = []
+    await in_turns(20, _sessions("abcd", calls, opened), shuffle=random.Random(3))
+    rounds = [[name for name, i in calls if i == r] for r in range(20)]
+    assert all(sorted(names) == list("abcd") for names in rounds)
+    # the order changes between rounds: no session always follows the same one
+    assert len({tuple(names) for names in rounds}) > 1
+    followers = {names[names.index("a") + 1] for names in rounds if names[-1] != "a"}
+    assert len(followers) > 1
