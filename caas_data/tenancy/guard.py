@@ -25,12 +25,13 @@ from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import OperationFailure
 from pymongo.results import InsertManyResult, InsertOneResult
 
 from caas_data.clock import write_stamp
 from caas_data.driver_errors import translate_driver_errors
 from caas_data.engine.sessions import current_session, current_write_concern
-from caas_data.engine.write_conflicts import retry_write_conflicts
+from caas_data.engine.write_conflicts import after_write_conflict, retry_write_conflicts
 from caas_data.errors import DocumentValidationError, UnsafeOperation
 from caas_data.tenancy.bulk_requests import BulkRequest
 from caas_data.tenancy.change_streams import change_stream_stages, records_pre_images
@@ -432,10 +433,13 @@ class GuardedCollection:
             if self._cipher is not None:  # the hot path: no coroutine for the no-op steps
                 query = await self._sealed_filter(query)
                 body = await self._sealed_update(body)
-            return await retry_write_conflicts(
-                lambda: self._writer(options).update_one(query, body, **options),
-                options["session"],
-            )
+            writer = self._writer(options)
+            try:  # the first attempt awaited here: no retry coroutine on the hot path
+                return await writer.update_one(query, body, **options)
+            except OperationFailure as exc:
+                return await after_write_conflict(
+                    exc, lambda: writer.update_one(query, body, **options), options["session"]
+                )
 
     async def update_many(self, filter: Any, update: Any, **kwargs: Any) -> Any:
         """`update_many` within the tenant; bumps `__v` and `updated_at` on every match."""
@@ -467,16 +471,19 @@ class GuardedCollection:
         )
         options = self._session(kwargs)
         with self._errors():
-            query = await self._sealed_filter(query)
             body: Any
             if self._cipher is None:  # encoded once: the walk only if the bytes hold a `$ref`
                 body = self._encoded_replacement(new)
             else:
+                query = await self._sealed_filter(query)
                 body = await self._sealed_document(self._references(new))
             writer = self._writer(options)
-            return await retry_write_conflicts(
-                lambda: writer.replace_one(query, body, **options), options["session"]
-            )
+            try:  # as in update_one
+                return await writer.replace_one(query, body, **options)
+            except OperationFailure as exc:
+                return await after_write_conflict(
+                    exc, lambda: writer.replace_one(query, body, **options), options["session"]
+                )
 
     async def delete_one(self, filter: Any, **kwargs: Any) -> Any:
         """`delete_one` (a hard delete) within the tenant; soft-deleted documents included."""
