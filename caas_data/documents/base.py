@@ -10,6 +10,7 @@ reach the scope's tenant and nobody rebinds classes per request.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -402,11 +403,12 @@ class BaseDocument(Document):
     @classmethod
     def get_settings(cls) -> DocumentSettings:
         """Beanie's settings of the class (Beanie's defaults for an abstract base)."""
+        own = cls.__dict__  # Beanie asks 3-4 times a call: no helper call on its way
+        settings = own.get("_document_settings")
+        if settings is not None and not own.get("caas_abstract"):  # set by init_beanie
+            return settings  # type: ignore[no-any-return]  # mypy: a mappingproxy value
         if is_abstract(cls):
             return abstract_settings(cls)
-        settings = cls.__dict__.get("_document_settings")  # Beanie asks ~10 times a save
-        if settings is not None:  # set by init_beanie on this class
-            return settings  # type: ignore[no-any-return]  # mypy: a mappingproxy value
         try:
             return super().get_settings()
         except CollectionWasNotInitialized as exc:
@@ -500,18 +502,18 @@ class BaseDocument(Document):
                 document_type=type(self),
             )
 
-        async def write() -> None:
-            if bulk_writer is None and bare_writes(type(self)):
-                await replace_directly(self, session)
-                return
-            await super(BaseDocument, self).replace(
+        write: Callable[[], Awaitable[Any]]
+        if bulk_writer is None and bare_writes(type(self)):
+            write = functools.partial(replace_directly, self, session)
+        else:
+            write = functools.partial(
+                super().replace,
                 ignore_revision=ignore_revision,
                 session=session,
                 bulk_writer=bulk_writer,
                 link_rule=link_rule,
                 skip_actions=skip_actions,
             )
-
         return await _installed().run_stored_write(
             self, write, session=session, deferred=bool(bulk_writer), force=ignore_revision
         )
@@ -537,7 +539,7 @@ class BaseDocument(Document):
             "bulk_writer": bulk_writer,
         }
         if bulk_writer is None and bare_writes(type(self)):
-            return await self._save(options)
+            return await _installed().save_document(self, **options)  # `_save()`, inlined
         return await self._save_with_wrappers(options, **kwargs)
 
     async def _save(self, options: dict[str, Any], **_: Any) -> Self:
