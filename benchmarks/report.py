@@ -75,13 +75,14 @@ class Report:
         """`side`'s CPU per op over `base`'s: the median of their ratios iteration by iteration.
 
         The contenders of an iteration take turns operation by operation, so they share the
-        host's speed of the moment; a ratio per iteration cancels it out. Results without
-        one sample per iteration each fall back to the ratio of the medians.
+        host's speed of the moment; a ratio per iteration cancels it out. A bulk read (one
+        long read each), and results without one sample per iteration each, compare their
+        figures (`OdmRun.results`: the fastest bulk read, else the median).
         """
         mine, theirs = self.odm.get((task, side)), self.odm.get((task, base))
         if mine is None or theirs is None or not theirs.cpu_us_per_op:
             return None
-        paired = _per_iteration_ratios(mine, theirs)
+        paired = _per_iteration_ratios(mine, theirs) if task in SINGLE_TASKS else []
         return median(paired) if paired else mine.cpu_us_per_op / theirs.cpu_us_per_op
 
     def noise(self) -> float | None:
@@ -236,7 +237,8 @@ class Report:
             "",
             "Client CPU per operation (time.process_time of the benchmark process) / raw "
             "PyMongo async; bulk read per document. In every iteration the contenders take "
-            "turns operation by operation; a ratio is the median of its iterations' ratios.",
+            "turns operation by operation; a ratio is the median of its iterations' ratios "
+            "(bulk read: of the fastest reads).",
             "",
             "Every contender stores the same documents: the task's fields plus the schema's "
             "standard fields (`tenant_id`, `schema_version`, `created_at`, `updated_at`, `__v`). "

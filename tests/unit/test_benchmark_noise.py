@@ -7,7 +7,7 @@ iterations and puts it beside the verdict. Ratios pair the contenders iteration 
 
 from __future__ import annotations
 
-from benchmarks.odm import TaskResult
+from benchmarks.odm import OdmRun, TaskResult
 from benchmarks.report import Report
 from benchmarks.timing import Sample
 
@@ -74,3 +74,21 @@ def test_a_run_of_single_samples_claims_no_noise() -> None:
         report.odm[(task, "raw")] = _result(100.0)
     assert report.noise() is None
     assert "noise" not in report.markdown() and "noise" not in _floor_target(report)
+
+
+def test_a_bulk_read_counts_its_fastest_read_and_a_single_task_its_median() -> None:
+    odm = OdmRun([], ops=10, bulk_docs=100)
+    for task, scale in (("bulk read", 100), ("find by id", 10)):
+        odm.samples[(task, "raw")] = [Sample(scale, 1.0, us * scale / 1e6) for us in (9, 6, 12)]
+        odm.samples[(task, "repo, shared")] = [
+            Sample(scale, 1.0, us * scale / 1e6) for us in (24, 12, 20)
+        ]
+    results = odm.results()
+    assert abs(results[("bulk read", "raw")].cpu_us_per_op - 6.0) < 1e-9
+    assert abs(results[("find by id", "raw")].cpu_us_per_op - 9.0) < 1e-9
+    report = Report("unit", {"cpus": 2}, {"kind": "unit"}, {})
+    report.odm = results
+    bulk = report.ratio("bulk read", "repo, shared", "raw")
+    assert bulk is not None and abs(bulk - 2.0) < 1e-9  # 12 / 6, not the paired 2.67, 2, 1.67
+    single = report.ratio("find by id", "repo, shared", "raw")
+    assert single is not None and abs(single - 2.0) < 1e-9  # median of 2.67, 2.0, 1.67

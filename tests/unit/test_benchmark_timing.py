@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import gc
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -79,6 +80,7 @@ async def test_sessions_take_turns_op_by_op_each_in_its_own_context() -> None:
     assert [s.ops for s in samples] == [3, 3, 3]
     assert all(s.cpu >= 0 and s.wall >= 0 for s in samples)
     assert _WHO.get("nobody") == "nobody"  # the caller's context is untouched
+    assert gc.get_freeze_count() == 0  # the heap frozen for the turns is handed back
 
 
 async def test_a_failing_op_raises_and_closes_every_session() -> None:
@@ -89,6 +91,7 @@ async def test_a_failing_op_raises_and_closes_every_session() -> None:
     # round 1 opens with b, which fails: nothing runs after it
     assert calls == [("a", 0), ("b", 0)]
     assert sorted(opened) == ["close a", "close b", "open a", "open b"]
+    assert gc.get_freeze_count() == 0
 
 
 async def test_a_session_that_cannot_open_raises() -> None:
