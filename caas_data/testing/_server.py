@@ -70,6 +70,7 @@ _EMBEDDED_VERSION = "0.7.0b3"
 _REPLICA_SET = "rs0"
 _DOCKER_PROBE_TIMEOUT_S = 5.0
 _PORT_IN_USE_RETRIES = 3
+_EMBEDDED_MAX_IDLE_MS = 240_000  # the embedded server closes connections idle for 300 s
 _WATCHDOG = Path(__file__).with_name("_watchdog.py")
 _WATCHDOG_STAND_DOWN = b"s"
 # Signals whose default action kills the process without running atexit. SIGINT is not
@@ -253,9 +254,12 @@ class TestServer:
             # retryWrites=false: SecantusDB slows down ~9x after ~10k retryable writes.
             # connectTimeoutMS: the driver's monitor times its checks with it; a check that
             # times out (a busy machine pausing the server) cancels every operation in flight.
+            # maxIdleTimeMS: the server closes a connection idle for 300 s; the pool must drop
+            # it first (a benchmark's baseline client, idle through the tenancy figures on a
+            # slow host, failed its clean-up on a closed connection).
             uri = (
                 f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
-                "&connectTimeoutMS=60000"
+                f"&connectTimeoutMS=60000&maxIdleTimeMS={_EMBEDDED_MAX_IDLE_MS}"
             )
             fd, log_name = tempfile.mkstemp(prefix="caas-secantusd-", suffix=".log")
             self._log_path = Path(log_name)
@@ -345,7 +349,7 @@ class RestartableServer:
         self.port = _free_loopback_port()
         self.uri = (
             f"mongodb://127.0.0.1:{self.port}/?directConnection=true&retryWrites=false"
-            "&connectTimeoutMS=2000"
+            f"&connectTimeoutMS=2000&maxIdleTimeMS={_EMBEDDED_MAX_IDLE_MS}"
         )
         self._args = ["--enable-test-commands"] + (["--sync-on-commit"] if sync_on_commit else [])
         self._helper = TestServer(startup_timeout=startup_timeout)

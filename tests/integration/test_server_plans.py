@@ -10,6 +10,7 @@ stay correct there; only their cost differs. The layer does not build on it eith
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -44,3 +45,13 @@ async def test_a_read_by_id_is_planned_on_the_id_index_except_on_the_embedded_se
         assert stages == ["COLLSCAN"], "the embedded server now uses an index: update the README"
     else:
         assert "IXSCAN" in stages and "COLLSCAN" not in stages
+
+
+def test_the_pool_drops_a_connection_before_the_embedded_server_closes_it(
+    caas_server: ServerHandle,
+) -> None:
+    """The embedded server closes a connection idle for 300 s (no flag changes it)."""
+    if caas_server.kind != "embedded":
+        pytest.skip("a limit of the embedded server only")
+    options = dict(parse_qsl(urlsplit(caas_server.uri).query))
+    assert 0 < int(options["maxIdleTimeMS"]) < 300_000
