@@ -85,8 +85,8 @@ async def in_turns(
 
     The host's CPU runs at one speed for tens to hundreds of milliseconds, then at about half
     of it (measured: a fixed loop took 1.2 or 2.1 ms by phase). A batch of one contender's
-    operations fell within one phase or another, so a contender's figure moved by 30% between
-    iterations. Taking turns call by call, every contender runs in the same phases.
+    operations fell within one phase or another, so a contender's figure moved by 16-33%
+    between iterations. Taking turns call by call, every contender runs in the same phases.
 
     Each session stays open, in a task of its own (its scope is a context variable), from
     before its first turn to after its last; only the operation itself is timed. Contender
@@ -133,8 +133,7 @@ async def in_turns(
         for k in range(len(sessions)):  # open every session (prepare), untimed
             await take_turn(k, -1)
         # The benchmark's own heap (data sets, results, Beanie's state) out of the collector's
-        # sight: a full collection costs what the contenders allocated, not what the run kept
-        # (a bulk read that triggered one read 1.5-2x slower than the same read without).
+        # sight: a full collection costs what the contenders allocated, not what the run kept.
         gc.collect()
         gc.freeze()
         order = list(range(len(sessions)))
