@@ -436,7 +436,7 @@ class OdmRun:
                 sessions = [self.session(side, task) for side in sides]
                 if task == "bulk read":
                     # One long read each: every contender starts from a collected heap.
-                    samples = await in_turns(1, sessions, first=it, collect=True)
+                    samples = await in_turns(1, sessions, shuffle=self.random, collect=True)
                     samples = [Sample(self.bulk_docs, s.wall, s.cpu) for s in samples]
                 else:
                     samples = await in_turns(self.ops, sessions, shuffle=self.random)

@@ -55,7 +55,7 @@ class Profile:
     """How big a run is."""
 
     name: str
-    ops: int  # operations per timed batch of a single-document task
+    ops: int  # operations per contender and iteration of a single-document task
     iterations: int
     bulk_docs: int
     directory_sizes: tuple[int, ...]

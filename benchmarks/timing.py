@@ -77,8 +77,7 @@ async def in_turns(
     count: int,
     sessions: list[Session],
     *,
-    first: int = 0,
-    shuffle: random.Random | None = None,
+    shuffle: random.Random,
     collect: bool = False,
 ) -> list[Sample]:
     """`count` operations of each session, the sessions taking turns operation by operation.
@@ -89,11 +88,10 @@ async def in_turns(
     between iterations. Taking turns call by call, every contender runs in the same phases.
 
     Each session stays open, in a task of its own (its scope is a context variable), from
-    before its first turn to after its last; only the operation itself is timed. Contender
-    `first % len(sessions)` opens the first round, and the next one opens each following
-    round; with `shuffle`, every round goes in an order of its own instead (a rotation keeps
-    each contender behind the same predecessor, whose leftovers, such as the server's work
-    after a write, it would always inherit). `collect` runs a full garbage collection before
+    before its first turn to after its last; only the operation itself is timed. Every round
+    goes in an order of its own, drawn from `shuffle` (a rotation kept each contender behind
+    the same predecessor, whose leftovers, such as the server's work after a write, it
+    always inherited). `collect` runs a full garbage collection before
     every turn, untimed (for long operations: one contender must not pay for the collection
     its predecessor's garbage triggered); without it, collections fall on whichever
     operation allocates.
@@ -138,10 +136,7 @@ async def in_turns(
         gc.freeze()
         order = list(range(len(sessions)))
         for i in range(count):
-            if shuffle is None:
-                order = [(first + i + j) % len(sessions) for j in range(len(sessions))]
-            else:
-                shuffle.shuffle(order)
+            shuffle.shuffle(order)
             for k in order:
                 if collect:
                     gc.collect()

@@ -64,16 +64,21 @@ def _sessions(
 _WHO: contextvars.ContextVar[str] = contextvars.ContextVar("who")
 
 
+def _drawn_rounds(names: str, count: int, *, seed: int) -> list[tuple[str, int]]:
+    """The calls `in_turns` makes with `random.Random(seed)`: each round's order, in turn."""
+    generator, order, calls = random.Random(seed), list(range(len(names))), []
+    for i in range(count):
+        generator.shuffle(order)
+        calls += [(names[k], i) for k in order]
+    return calls
+
+
 async def test_sessions_take_turns_op_by_op_each_in_its_own_context() -> None:
     calls: list[tuple[str, int]] = []
     opened: list[str] = []
-    samples = await in_turns(3, _sessions("abc", calls, opened), first=1)
-    # round i opens with session first + i; each op sees its own session's context
-    assert calls == [
-        ("b", 0), ("c", 0), ("a", 0),
-        ("c", 1), ("a", 1), ("b", 1),
-        ("a", 2), ("b", 2), ("c", 2),
-    ]  # fmt: skip
+    samples = await in_turns(3, _sessions("abc", calls, opened), shuffle=random.Random(1))
+    # every round in the order the seeded generator draws; each op in its own session's context
+    assert calls == _drawn_rounds("abc", 3, seed=1)
     # every session opens before the first timed op and closes after its last
     assert opened[:3] == ["open a", "open b", "open c"]
     assert sorted(opened[3:]) == ["close a", "close b", "close c"]
@@ -87,9 +92,10 @@ async def test_a_failing_op_raises_and_closes_every_session() -> None:
     calls: list[tuple[str, int]] = []
     opened: list[str] = []
     with pytest.raises(RuntimeError, match="b failed"):
-        await in_turns(3, _sessions("ab", calls, opened, failing="b"))
-    # round 1 opens with b, which fails: nothing runs after it
-    assert calls == [("a", 0), ("b", 0)]
+        await in_turns(3, _sessions("ab", calls, opened, failing="b"), shuffle=random.Random(2))
+    # round 0 whole, then round 1 up to b, which fails: nothing runs after it
+    drawn = _drawn_rounds("ab", 3, seed=2)
+    assert calls == drawn[: drawn.index(("b", 1))]
     assert sorted(opened) == ["close a", "close b", "open a", "open b"]
     assert gc.get_freeze_count() == 0
 
@@ -103,7 +109,7 @@ async def test_a_session_that_cannot_open_raises() -> None:
     calls: list[tuple[str, int]] = []
     opened: list[str] = []
     with pytest.raises(LookupError, match="no such tenant"):
-        await in_turns(2, [*_sessions("a", calls, opened), broken])
+        await in_turns(2, [*_sessions("a", calls, opened), broken], shuffle=random.Random(0))
     assert calls == [] and sorted(opened) == ["close a", "open a"]
 
 
