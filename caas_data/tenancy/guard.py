@@ -15,6 +15,7 @@ names a logical collection of the tenant (`tenancy/references.py`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -433,13 +434,11 @@ class GuardedCollection:
             if self._cipher is not None:  # the hot path: no coroutine for the no-op steps
                 query = await self._sealed_filter(query)
                 body = await self._sealed_update(body)
-            writer = self._writer(options)
+            attempt = functools.partial(self._writer(options).update_one, query, body, **options)
             try:  # the first attempt awaited here: no retry coroutine on the hot path
-                return await writer.update_one(query, body, **options)
+                return await attempt()
             except OperationFailure as exc:
-                return await after_write_conflict(
-                    exc, lambda: writer.update_one(query, body, **options), options["session"]
-                )
+                return await after_write_conflict(exc, attempt, options["session"])
 
     async def update_many(self, filter: Any, update: Any, **kwargs: Any) -> Any:
         """`update_many` within the tenant; bumps `__v` and `updated_at` on every match."""
@@ -477,13 +476,11 @@ class GuardedCollection:
             else:
                 query = await self._sealed_filter(query)
                 body = await self._sealed_document(self._references(new))
-            writer = self._writer(options)
+            attempt = functools.partial(self._writer(options).replace_one, query, body, **options)
             try:  # as in update_one
-                return await writer.replace_one(query, body, **options)
+                return await attempt()
             except OperationFailure as exc:
-                return await after_write_conflict(
-                    exc, lambda: writer.replace_one(query, body, **options), options["session"]
-                )
+                return await after_write_conflict(exc, attempt, options["session"])
 
     async def delete_one(self, filter: Any, **kwargs: Any) -> Any:
         """`delete_one` (a hard delete) within the tenant; soft-deleted documents included."""
