@@ -403,12 +403,11 @@ class BaseDocument(Document):
     @classmethod
     def get_settings(cls) -> DocumentSettings:
         """Beanie's settings of the class (Beanie's defaults for an abstract base)."""
-        own = cls.__dict__  # Beanie asks 3-4 times a call: no helper call on its way
-        settings = own.get("_document_settings")
-        if settings is not None and not own.get("caas_abstract"):  # set by init_beanie
-            return settings  # type: ignore[no-any-return]  # mypy: a mappingproxy value
         if is_abstract(cls):
             return abstract_settings(cls)
+        settings = cls.__dict__.get("_document_settings")  # Beanie asks 3-4 times a call
+        if settings is not None:  # set by init_beanie on this class
+            return settings  # type: ignore[no-any-return]  # mypy: a mappingproxy value
         try:
             return super().get_settings()
         except CollectionWasNotInitialized as exc:
