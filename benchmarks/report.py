@@ -318,8 +318,8 @@ class Report:
             )
             if "calls_ratio" in t.overhead:
                 lines.append(
-                    f"- the same, in Python function calls per operation (deterministic): "
-                    f"{t.overhead['on_calls']:.0f} against {t.overhead['off_calls']:.0f} "
+                    "- the same, in Python function calls per operation (a count, steadier than "
+                    f"time): {t.overhead['on_calls']:.0f} against {t.overhead['off_calls']:.0f} "
                     f"({t.overhead['calls_ratio']:.3f}x)"
                 )
         for model, seconds in t.provision.items():

@@ -164,10 +164,11 @@ def median(values: list[float]) -> float:
 
 
 async def python_calls(ops: int, op: Callable[[int], Awaitable[object]]) -> float:
-    """Python function calls per operation (cProfile's count): deterministic, unlike CPU time.
+    """Python function calls per operation (cProfile's count): steadier than CPU time.
 
-    A coroutine counts once per resumption. On a noisy host a difference of a few percent in
-    CPU time drowns in the noise of the batches; the calls a path makes do not.
+    A coroutine counts once per resumption, so a loaded server (replies read in more pieces)
+    adds a few calls to every coroutine layer: counts moved by about 1-2% between runs on a
+    loaded host, against far more for CPU time. Compare counts from one run.
     """
     profile = cProfile.Profile()
     profile.enable()
